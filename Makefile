@@ -1,0 +1,65 @@
+# mosquitto-tokens. `make` builds the plugin; `make test` installs what is
+# missing (Debian packages), builds and runs every test.
+
+CC ?= cc
+BUILD := build
+PYTHON := /usr/bin/python3
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude
+LDLIBS := -lcjson -lcrypto -lz -lmosquitto
+
+# Everything except the broker entry points and glue: the unit tests link it.
+CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
+	plugin/state_format.c plugin/persist.c plugin/fields.c plugin/control.c \
+	plugin/commands_tokens.c plugin/commands_roles.c
+BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c
+CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
+BROKER_OBJECTS := $(BROKER_SOURCES:%.c=$(BUILD)/%.o)
+
+UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(filter-out test/unit/test_support.c,$(wildcard test/unit/test_*.c)))
+
+PLUGIN := $(BUILD)/mosquitto_tokens.so
+
+# Debian packages the build and the tests need.
+DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev \
+	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
+	python3-pytest python3-paho-mqtt
+
+.PHONY: all deps test unit-test integration-test clean
+
+all: $(PLUGIN)
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(PLUGIN): $(CORE_OBJECTS) $(BROKER_OBJECTS)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/test/%: test/unit/%.c test/unit/test_support.c $(CORE_OBJECTS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itest/unit -o $@ $< test/unit/test_support.c $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# Installs the Debian packages that are missing (CI runs as root on a clean machine).
+deps:
+	@missing=$$(for p in $(DEPENDENCIES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+unit-test: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+integration-test: $(PLUGIN)
+	$(PYTHON) -m pytest -q test/integration
+
+test: deps
+	$(MAKE) all unit-test
+	$(MAKE) integration-test
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,60 @@
+/*
+ * What a command handler sees: the command's JSON object, the response it
+ * fills, who asked and when. Handlers report failure with command_fail and
+ * success with command_reply; a handler that changes the store calls
+ * command_commit and undoes its change in memory if that fails.
+ */
+#ifndef COMMAND_H
+#define COMMAND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "tokens_plugin.h"
+
+enum command_code {
+	CODE_INVALID,
+	CODE_NOT_FOUND,
+	CODE_EXISTS,
+	CODE_IN_USE,
+	CODE_LIMIT,
+	CODE_STORAGE,
+	CODE_INTERNAL,
+};
+
+struct command_context {
+	struct tokens_plugin *plugin;
+	const char *requester;
+	int64_t now;
+	const cJSON *command;
+	cJSON *response;
+	bool failed;
+};
+
+typedef void (*command_handler)(struct command_context *context);
+
+/* Sets the response's "error" (a sentence) and "code". Returns false so a
+ * handler can write `return command_fail(...)` from a bool helper. */
+bool command_fail(struct command_context *context, enum command_code code, const char *format, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Attaches data (taken over) to the response; NULL data means out of memory. */
+void command_reply(struct command_context *context, cJSON *data);
+/* Saves the store; on failure the response says why (code storage). */
+bool command_commit(struct command_context *context);
+/* "tokens: <requester> | <command> | <details>" at notice level. */
+void command_log_change(struct command_context *context, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void command_create_token(struct command_context *context);
+void command_list_tokens(struct command_context *context);
+void command_get_token(struct command_context *context);
+void command_revoke_token(struct command_context *context);
+void command_create_role(struct command_context *context);
+void command_get_role(struct command_context *context);
+void command_list_roles(struct command_context *context);
+void command_delete_role(struct command_context *context);
+void command_add_role_acl(struct command_context *context);
+void command_remove_role_acl(struct command_context *context);
+
+#endif

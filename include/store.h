@@ -1,0 +1,114 @@
+/*
+ * The in-memory store: tokens indexed by hash and by name, roles by name,
+ * each an O(1) uthash lookup. It owns no I/O and no policy; commands decide
+ * what may change, persistence decides how a change reaches the disk.
+ *
+ * A role counts the tokens that use it, so "is this role in use" is O(1).
+ * A role's ACLs are kept per ACL type, highest priority first, so that
+ * evaluating an ACL check walks only the list that can answer it.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "token_format.h"
+
+#define NAME_MAX_CHARS 30
+#define ROLENAME_MAX_CHARS 64
+#define TIME_NEVER 0   /* lastUsed before the first login */
+
+enum acl_type {
+	ACL_PUBLISH_CLIENT_SEND,
+	ACL_PUBLISH_CLIENT_RECEIVE,
+	ACL_SUBSCRIBE_LITERAL,
+	ACL_SUBSCRIBE_PATTERN,
+	ACL_UNSUBSCRIBE_LITERAL,
+	ACL_UNSUBSCRIBE_PATTERN,
+	ACL_TYPE_COUNT
+};
+
+struct role_acl {
+	struct role_acl *next;
+	char *topic;
+	int priority;
+	bool allow;
+	enum acl_type type;
+};
+
+struct role {
+	char *name;
+	struct role_acl *acls[ACL_TYPE_COUNT];
+	size_t acl_count;
+	size_t token_count;
+	UT_hash_handle hh;
+};
+
+struct token {
+	unsigned char hash[TOKEN_HASH_LEN];
+	char *name;
+	char *requested_by;
+	struct role *role;
+	int64_t issued_at;
+	int64_t valid_until;
+	int64_t last_used;
+	UT_hash_handle hh_hash;
+	UT_hash_handle hh_name;
+};
+
+struct store {
+	struct token *tokens_by_hash;
+	struct token *tokens_by_name;
+	struct role *roles;
+};
+
+const char *acl_type_name(enum acl_type type);
+bool acl_type_from_name(const char *name, enum acl_type *type);
+
+/* Names: 1..max_chars code points of valid UTF-8, no control characters,
+ * no leading or trailing space. Returns NULL if valid, else the reason. */
+const char *name_problem(const char *name, size_t max_chars);
+
+void store_init(struct store *store);
+void store_clear(struct store *store);
+
+size_t store_token_count(const struct store *store);
+size_t store_role_count(const struct store *store);
+
+/* Token constructors copy their strings; NULL when out of memory. */
+struct token *token_new(const char *name, const char *requested_by,
+		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
+		int64_t valid_until, int64_t last_used);
+void token_free(struct token *token);
+
+struct token *store_find_token_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN]);
+struct token *store_find_token_by_name(const struct store *store, const char *name);
+/* The caller has checked that name and hash are free; the store takes the token. */
+void store_link_token(struct store *store, struct token *token, struct role *role);
+/* Removes the token from the indexes without freeing it (so it can be linked back). */
+void store_unlink_token(struct store *store, struct token *token);
+
+/* Every token, ordered by issuedAt then name; the caller frees the array. */
+struct token **store_sorted_tokens(const struct store *store, size_t *count);
+
+struct role *role_new(const char *name);
+void role_free(struct role *role);
+struct role *store_find_role(const struct store *store, const char *name);
+void store_link_role(struct store *store, struct role *role);
+void store_unlink_role(struct store *store, struct role *role);
+/* Every role, ordered by name; the caller frees the array. */
+struct role **store_sorted_roles(const struct store *store, size_t *count);
+
+struct role_acl *role_acl_new(enum acl_type type, const char *topic, int priority, bool allow);
+struct role_acl *role_find_acl(const struct role *role, enum acl_type type, const char *topic);
+/* Inserts after the ACLs of equal or higher priority, so insertion order breaks ties. */
+void role_link_acl(struct role *role, struct role_acl *acl);
+/* Returns the ACL before the removed one (NULL when it was first), for role_relink_acl. */
+struct role_acl *role_unlink_acl(struct role *role, struct role_acl *acl);
+void role_relink_acl(struct role *role, struct role_acl *acl, struct role_acl *previous);
+void role_acl_free(struct role_acl *acl);
+
+#endif

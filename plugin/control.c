@@ -1,0 +1,219 @@
+/*
+ * The control protocol's request loop: parse the payload, run each command
+ * through the table below, collect one response per command. The table is
+ * where a reader starts; a new command is one row and one handler.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mosquitto.h>
+
+#include "command.h"
+#include "control.h"
+#include "fields.h"
+
+static const struct {
+	const char *name;
+	command_handler handler;
+} commands[] = {
+	{"createToken", command_create_token},
+	{"listTokens", command_list_tokens},
+	{"getToken", command_get_token},
+	{"revokeToken", command_revoke_token},
+	{"createRole", command_create_role},
+	{"getRole", command_get_role},
+	{"listRoles", command_list_roles},
+	{"deleteRole", command_delete_role},
+	{"addRoleACL", command_add_role_acl},
+	{"removeRoleACL", command_remove_role_acl},
+};
+
+static const char *const code_names[] = {
+	[CODE_INVALID] = "invalid",
+	[CODE_NOT_FOUND] = "notFound",
+	[CODE_EXISTS] = "exists",
+	[CODE_IN_USE] = "inUse",
+	[CODE_LIMIT] = "limit",
+	[CODE_STORAGE] = "storage",
+	[CODE_INTERNAL] = "internal",
+};
+
+bool command_fail(struct command_context *context, enum command_code code, const char *format, ...)
+{
+	char message[512];
+	va_list args;
+	va_start(args, format);
+	vsnprintf(message, sizeof(message), format, args);
+	va_end(args);
+
+	if(!context->failed){
+		context->failed = true;
+		cJSON_DeleteItemFromObjectCaseSensitive(context->response, "data");
+		cJSON_AddStringToObject(context->response, "error", message);
+		cJSON_AddStringToObject(context->response, "code", code_names[code]);
+	}
+	return false;
+}
+
+void command_reply(struct command_context *context, cJSON *data)
+{
+	if(data == NULL){
+		command_fail(context, CODE_INTERNAL, "Out of memory");
+		return;
+	}
+	if(!cJSON_AddItemToObject(context->response, "data", data)){
+		cJSON_Delete(data);
+		command_fail(context, CODE_INTERNAL, "Out of memory");
+	}
+}
+
+bool command_commit(struct command_context *context)
+{
+	char error[512];
+	if(!persist_save(context->plugin->persist, &context->plugin->store, error, sizeof(error))){
+		context->plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
+		return command_fail(context, CODE_STORAGE, "The change could not be saved, nothing was changed: %s", error);
+	}
+	if(error[0]){
+		context->plugin->log(MOSQ_LOG_WARNING, "tokens: %s", error);
+	}
+	return true;
+}
+
+void command_log_change(struct command_context *context, const char *format, ...)
+{
+	char details[512];
+	va_list args;
+	va_start(args, format);
+	vsnprintf(details, sizeof(details), format, args);
+	va_end(args);
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(context->command, "command");
+	context->plugin->log(MOSQ_LOG_NOTICE, "tokens: %s | %s | %s",
+			context->requester, name->valuestring, details);
+}
+
+static command_handler find_handler(const char *name)
+{
+	for(size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++){
+		if(strcmp(commands[i].name, name) == 0){
+			return commands[i].handler;
+		}
+	}
+	return NULL;
+}
+
+static cJSON *error_response(const char *command, const char *code, const char *message)
+{
+	cJSON *response = cJSON_CreateObject();
+	if(response){
+		cJSON_AddStringToObject(response, "command", command);
+		cJSON_AddStringToObject(response, "error", message);
+		cJSON_AddStringToObject(response, "code", code);
+	}
+	return response;
+}
+
+static void run_command(struct tokens_plugin *plugin, const char *requester, int64_t now,
+		const cJSON *command, cJSON *response)
+{
+	struct command_context context = {
+		.plugin = plugin, .requester = requester, .now = now,
+		.command = command, .response = response,
+	};
+	const char *name;
+	const char *correlation = NULL;
+
+	const cJSON *name_item = cJSON_GetObjectItemCaseSensitive(command, "command");
+	bool name_usable = cJSON_IsString(name_item) && !strchr(name_item->valuestring, FIELD_NUL_MARKER);
+	cJSON_AddStringToObject(response, "command", name_usable ? name_item->valuestring : "Unknown command");
+	/* Echoed before any check, so that even a refused command can be matched. */
+	const cJSON *correlation_item = cJSON_GetObjectItemCaseSensitive(command, "correlationData");
+	if(cJSON_IsString(correlation_item) && !strchr(correlation_item->valuestring, FIELD_NUL_MARKER)){
+		cJSON_AddStringToObject(response, "correlationData", correlation_item->valuestring);
+	}
+	if(!field_string(&context, "command", &name)
+			|| !field_optional_string(&context, "correlationData", &correlation)){
+		return;
+	}
+	command_handler handler = find_handler(name);
+	if(handler == NULL){
+		command_fail(&context, CODE_INVALID, "Unknown command '%s'", name);
+		return;
+	}
+	handler(&context);
+}
+
+/* Copies the payload, replacing each escaped NUL inside a string with
+ * FIELD_NUL_MARKER: cJSON would otherwise end the string there silently. */
+static char *mark_escaped_nuls(const char *payload, size_t length, size_t *marked_length)
+{
+	char *copy = malloc(length + 1);
+	if(copy == NULL){
+		return NULL;
+	}
+	bool in_string = false;
+	size_t out = 0;
+	for(size_t i = 0; i < length; i++){
+		char c = payload[i];
+		if(in_string && c == '\\' && i + 1 < length){
+			if(i + 5 < length && payload[i + 1] == 'u' && memcmp(payload + i + 2, "0000", 4) == 0){
+				copy[out++] = FIELD_NUL_MARKER;
+				i += 5;
+			}else{
+				copy[out++] = c;
+				copy[out++] = payload[++i];
+			}
+			continue;
+		}
+		if(c == '"'){
+			in_string = !in_string;
+		}
+		copy[out++] = c;
+	}
+	copy[out] = '\0';
+	*marked_length = out;
+	return copy;
+}
+
+cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requester,
+		const char *payload, size_t payload_len)
+{
+	cJSON *reply = cJSON_CreateObject();
+	cJSON *responses = cJSON_AddArrayToObject(reply, "responses");
+	size_t marked_len = 0;
+	char *marked = mark_escaped_nuls(payload, payload_len, &marked_len);
+	cJSON *request = marked ? cJSON_ParseWithLength(marked, marked_len) : NULL;
+	free(marked);
+	if(reply == NULL || responses == NULL){
+		cJSON_Delete(request);
+		cJSON_Delete(reply);
+		return NULL;
+	}
+
+	const cJSON *commands_item = cJSON_GetObjectItemCaseSensitive(request, "commands");
+	if(!cJSON_IsArray(commands_item)){
+		cJSON_AddItemToArray(responses, error_response("Unknown command", "invalid",
+				request ? "The payload has no 'commands' array" : "The payload is not valid JSON"));
+		cJSON_Delete(request);
+		return reply;
+	}
+	int64_t now = plugin->now();
+	const cJSON *command;
+	cJSON_ArrayForEach(command, commands_item){
+		cJSON *response = cJSON_CreateObject();
+		if(response == NULL){
+			break;
+		}
+		cJSON_AddItemToArray(responses, response);
+		if(!cJSON_IsObject(command)){
+			cJSON_AddStringToObject(response, "command", "Unknown command");
+			cJSON_AddStringToObject(response, "error", "A command must be a JSON object");
+			cJSON_AddStringToObject(response, "code", "invalid");
+			continue;
+		}
+		run_command(plugin, requester, now, command, response);
+	}
+	cJSON_Delete(request);
+	return reply;
+}

@@ -1,0 +1,85 @@
+/*
+ * Broker glue for the control topic: receives MOSQ_EVT_CONTROL, runs the
+ * request, and delivers the reply to the requesting client only. The
+ * broker's directed publish (by client id) reaches that one client without
+ * a subscription, so no other subscriber ever sees a reply or a secret.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "control.h"
+#include "control_topic.h"
+
+/* Who asked, as recorded in requestedBy and in the log. */
+static const char *requester_name(const struct mosquitto *client)
+{
+	const char *username = mosquitto_client_username(client);
+	if(username && username[0]){
+		return username;
+	}
+	const char *client_id = mosquitto_client_id(client);
+	return client_id ? client_id : "unknown";
+}
+
+/* MQTT 5 requests may name their own response topic and correlation data;
+ * an invalid response topic falls back to the default one. */
+static const char *reply_topic(const mosquitto_property *request, char **response_topic,
+		mosquitto_property **reply_properties)
+{
+	*response_topic = NULL;
+	*reply_properties = NULL;
+	if(!mosquitto_property_read_string(request, MQTT_PROP_RESPONSE_TOPIC, response_topic, false)){
+		return RESPONSE_TOPIC;
+	}
+	if(mosquitto_pub_topic_check(*response_topic) != MOSQ_ERR_SUCCESS){
+		return RESPONSE_TOPIC;
+	}
+	void *correlation = NULL;
+	uint16_t correlation_len = 0;
+	if(mosquitto_property_read_binary(request, MQTT_PROP_CORRELATION_DATA, &correlation, &correlation_len, false)){
+		if(mosquitto_property_add_binary(reply_properties, MQTT_PROP_CORRELATION_DATA,
+				correlation, correlation_len) != MOSQ_ERR_SUCCESS){
+			mosquitto_property_free_all(reply_properties);
+		}
+		free(correlation);
+	}
+	return *response_topic;
+}
+
+static void deliver_reply(const struct mosquitto_evt_control *event, char *payload)
+{
+	char *response_topic;
+	mosquitto_property *properties;
+	const char *topic = reply_topic(event->properties, &response_topic, &properties);
+	const char *client_id = mosquitto_client_id(event->client);
+
+	/* mosquitto_broker_publish takes ownership of payload and properties. */
+	if(mosquitto_broker_publish(client_id, topic, (int)strlen(payload), payload, 0, false, properties)
+			!= MOSQ_ERR_SUCCESS){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "tokens: could not send a control reply to %s", client_id);
+	}
+	free(response_topic);
+}
+
+int control_topic_on_message(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	struct tokens_plugin *plugin = userdata;
+	const struct mosquitto_evt_control *control = event_data;
+
+	cJSON *reply = control_handle_request(plugin, requester_name(control->client),
+			control->payload, control->payloadlen);
+	char *payload = reply ? cJSON_PrintUnformatted(reply) : NULL;
+	cJSON_Delete(reply);
+	if(payload == NULL){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: out of memory answering a control request");
+		return MOSQ_ERR_SUCCESS;
+	}
+	deliver_reply(control, payload);
+	/* Always 0: any other return disconnects the requester. */
+	return MOSQ_ERR_SUCCESS;
+}

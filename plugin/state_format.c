@@ -1,0 +1,340 @@
+/*
+ * State document <-> store. Loading is strict: a file that breaks the format
+ * in any way is refused with the first problem found, because starting with
+ * part of the state (and later saving it) would silently lose credentials.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mosquitto.h>
+
+#include "rfc3339.h"
+#include "state_format.h"
+
+static cJSON *add_time(cJSON *object, const char *key, int64_t seconds)
+{
+	char text[RFC3339_LEN + 1];
+	rfc3339_format(seconds, text);
+	return cJSON_AddStringToObject(object, key, text);
+}
+
+cJSON *token_to_json(const struct token *token)
+{
+	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
+	cJSON *object = cJSON_CreateObject();
+
+	token_format_hash_to_hex(token->hash, hash_hex);
+	if(object == NULL
+			|| !cJSON_AddStringToObject(object, "name", token->name)
+			|| !cJSON_AddStringToObject(object, "role", token->role->name)
+			|| !cJSON_AddStringToObject(object, "requestedBy", token->requested_by)
+			|| !add_time(object, "issuedAt", token->issued_at)
+			|| !add_time(object, "validUntil", token->valid_until)
+			|| !(token->last_used == TIME_NEVER
+				? cJSON_AddNullToObject(object, "lastUsed")
+				: add_time(object, "lastUsed", token->last_used))
+			|| !cJSON_AddStringToObject(object, "hash", hash_hex)){
+		cJSON_Delete(object);
+		return NULL;
+	}
+	return object;
+}
+
+cJSON *role_acl_to_json(const struct role_acl *acl)
+{
+	cJSON *object = cJSON_CreateObject();
+	if(object == NULL
+			|| !cJSON_AddStringToObject(object, "acltype", acl_type_name(acl->type))
+			|| !cJSON_AddStringToObject(object, "topic", acl->topic)
+			|| !cJSON_AddNumberToObject(object, "priority", acl->priority)
+			|| !cJSON_AddBoolToObject(object, "allow", acl->allow)){
+		cJSON_Delete(object);
+		return NULL;
+	}
+	return object;
+}
+
+cJSON *role_to_json(const struct role *role)
+{
+	cJSON *object = cJSON_CreateObject();
+	cJSON *acls = cJSON_CreateArray();
+	if(object == NULL || acls == NULL
+			|| !cJSON_AddStringToObject(object, "rolename", role->name)
+			|| !cJSON_AddItemToObject(object, "acls", acls)){
+		cJSON_Delete(object);
+		cJSON_Delete(acls);
+		return NULL;
+	}
+	for(int type = 0; type < ACL_TYPE_COUNT; type++){
+		for(const struct role_acl *acl = role->acls[type]; acl; acl = acl->next){
+			cJSON *item = role_acl_to_json(acl);
+			if(item == NULL || !cJSON_AddItemToArray(acls, item)){
+				cJSON_Delete(item);
+				cJSON_Delete(object);
+				return NULL;
+			}
+		}
+	}
+	return object;
+}
+
+static bool add_sorted_roles(cJSON *array, const struct store *store)
+{
+	size_t count;
+	struct role **roles = store_sorted_roles(store, &count);
+	if(roles == NULL){
+		return false;
+	}
+	bool ok = true;
+	for(size_t i = 0; ok && i < count; i++){
+		cJSON *item = role_to_json(roles[i]);
+		ok = item && cJSON_AddItemToArray(array, item);
+		if(!ok) cJSON_Delete(item);
+	}
+	free(roles);
+	return ok;
+}
+
+static bool add_sorted_tokens(cJSON *array, const struct store *store)
+{
+	size_t count;
+	struct token **tokens = store_sorted_tokens(store, &count);
+	if(tokens == NULL){
+		return false;
+	}
+	bool ok = true;
+	for(size_t i = 0; ok && i < count; i++){
+		cJSON *item = token_to_json(tokens[i]);
+		ok = item && cJSON_AddItemToArray(array, item);
+		if(!ok) cJSON_Delete(item);
+	}
+	free(tokens);
+	return ok;
+}
+
+cJSON *state_to_json(const struct store *store)
+{
+	cJSON *document = cJSON_CreateObject();
+	bool versioned = cJSON_AddNumberToObject(document, "version", STATE_FORMAT_VERSION) != NULL;
+	cJSON *roles = cJSON_AddArrayToObject(document, "roles");
+	cJSON *tokens = cJSON_AddArrayToObject(document, "tokens");
+	if(!versioned || roles == NULL || tokens == NULL
+			|| !add_sorted_roles(roles, store) || !add_sorted_tokens(tokens, store)){
+		cJSON_Delete(document);
+		return NULL;
+	}
+	return document;
+}
+
+/* ---- loading ---- */
+
+struct loader {
+	struct store *store;
+	char *problem;
+	size_t problem_len;
+	char where[96];   /* "token 3" or "role \"admin\"", for messages */
+};
+
+static bool fail(struct loader *loader, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static bool fail(struct loader *loader, const char *format, ...)
+{
+	char detail[256];
+	va_list args;
+	va_start(args, format);
+	vsnprintf(detail, sizeof(detail), format, args);
+	va_end(args);
+	snprintf(loader->problem, loader->problem_len, "%s%s%s",
+			loader->where, loader->where[0] ? ": " : "", detail);
+	return false;
+}
+
+static const char *string_field(struct loader *loader, const cJSON *object, const char *key)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+	if(!cJSON_IsString(item)){
+		fail(loader, "'%s' is %s", key, item ? "not a string" : "missing");
+		return NULL;
+	}
+	return item->valuestring;
+}
+
+static bool time_field(struct loader *loader, const cJSON *object, const char *key, bool nullable, int64_t *out)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+	if(nullable && cJSON_IsNull(item)){
+		*out = TIME_NEVER;
+		return true;
+	}
+	if(!cJSON_IsString(item) || !rfc3339_parse(item->valuestring, out)){
+		return fail(loader, "'%s' is %s", key, item ? "not an RFC 3339 time" : "missing");
+	}
+	return true;
+}
+
+static bool load_acl(struct loader *loader, struct role *role, const cJSON *item)
+{
+	if(!cJSON_IsObject(item)){
+		return fail(loader, "an ACL is not an object");
+	}
+	const char *type_name = string_field(loader, item, "acltype");
+	const char *topic = type_name ? string_field(loader, item, "topic") : NULL;
+	const cJSON *priority = cJSON_GetObjectItemCaseSensitive(item, "priority");
+	const cJSON *allow = cJSON_GetObjectItemCaseSensitive(item, "allow");
+	enum acl_type type;
+
+	if(topic == NULL){
+		return false;
+	}
+	if(!acl_type_from_name(type_name, &type)){
+		return fail(loader, "unknown acltype \"%s\"", type_name);
+	}
+	if(mosquitto_sub_topic_check(topic) != MOSQ_ERR_SUCCESS){
+		return fail(loader, "ACL topic \"%s\" is not a valid topic filter", topic);
+	}
+	if(!cJSON_IsNumber(priority) || priority->valuedouble != (double)priority->valueint){
+		return fail(loader, "ACL \"%s\": 'priority' is not an integer", topic);
+	}
+	if(!cJSON_IsBool(allow)){
+		return fail(loader, "ACL \"%s\": 'allow' is not a boolean", topic);
+	}
+	if(role_find_acl(role, type, topic)){
+		return fail(loader, "duplicate %s ACL for \"%s\"", type_name, topic);
+	}
+	struct role_acl *acl = role_acl_new(type, topic, priority->valueint, cJSON_IsTrue(allow));
+	if(acl == NULL){
+		return fail(loader, "out of memory");
+	}
+	role_link_acl(role, acl);
+	return true;
+}
+
+static bool load_role(struct loader *loader, const cJSON *item, int index)
+{
+	snprintf(loader->where, sizeof(loader->where), "role %d", index);
+	if(!cJSON_IsObject(item)){
+		return fail(loader, "not an object");
+	}
+	const char *name = string_field(loader, item, "rolename");
+	if(name == NULL){
+		return false;
+	}
+	const char *problem = name_problem(name, ROLENAME_MAX_CHARS);
+	if(problem){
+		return fail(loader, "'rolename' %s", problem);
+	}
+	snprintf(loader->where, sizeof(loader->where), "role \"%s\"", name);
+	if(store_find_role(loader->store, name)){
+		return fail(loader, "duplicate rolename");
+	}
+	const cJSON *acls = cJSON_GetObjectItemCaseSensitive(item, "acls");
+	if(!cJSON_IsArray(acls)){
+		return fail(loader, "'acls' is %s", acls ? "not an array" : "missing");
+	}
+	struct role *role = role_new(name);
+	if(role == NULL){
+		return fail(loader, "out of memory");
+	}
+	store_link_role(loader->store, role);
+	const cJSON *acl;
+	cJSON_ArrayForEach(acl, acls){
+		if(!load_acl(loader, role, acl)){
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool load_token(struct loader *loader, const cJSON *item, int index)
+{
+	snprintf(loader->where, sizeof(loader->where), "token %d", index);
+	if(!cJSON_IsObject(item)){
+		return fail(loader, "not an object");
+	}
+	const char *name = string_field(loader, item, "name");
+	if(name == NULL){
+		return false;
+	}
+	const char *problem = name_problem(name, NAME_MAX_CHARS);
+	if(problem){
+		return fail(loader, "'name' %s", problem);
+	}
+	snprintf(loader->where, sizeof(loader->where), "token \"%s\"", name);
+
+	const char *role_name = string_field(loader, item, "role");
+	const char *requested_by = role_name ? string_field(loader, item, "requestedBy") : NULL;
+	const char *hash_hex = requested_by ? string_field(loader, item, "hash") : NULL;
+	int64_t issued_at, valid_until, last_used;
+	unsigned char hash[TOKEN_HASH_LEN];
+	if(hash_hex == NULL
+			|| !time_field(loader, item, "issuedAt", false, &issued_at)
+			|| !time_field(loader, item, "validUntil", false, &valid_until)
+			|| !time_field(loader, item, "lastUsed", true, &last_used)){
+		return false;
+	}
+	if(!token_format_hash_from_hex(hash_hex, hash)){
+		return fail(loader, "'hash' is not 64 lowercase hex digits");
+	}
+	struct role *role = store_find_role(loader->store, role_name);
+	if(role == NULL){
+		return fail(loader, "role \"%s\" does not exist", role_name);
+	}
+	if(store_find_token_by_name(loader->store, name)){
+		return fail(loader, "duplicate name");
+	}
+	if(store_find_token_by_hash(loader->store, hash)){
+		return fail(loader, "duplicate hash");
+	}
+	struct token *token = token_new(name, requested_by, hash, issued_at, valid_until, last_used);
+	if(token == NULL){
+		return fail(loader, "out of memory");
+	}
+	store_link_token(loader->store, token, role);
+	return true;
+}
+
+static bool load_document(struct loader *loader, const cJSON *document)
+{
+	if(!cJSON_IsObject(document)){
+		return fail(loader, "the top level is not a JSON object");
+	}
+	const cJSON *version = cJSON_GetObjectItemCaseSensitive(document, "version");
+	if(!cJSON_IsNumber(version) || version->valuedouble != STATE_FORMAT_VERSION){
+		return fail(loader, "'version' is %s (expected %d)",
+				version ? "not supported" : "missing", STATE_FORMAT_VERSION);
+	}
+	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(document, "roles");
+	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(document, "tokens");
+	if(!cJSON_IsArray(roles)){
+		return fail(loader, "'roles' is %s", roles ? "not an array" : "missing");
+	}
+	if(!cJSON_IsArray(tokens)){
+		return fail(loader, "'tokens' is %s", tokens ? "not an array" : "missing");
+	}
+	int index = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, roles){
+		if(!load_role(loader, item, index++)){
+			return false;
+		}
+	}
+	index = 0;
+	cJSON_ArrayForEach(item, tokens){
+		if(!load_token(loader, item, index++)){
+			return false;
+		}
+	}
+	return true;
+}
+
+bool state_from_json(const cJSON *document, struct store *store, char *problem, size_t problem_len)
+{
+	struct loader loader = {.store = store, .problem = problem, .problem_len = problem_len};
+	if(!load_document(&loader, document)){
+		store_clear(store);
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,308 @@
+/*
+ * The token and role tables. See include/store.h for the ideas; this file
+ * only keeps the indexes consistent. Nothing here allocates on a lookup.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <mosquitto.h>
+
+#include "store.h"
+
+static const char *const acl_type_names[ACL_TYPE_COUNT] = {
+	[ACL_PUBLISH_CLIENT_SEND] = "publishClientSend",
+	[ACL_PUBLISH_CLIENT_RECEIVE] = "publishClientReceive",
+	[ACL_SUBSCRIBE_LITERAL] = "subscribeLiteral",
+	[ACL_SUBSCRIBE_PATTERN] = "subscribePattern",
+	[ACL_UNSUBSCRIBE_LITERAL] = "unsubscribeLiteral",
+	[ACL_UNSUBSCRIBE_PATTERN] = "unsubscribePattern",
+};
+
+const char *acl_type_name(enum acl_type type)
+{
+	return acl_type_names[type];
+}
+
+bool acl_type_from_name(const char *name, enum acl_type *type)
+{
+	for(int i = 0; i < ACL_TYPE_COUNT; i++){
+		if(strcmp(name, acl_type_names[i]) == 0){
+			*type = (enum acl_type)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *name_problem(const char *name, size_t max_chars)
+{
+	size_t bytes = strlen(name);
+	if(bytes == 0){
+		return "must not be empty";
+	}
+	/* libmosquitto's check refuses invalid UTF-8, C0, DEL, C1 and noncharacters. */
+	if(bytes > 4 * max_chars || mosquitto_validate_utf8(name, (int)bytes) != MOSQ_ERR_SUCCESS){
+		return bytes > 4 * max_chars ? "is too long"
+			: "must be valid UTF-8 without control characters";
+	}
+	size_t chars = 0;
+	for(size_t i = 0; i < bytes; i++){
+		if(((unsigned char)name[i] & 0xC0) != 0x80){
+			chars++;
+		}
+	}
+	if(chars > max_chars){
+		return "is too long";
+	}
+	if(name[0] == ' ' || name[bytes - 1] == ' '){
+		return "must not start or end with a space";
+	}
+	return NULL;
+}
+
+void store_init(struct store *store)
+{
+	memset(store, 0, sizeof(*store));
+}
+
+void store_clear(struct store *store)
+{
+	struct token *token, *next_token;
+	HASH_ITER(hh_hash, store->tokens_by_hash, token, next_token){
+		store_unlink_token(store, token);
+		token_free(token);
+	}
+	struct role *role, *next_role;
+	HASH_ITER(hh, store->roles, role, next_role){
+		store_unlink_role(store, role);
+		role_free(role);
+	}
+}
+
+size_t store_token_count(const struct store *store)
+{
+	return HASH_CNT(hh_hash, store->tokens_by_hash);
+}
+
+size_t store_role_count(const struct store *store)
+{
+	return HASH_CNT(hh, store->roles);
+}
+
+struct token *token_new(const char *name, const char *requested_by,
+		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
+		int64_t valid_until, int64_t last_used)
+{
+	struct token *token = calloc(1, sizeof(*token));
+	if(token == NULL){
+		return NULL;
+	}
+	token->name = strdup(name);
+	token->requested_by = strdup(requested_by);
+	if(token->name == NULL || token->requested_by == NULL){
+		token_free(token);
+		return NULL;
+	}
+	memcpy(token->hash, hash, TOKEN_HASH_LEN);
+	token->issued_at = issued_at;
+	token->valid_until = valid_until;
+	token->last_used = last_used;
+	return token;
+}
+
+void token_free(struct token *token)
+{
+	if(token == NULL){
+		return;
+	}
+	free(token->name);
+	free(token->requested_by);
+	free(token);
+}
+
+struct token *store_find_token_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN])
+{
+	struct token *token;
+	HASH_FIND(hh_hash, store->tokens_by_hash, hash, TOKEN_HASH_LEN, token);
+	return token;
+}
+
+struct token *store_find_token_by_name(const struct store *store, const char *name)
+{
+	struct token *token;
+	HASH_FIND(hh_name, store->tokens_by_name, name, strlen(name), token);
+	return token;
+}
+
+void store_link_token(struct store *store, struct token *token, struct role *role)
+{
+	token->role = role;
+	role->token_count++;
+	HASH_ADD(hh_hash, store->tokens_by_hash, hash, TOKEN_HASH_LEN, token);
+	HASH_ADD_KEYPTR(hh_name, store->tokens_by_name, token->name, strlen(token->name), token);
+}
+
+void store_unlink_token(struct store *store, struct token *token)
+{
+	HASH_DELETE(hh_hash, store->tokens_by_hash, token);
+	HASH_DELETE(hh_name, store->tokens_by_name, token);
+	token->role->token_count--;
+}
+
+static int compare_tokens(const void *a, const void *b)
+{
+	const struct token *left = *(const struct token *const *)a;
+	const struct token *right = *(const struct token *const *)b;
+	if(left->issued_at != right->issued_at){
+		return left->issued_at < right->issued_at ? -1 : 1;
+	}
+	return strcmp(left->name, right->name);
+}
+
+struct token **store_sorted_tokens(const struct store *store, size_t *count)
+{
+	*count = store_token_count(store);
+	struct token **tokens = malloc((*count ? *count : 1) * sizeof(*tokens));
+	if(tokens == NULL){
+		return NULL;
+	}
+	size_t i = 0;
+	for(struct token *token = store->tokens_by_hash; token; token = token->hh_hash.next){
+		tokens[i++] = token;
+	}
+	qsort(tokens, *count, sizeof(*tokens), compare_tokens);
+	return tokens;
+}
+
+struct role *role_new(const char *name)
+{
+	struct role *role = calloc(1, sizeof(*role));
+	if(role == NULL){
+		return NULL;
+	}
+	role->name = strdup(name);
+	if(role->name == NULL){
+		free(role);
+		return NULL;
+	}
+	return role;
+}
+
+void role_free(struct role *role)
+{
+	if(role == NULL){
+		return;
+	}
+	for(int type = 0; type < ACL_TYPE_COUNT; type++){
+		struct role_acl *acl = role->acls[type];
+		while(acl){
+			struct role_acl *next = acl->next;
+			role_acl_free(acl);
+			acl = next;
+		}
+	}
+	free(role->name);
+	free(role);
+}
+
+struct role *store_find_role(const struct store *store, const char *name)
+{
+	struct role *role;
+	HASH_FIND_STR(store->roles, name, role);
+	return role;
+}
+
+void store_link_role(struct store *store, struct role *role)
+{
+	HASH_ADD_KEYPTR(hh, store->roles, role->name, strlen(role->name), role);
+}
+
+void store_unlink_role(struct store *store, struct role *role)
+{
+	HASH_DEL(store->roles, role);
+}
+
+static int compare_roles(const void *a, const void *b)
+{
+	return strcmp((*(const struct role *const *)a)->name, (*(const struct role *const *)b)->name);
+}
+
+struct role **store_sorted_roles(const struct store *store, size_t *count)
+{
+	*count = store_role_count(store);
+	struct role **roles = malloc((*count ? *count : 1) * sizeof(*roles));
+	if(roles == NULL){
+		return NULL;
+	}
+	size_t i = 0;
+	for(struct role *role = store->roles; role; role = role->hh.next){
+		roles[i++] = role;
+	}
+	qsort(roles, *count, sizeof(*roles), compare_roles);
+	return roles;
+}
+
+struct role_acl *role_acl_new(enum acl_type type, const char *topic, int priority, bool allow)
+{
+	struct role_acl *acl = calloc(1, sizeof(*acl));
+	if(acl == NULL){
+		return NULL;
+	}
+	acl->topic = strdup(topic);
+	if(acl->topic == NULL){
+		free(acl);
+		return NULL;
+	}
+	acl->type = type;
+	acl->priority = priority;
+	acl->allow = allow;
+	return acl;
+}
+
+void role_acl_free(struct role_acl *acl)
+{
+	if(acl){
+		free(acl->topic);
+		free(acl);
+	}
+}
+
+struct role_acl *role_find_acl(const struct role *role, enum acl_type type, const char *topic)
+{
+	for(struct role_acl *acl = role->acls[type]; acl; acl = acl->next){
+		if(strcmp(acl->topic, topic) == 0){
+			return acl;
+		}
+	}
+	return NULL;
+}
+
+void role_link_acl(struct role *role, struct role_acl *acl)
+{
+	struct role_acl *previous = NULL;
+	for(struct role_acl *cursor = role->acls[acl->type]; cursor && cursor->priority >= acl->priority; cursor = cursor->next){
+		previous = cursor;
+	}
+	role_relink_acl(role, acl, previous);
+}
+
+struct role_acl *role_unlink_acl(struct role *role, struct role_acl *acl)
+{
+	struct role_acl **link = &role->acls[acl->type];
+	struct role_acl *previous = NULL;
+	while(*link != acl){
+		previous = *link;
+		link = &(*link)->next;
+	}
+	*link = acl->next;
+	acl->next = NULL;
+	role->acl_count--;
+	return previous;
+}
+
+void role_relink_acl(struct role *role, struct role_acl *acl, struct role_acl *previous)
+{
+	struct role_acl **link = previous ? &previous->next : &role->acls[acl->type];
+	acl->next = *link;
+	*link = acl;
+	role->acl_count++;
+}
