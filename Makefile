@@ -27,7 +27,7 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev \
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test integration-test clean
+.PHONY: all deps test unit-test integration-test demo clean
 
 all: $(PLUGIN)
 
@@ -60,6 +60,11 @@ integration-test: $(PLUGIN)
 test: deps
 	$(MAKE) all unit-test
 	$(MAKE) integration-test
+
+# Builds, then runs a broker with the plugin in the foreground on 127.0.0.1:1884.
+demo: deps
+	$(MAKE) all
+	examples/demo.sh $(PLUGIN) 1884
 
 clean:
 	rm -rf $(BUILD)
