@@ -183,7 +183,8 @@ cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requeste
 	cJSON *responses = cJSON_AddArrayToObject(reply, "responses");
 	size_t marked_len = 0;
 	char *marked = mark_escaped_nuls(payload, payload_len, &marked_len);
-	cJSON *request = marked ? cJSON_ParseWithLength(marked, marked_len) : NULL;
+	/* Nothing may follow the document (the +1 covers the NUL that proves it). */
+	cJSON *request = marked ? cJSON_ParseWithLengthOpts(marked, marked_len + 1, NULL, true) : NULL;
 	free(marked);
 	if(reply == NULL || responses == NULL){
 		cJSON_Delete(request);

@@ -151,7 +151,9 @@ bool persist_load(struct persist *persist, struct store *store, char *error, siz
 		return missing;
 	}
 	const char *parse_end = NULL;
-	cJSON *document = cJSON_ParseWithLengthOpts(content, length, &parse_end, true);
+	/* The length includes the terminating NUL: cJSON looks for it inside
+	 * the buffer to prove nothing follows the document. */
+	cJSON *document = cJSON_ParseWithLengthOpts(content, length + 1, &parse_end, true);
 	if(document == NULL){
 		snprintf(error, error_len, "state file %s is not valid JSON (at byte %ld)",
 				persist->path, parse_end ? (long)(parse_end - content) : 0L);

@@ -1,0 +1,455 @@
+/*
+ * See test_support.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/sha.h>
+
+#include "control.h"
+#include "rfc3339.h"
+#include "test_support.h"
+
+/* ---- formatting ---- */
+
+char *test_format(const char *format, ...)
+{
+	va_list args;
+	va_start(args, format);
+	int length = vsnprintf(NULL, 0, format, args);
+	va_end(args);
+	assert_true(length >= 0);
+	char *text = malloc((size_t)length + 1);
+	assert_non_null(text);
+	va_start(args, format);
+	vsnprintf(text, (size_t)length + 1, format, args);
+	va_end(args);
+	return text;
+}
+
+/* ---- fake clock ---- */
+
+static int64_t clock_seconds;
+
+void test_clock_set(int64_t seconds)
+{
+	clock_seconds = seconds;
+}
+
+void test_clock_advance(int64_t seconds)
+{
+	clock_seconds += seconds;
+}
+
+int64_t test_clock_now(void)
+{
+	return clock_seconds;
+}
+
+int64_t test_time(const char *rfc3339)
+{
+	int64_t seconds = -1;
+	if(!rfc3339_parse(rfc3339, &seconds)){
+		fail_msg("test fixture: \"%s\" is not an RFC 3339 time", rfc3339);
+	}
+	return seconds;
+}
+
+/* ---- captured log ---- */
+
+#define LOG_MAX_LINES 1024
+#define LOG_MAX_TEXT (256 * 1024)
+
+static char *log_lines[LOG_MAX_LINES];
+static int log_levels[LOG_MAX_LINES];
+static size_t log_line_count;
+static char log_text[LOG_MAX_TEXT];
+static size_t log_text_length;
+
+void test_log(int level, const char *format, ...)
+{
+	char line[4096];
+	va_list args;
+	va_start(args, format);
+	vsnprintf(line, sizeof(line), format, args);
+	va_end(args);
+
+	if(log_line_count >= LOG_MAX_LINES || log_text_length + strlen(line) + 2 > LOG_MAX_TEXT){
+		fail_msg("test log buffer is full");
+	}
+	log_lines[log_line_count] = strdup(line);
+	assert_non_null(log_lines[log_line_count]);
+	log_levels[log_line_count] = level;
+	log_line_count++;
+	log_text_length += (size_t)snprintf(log_text + log_text_length, LOG_MAX_TEXT - log_text_length, "%s\n", line);
+}
+
+void test_log_reset(void)
+{
+	for(size_t i = 0; i < log_line_count; i++){
+		free(log_lines[i]);
+		log_lines[i] = NULL;
+	}
+	log_line_count = 0;
+	log_text_length = 0;
+	log_text[0] = '\0';
+}
+
+const char *test_log_text(void)
+{
+	return log_text;
+}
+
+size_t test_log_count(void)
+{
+	return log_line_count;
+}
+
+const char *test_log_line(size_t index)
+{
+	assert_true(index < log_line_count);
+	return log_lines[index];
+}
+
+int test_log_level(size_t index)
+{
+	assert_true(index < log_line_count);
+	return log_levels[index];
+}
+
+int test_log_find(const char *prefix)
+{
+	for(size_t i = 0; i < log_line_count; i++){
+		if(strncmp(log_lines[i], prefix, strlen(prefix)) == 0){
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* ---- temporary folders and files ---- */
+
+char *test_temp_dir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *template = test_format("%s/mosquitto-tokens-test.XXXXXX", base && base[0] ? base : "/tmp");
+	if(mkdtemp(template) == NULL){
+		fail_msg("mkdtemp(%s): %s", template, strerror(errno));
+	}
+	return template;
+}
+
+static int remove_entry(const char *path, const struct stat *info, int flag, struct FTW *ftw)
+{
+	(void)info;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void test_remove_dir(const char *dir)
+{
+	if(dir && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT){
+		fail_msg("cannot remove %s: %s", dir, strerror(errno));
+	}
+}
+
+char *test_path(const char *dir, const char *name)
+{
+	return test_format("%s/%s", dir, name);
+}
+
+void test_write_file(const char *path, const char *content, size_t length)
+{
+	FILE *file = fopen(path, "wb");
+	if(file == NULL){
+		fail_msg("cannot create %s: %s", path, strerror(errno));
+	}
+	assert_int_equal(fwrite(content, 1, length, file), length);
+	assert_int_equal(fclose(file), 0);
+}
+
+char *test_read_file(const char *path, size_t *length)
+{
+	FILE *file = fopen(path, "rb");
+	if(file == NULL){
+		if(errno == ENOENT){
+			return NULL;
+		}
+		fail_msg("cannot open %s: %s", path, strerror(errno));
+	}
+	size_t capacity = 4096, used = 0;
+	char *content = malloc(capacity);
+	assert_non_null(content);
+	for(;;){
+		used += fread(content + used, 1, capacity - used - 1, file);
+		if(used < capacity - 1){
+			break;
+		}
+		capacity *= 2;
+		content = realloc(content, capacity);
+		assert_non_null(content);
+	}
+	assert_int_equal(ferror(file), 0);
+	fclose(file);
+	content[used] = '\0';
+	if(length){
+		*length = used;
+	}
+	return content;
+}
+
+bool test_file_exists(const char *path)
+{
+	struct stat info;
+	return lstat(path, &info) == 0;
+}
+
+size_t test_count_entries_containing(const char *dir, const char *fragment)
+{
+	DIR *folder = opendir(dir);
+	if(folder == NULL){
+		fail_msg("cannot open folder %s: %s", dir, strerror(errno));
+	}
+	size_t count = 0;
+	const struct dirent *entry;
+	while((entry = readdir(folder)) != NULL){
+		if(strstr(entry->d_name, fragment)){
+			count++;
+		}
+	}
+	closedir(folder);
+	return count;
+}
+
+void test_snapshot_take(struct test_snapshot *snapshot, const char *path)
+{
+	snapshot->content = test_read_file(path, &snapshot->length);
+	snapshot->exists = snapshot->content != NULL;
+	if(!snapshot->exists){
+		snapshot->length = 0;
+	}
+}
+
+void test_snapshot_assert_unchanged(const struct test_snapshot *snapshot, const char *path)
+{
+	size_t length = 0;
+	char *content = test_read_file(path, &length);
+	if(!snapshot->exists){
+		if(content){
+			free(content);
+			fail_msg("%s was created (it did not exist before)", path);
+		}
+		return;
+	}
+	if(content == NULL){
+		fail_msg("%s was removed", path);
+	}
+	bool same = length == snapshot->length && memcmp(content, snapshot->content, length) == 0;
+	free(content);
+	if(!same){
+		fail_msg("%s changed (%zu bytes before, %zu now)", path, snapshot->length, length);
+	}
+}
+
+void test_snapshot_free(struct test_snapshot *snapshot)
+{
+	free(snapshot->content);
+	snapshot->content = NULL;
+}
+
+/* ---- persist I/O that fails on demand ---- */
+
+int test_io_calls;
+
+static ssize_t write_enospc(int fd, const void *buffer, size_t count)
+{
+	(void)fd;
+	(void)buffer;
+	(void)count;
+	test_io_calls++;
+	errno = ENOSPC;
+	return -1;
+}
+
+static int fsync_eio(int fd)
+{
+	(void)fd;
+	test_io_calls++;
+	errno = EIO;
+	return -1;
+}
+
+static int rename_eacces(const char *from, const char *to)
+{
+	(void)from;
+	(void)to;
+	test_io_calls++;
+	errno = EACCES;
+	return -1;
+}
+
+static ssize_t write_one_byte(int fd, const void *buffer, size_t count)
+{
+	test_io_calls++;
+	return write(fd, buffer, count > 0 ? 1 : 0);
+}
+
+const struct persist_io test_io_write_enospc = {.write = write_enospc, .fsync = fsync, .rename = rename};
+const struct persist_io test_io_fsync_eio = {.write = write, .fsync = fsync_eio, .rename = rename};
+const struct persist_io test_io_rename_eacces = {.write = write, .fsync = fsync, .rename = rename_eacces};
+const struct persist_io test_io_short_writes = {.write = write_one_byte, .fsync = fsync, .rename = rename};
+
+/* ---- store builders ---- */
+
+struct role *test_add_role(struct store *store, const char *name)
+{
+	struct role *role = role_new(name);
+	assert_non_null(role);
+	store_link_role(store, role);
+	return role;
+}
+
+struct role_acl *test_add_acl(struct role *role, enum acl_type type, const char *topic, int priority, bool allow)
+{
+	struct role_acl *acl = role_acl_new(type, topic, priority, allow);
+	assert_non_null(acl);
+	role_link_acl(role, acl);
+	return acl;
+}
+
+void test_hash_of(const char *text, unsigned char hash[TOKEN_HASH_LEN])
+{
+	SHA256((const unsigned char *)text, strlen(text), hash);
+}
+
+struct token *test_add_token(struct store *store, const char *name, struct role *role,
+		int64_t issued_at, int64_t valid_until, int64_t last_used)
+{
+	unsigned char hash[TOKEN_HASH_LEN];
+	char *secret = test_format("secret-of-%s", name);
+	test_hash_of(secret, hash);
+	free(secret);
+	struct token *token = token_new(name, "tester", hash, issued_at, valid_until, last_used);
+	assert_non_null(token);
+	store_link_token(store, token, role);
+	return token;
+}
+
+/* ---- a plugin instance ---- */
+
+struct test_plugin *test_plugin_new(void)
+{
+	struct test_plugin *test_plugin = calloc(1, sizeof(*test_plugin));
+	assert_non_null(test_plugin);
+	test_plugin->dir = test_temp_dir();
+	test_plugin->state_path = test_path(test_plugin->dir, "tokens.json");
+
+	char error[1024] = "";
+	store_init(&test_plugin->plugin.store);
+	test_plugin->plugin.persist = persist_open(test_plugin->state_path, error, sizeof(error));
+	if(test_plugin->plugin.persist == NULL){
+		fail_msg("persist_open(%s): %s", test_plugin->state_path, error);
+	}
+	test_plugin->plugin.log = test_log;
+	test_plugin->plugin.now = test_clock_now;
+	test_clock_set(test_time("2026-11-28T10:00:00Z"));
+	test_log_reset();
+	test_io_calls = 0;
+	return test_plugin;
+}
+
+void test_plugin_free(struct test_plugin *test_plugin)
+{
+	if(test_plugin == NULL){
+		return;
+	}
+	store_clear(&test_plugin->plugin.store);
+	persist_close(test_plugin->plugin.persist);
+	test_remove_dir(test_plugin->dir);
+	free(test_plugin->dir);
+	free(test_plugin->state_path);
+	free(test_plugin);
+	test_log_reset();
+}
+
+/* ---- control requests ---- */
+
+cJSON *test_request(struct tokens_plugin *plugin, const char *requester, const char *payload)
+{
+	cJSON *reply = control_handle_request(plugin, requester, payload, strlen(payload));
+	assert_non_null(reply);
+	if(!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(reply, "responses"))){
+		fail_msg("the reply has no \"responses\" array");
+	}
+	return reply;
+}
+
+static char *describe(const cJSON *item)
+{
+	char *text = cJSON_PrintUnformatted(item);
+	assert_non_null(text);
+	return text;
+}
+
+cJSON *test_command(struct tokens_plugin *plugin, const char *requester, const char *command_json)
+{
+	char *payload = test_format("{\"commands\": [%s]}", command_json);
+	cJSON *reply = test_request(plugin, requester, payload);
+	free(payload);
+	cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
+	if(cJSON_GetArraySize(responses) != 1){
+		char *text = describe(reply);
+		fail_msg("expected one response, got %s", text);
+	}
+	cJSON *response = cJSON_DetachItemFromArray(responses, 0);
+	cJSON_Delete(reply);
+	return response;
+}
+
+cJSON *test_command_ok(struct tokens_plugin *plugin, const char *requester, const char *command_json)
+{
+	cJSON *response = test_command(plugin, requester, command_json);
+	test_assert_success(response);
+	cJSON *data = cJSON_DetachItemFromObjectCaseSensitive(response, "data");
+	cJSON_Delete(response);
+	return data;
+}
+
+const char *test_string(const cJSON *object, const char *key)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+	if(!cJSON_IsString(item)){
+		char *text = describe(object);
+		fail_msg("\"%s\" is not a string in %s", key, text);
+	}
+	return item->valuestring;
+}
+
+void test_assert_success(const cJSON *response)
+{
+	if(cJSON_GetObjectItemCaseSensitive(response, "error") || cJSON_GetObjectItemCaseSensitive(response, "code")){
+		char *text = describe(response);
+		fail_msg("expected success, got %s", text);
+	}
+}
+
+void test_assert_error(const cJSON *response, const char *code, const char *fragment)
+{
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(response, "error");
+	const cJSON *code_item = cJSON_GetObjectItemCaseSensitive(response, "code");
+	if(!cJSON_IsString(error) || !cJSON_IsString(code_item)
+			|| strcmp(code_item->valuestring, code) != 0
+			|| (fragment && strstr(error->valuestring, fragment) == NULL)
+			|| cJSON_GetObjectItemCaseSensitive(response, "data") != NULL){
+		char *text = describe(response);
+		fail_msg("expected an error with code \"%s\" mentioning \"%s\", got %s",
+				code, fragment ? fragment : "", text);
+	}
+}

@@ -1,0 +1,128 @@
+/*
+ * Helpers shared by the unit tests: a plugin instance with a fake clock and
+ * a logger that captures every line, temporary folders, file snapshots,
+ * persist I/O that fails on demand, store builders and a JSON request helper
+ * that runs control_handle_request.
+ *
+ * Every helper that cannot do its job fails the running test (cmocka), so a
+ * test never goes on with half-built fixtures.
+ */
+#ifndef TEST_SUPPORT_H
+#define TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "persist.h"
+#include "store.h"
+#include "tokens_plugin.h"
+
+/* ---- formatting ---- */
+
+/* A malloc'd printf result; the caller frees it. */
+char *test_format(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- fake clock ---- */
+
+void test_clock_set(int64_t seconds);
+void test_clock_advance(int64_t seconds);
+/* The plugin's clock (tokens_clock_fn). */
+int64_t test_clock_now(void);
+/* Parses an RFC 3339 time, failing the test if it is not one. */
+int64_t test_time(const char *rfc3339);
+
+/* ---- captured log ---- */
+
+/* The plugin's logger (tokens_log_fn): records each line and its level. */
+void test_log(int level, const char *format, ...) __attribute__((format(printf, 2, 3)));
+void test_log_reset(void);
+/* Every captured line, each followed by '\n'. */
+const char *test_log_text(void);
+size_t test_log_count(void);
+const char *test_log_line(size_t index);
+int test_log_level(size_t index);
+/* Index of the first line that starts with prefix, or -1. */
+int test_log_find(const char *prefix);
+
+/* ---- temporary folders and files ---- */
+
+/* Creates a new empty folder; the caller frees the returned path. */
+char *test_temp_dir(void);
+/* Removes the folder and everything in it. */
+void test_remove_dir(const char *dir);
+char *test_path(const char *dir, const char *name);
+void test_write_file(const char *path, const char *content, size_t length);
+/* The file's bytes (NUL-terminated for convenience), or NULL if it does not exist. */
+char *test_read_file(const char *path, size_t *length);
+bool test_file_exists(const char *path);
+/* How many entries of dir have fragment in their name. */
+size_t test_count_entries_containing(const char *dir, const char *fragment);
+
+struct test_snapshot {
+	bool exists;
+	char *content;
+	size_t length;
+};
+void test_snapshot_take(struct test_snapshot *snapshot, const char *path);
+/* Fails the test unless the file is byte for byte what the snapshot saw. */
+void test_snapshot_assert_unchanged(const struct test_snapshot *snapshot, const char *path);
+void test_snapshot_free(struct test_snapshot *snapshot);
+
+/* ---- persist I/O that fails on demand ---- */
+
+/* Each fails one system call of a save and passes the others through to the
+ * real ones; test_io_calls counts the calls of the failing kind. */
+extern const struct persist_io test_io_write_enospc;   /* write: -1, ENOSPC */
+extern const struct persist_io test_io_fsync_eio;      /* fsync: -1, EIO */
+extern const struct persist_io test_io_rename_eacces;  /* rename: -1, EACCES */
+extern const struct persist_io test_io_short_writes;   /* write: one byte at a time (no failure) */
+extern int test_io_calls;
+
+/* ---- store builders ---- */
+
+struct role *test_add_role(struct store *store, const char *name);
+struct role_acl *test_add_acl(struct role *role, enum acl_type type, const char *topic, int priority, bool allow);
+/* The token's hash is the SHA-256 of "secret-of-<name>". */
+struct token *test_add_token(struct store *store, const char *name, struct role *role,
+		int64_t issued_at, int64_t valid_until, int64_t last_used);
+void test_hash_of(const char *text, unsigned char hash[TOKEN_HASH_LEN]);
+
+/* ---- a plugin instance ---- */
+
+struct test_plugin {
+	struct tokens_plugin plugin;
+	char *dir;         /* a fresh temporary folder */
+	char *state_path;  /* <dir>/tokens.json, not created yet */
+};
+
+/* An empty store, a real JSON file persist in a new temporary folder, the
+ * fake clock (set to 2026-11-28T10:00:00Z) and the captured log (emptied). */
+struct test_plugin *test_plugin_new(void);
+void test_plugin_free(struct test_plugin *test_plugin);
+
+/* ---- control requests ---- */
+
+/* Runs control_handle_request on payload; returns the reply document
+ * after checking it has a "responses" array. The caller deletes it. */
+cJSON *test_request(struct tokens_plugin *plugin, const char *requester, const char *payload);
+/* Runs {"commands": [command_json]}, checks there is exactly one response
+ * and returns it detached. The caller deletes it. */
+cJSON *test_command(struct tokens_plugin *plugin, const char *requester, const char *command_json);
+/* Runs a command that must succeed; returns its "data" detached (NULL when
+ * the command returns none). The caller deletes it. */
+cJSON *test_command_ok(struct tokens_plugin *plugin, const char *requester, const char *command_json);
+
+/* The string member key of object, failing the test if it is not a string. */
+const char *test_string(const cJSON *object, const char *key);
+/* Fails the test if the response carries an error. */
+void test_assert_success(const cJSON *response);
+/* Fails the test unless the response is an error with this code whose
+ * sentence contains fragment (when fragment is not NULL), and no data. */
+void test_assert_error(const cJSON *response, const char *code, const char *fragment);
+
+#endif
