@@ -182,7 +182,9 @@ cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requeste
 	cJSON *reply = cJSON_CreateObject();
 	cJSON *responses = cJSON_AddArrayToObject(reply, "responses");
 	size_t marked_len = 0;
-	char *marked = mark_escaped_nuls(payload, payload_len, &marked_len);
+	/* A raw NUL byte is never valid JSON; cJSON would end the text there. */
+	bool has_raw_nul = payload_len > 0 && memchr(payload, '\0', payload_len) != NULL;
+	char *marked = has_raw_nul ? NULL : mark_escaped_nuls(payload, payload_len, &marked_len);
 	/* Nothing may follow the document (the +1 covers the NUL that proves it). */
 	cJSON *request = marked ? cJSON_ParseWithLengthOpts(marked, marked_len + 1, NULL, true) : NULL;
 	free(marked);

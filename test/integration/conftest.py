@@ -1,0 +1,117 @@
+"""
+Fixtures for the integration tests: real brokers with the plugin loaded and
+control clients. See tokens_helpers.py for the classes.
+
+    broker          a running broker, fresh state file, for one test
+    broker_factory  make_broker(start=True, directory=None, **Broker kwargs)
+    make_client     make_client(broker=None, **ControlClient kwargs), closed after the test
+    client          an MQTT 5 control client to `broker`
+    any_client      parametrized: an MQTT 5 and an MQTT 3.1.1 control client
+
+Brokers are stopped after each test; a broker that died on its own during a
+test (a crash) makes the test fail with its log.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from tokens_helpers import (  # noqa: E402
+    MOSQUITTO, PLUGIN, V5, V311, Broker,
+)
+
+
+def pytest_sessionstart(session):
+    missing = [path for path in (PLUGIN, MOSQUITTO) if not os.path.exists(path)]
+    if missing:
+        raise pytest.UsageError(f"missing {', '.join(missing)} (run `make` first)")
+
+
+class _Brokers:
+    def __init__(self, base):
+        self.base = base
+        self.brokers = []
+
+    def make(self, start=True, directory=None, **kwargs):
+        if directory is None:
+            directory = os.path.join(str(self.base), f"broker{len(self.brokers)}")
+        broker = Broker(directory, **kwargs)
+        self.brokers.append(broker)
+        if start:
+            broker.start()
+        return broker
+
+    def finish(self):
+        crashed = []
+        for broker in self.brokers:
+            if broker.process is not None and broker.process.poll() is not None:
+                crashed.append(f"{broker.name} on port {broker.port} exited by itself with "
+                               f"status {broker.process.returncode}:\n{broker.log[-4000:]}")
+                broker._reaped(broker.process.returncode)
+            broker.stop()
+        if crashed:
+            pytest.fail("\n".join(crashed), pytrace=False)
+
+
+class _Clients:
+    def __init__(self, default_broker=None):
+        self.default_broker = default_broker
+        self.clients = []
+
+    def make(self, broker=None, **kwargs):
+        broker = broker or self.default_broker()
+        client = broker.client(**kwargs)
+        self.clients.append(client)
+        return client
+
+    def finish(self):
+        for client in self.clients:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    brokers = _Brokers(tmp_path)
+    yield brokers.make
+    brokers.finish()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory()
+
+
+@pytest.fixture
+def make_client(request):
+    clients = _Clients(lambda: request.getfixturevalue("broker"))
+    yield clients.make
+    clients.finish()
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client(protocol=V5)
+
+
+@pytest.fixture(params=[V5, V311], ids=["mqtt5", "mqtt311"])
+def protocol(request):
+    return request.param
+
+
+@pytest.fixture
+def any_client(make_client, protocol):
+    return make_client(protocol=protocol)
+
+
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory):
+    """One broker for a whole module, for tests that change nothing (or
+    check that they changed nothing)."""
+    brokers = _Brokers(tmp_path_factory.mktemp("module"))
+    yield brokers.make()
+    brokers.finish()

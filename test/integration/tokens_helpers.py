@@ -1,0 +1,553 @@
+"""
+Helpers for the integration tests: a real mosquitto broker with the plugin
+loaded, and MQTT clients that speak the control protocol (SPEC section 4).
+
+conftest.py turns these into fixtures; test modules import the constants,
+the client class and the checkers from here.
+"""
+import base64
+import hashlib
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import zlib
+from datetime import datetime, timezone
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The plugin under test; MOSQUITTO_TOKENS_PLUGIN overrides it (for example to
+# run the suite against an installed or patched build).
+PLUGIN = os.path.abspath(os.environ.get("MOSQUITTO_TOKENS_PLUGIN",
+                                        os.path.join(REPO, "build", "mosquitto_tokens.so")))
+MOSQUITTO = os.environ.get("MOSQUITTO_BROKER", "/usr/sbin/mosquitto")
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
+MOSQUITTO_RR = "/usr/bin/mosquitto_rr"
+
+CONTROL_TOPIC = "$CONTROL/tokens/v1"
+RESPONSE_TOPIC = "$CONTROL/tokens/v1/response"
+
+V5 = mqtt.MQTTv5
+V311 = mqtt.MQTTv311
+
+TIMEOUT = 5.0          # waiting for a reply that should come
+QUIET_PERIOD = 0.5     # waiting to be sure that nothing comes
+
+TOKEN_RE = re.compile(r"^mqtk_[A-Za-z0-9_-]{43}[0-9a-f]{8}$")
+HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+METADATA_KEYS = {"name", "role", "requestedBy", "issuedAt", "validUntil", "lastUsed", "hash", "status"}
+STATE_TOKEN_KEYS = METADATA_KEYS - {"status"}
+FUTURE = "2099-01-01T00:00:00Z"
+
+
+RUNNING_RE = re.compile(r"mosquitto version \S+ running")
+
+
+class BrokerStartError(Exception):
+    """The broker exited (or never listened) when it was expected to run."""
+
+
+# ---------------------------------------------------------------- times
+
+def parse_time(text):
+    """An output time, YYYY-MM-DDTHH:MM:SSZ, as a UTC datetime."""
+    assert TIME_RE.match(text), f"not a UTC second-precision RFC 3339 time: {text!r}"
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def format_time(seconds):
+    return datetime.fromtimestamp(int(seconds), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- tokens
+
+def token_checksum(first48):
+    return "%08x" % (zlib.crc32(first48.encode("ascii")) & 0xFFFFFFFF)
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def check_token_format(token):
+    """SPEC section 1."""
+    assert isinstance(token, str)
+    assert len(token) == 56, token
+    assert TOKEN_RE.match(token), token
+    assert token[48:] == token_checksum(token[:48]), "CRC-32 suffix does not match"
+    body = token[5:48]
+    raw = base64.urlsafe_b64decode(body + "=")
+    assert len(raw) == 32
+    # Canonical base64url: re-encoding gives back the same characters.
+    assert base64.urlsafe_b64encode(raw).decode().rstrip("=") == body
+
+
+def check_metadata(meta, name=None, role=None, requested_by=None, valid_until=None, status="valid",
+                   issued_near=None, last_used=None):
+    """A token metadata object (SPEC section 4). issued_near: a time.time()
+    value that issuedAt must be within a few seconds of."""
+    assert set(meta) == METADATA_KEYS, f"metadata keys: {sorted(meta)}"
+    assert isinstance(meta["name"], str)
+    if name is not None:
+        assert meta["name"] == name
+    if role is not None:
+        assert meta["role"] == role
+    if requested_by is not None:
+        assert meta["requestedBy"] == requested_by
+    issued = parse_time(meta["issuedAt"])
+    until = parse_time(meta["validUntil"])
+    if valid_until is not None:
+        assert meta["validUntil"] == valid_until
+    if issued_near is not None:
+        assert abs(issued.timestamp() - issued_near) <= 3, (meta["issuedAt"], issued_near)
+    assert meta["lastUsed"] == last_used
+    assert HASH_RE.match(meta["hash"]), meta["hash"]
+    assert meta["status"] == status
+    if status == "valid":
+        assert until > issued
+    return meta
+
+
+def check_created(data, **expected):
+    """createToken's data: metadata plus the secret, whose hash is the hash."""
+    assert "token" in data
+    token = data["token"]
+    check_token_format(token)
+    assert sha256_hex(token) == data["hash"]
+    check_metadata({k: v for k, v in data.items() if k != "token"}, **expected)
+    return token
+
+
+# ---------------------------------------------------------------- processes
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Broker:
+    """A mosquitto process with the plugin, in its own folder.
+
+    directory/<name>.conf, <name>.acl, <name>.log are written there; the
+    state file defaults to directory/tokens.json. `users` ({name: password})
+    adds a password_file and gives those users the same ACL as anonymous
+    clients. `extra_config` lines are appended to the config (after the
+    plugin line, so plugin_opt_* lines there belong to this plugin).
+    """
+
+    def __init__(self, directory, port=None, state_file=None, extra_config=(), users=None,
+                 name="broker", plugin=PLUGIN):
+        self.directory = str(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self.name = name
+        self._auto_port = port is None
+        self.port = port or free_port()
+        self.state_file = str(state_file or os.path.join(self.directory, "tokens.json"))
+        self.conf_path = os.path.join(self.directory, f"{name}.conf")
+        self.acl_path = os.path.join(self.directory, f"{name}.acl")
+        self.passwd_path = os.path.join(self.directory, f"{name}.passwd")
+        self.log_path = os.path.join(self.directory, f"{name}.log")
+        self.users = dict(users or {})
+        self.extra_config = list(extra_config)
+        self.plugin = plugin
+        self.process = None
+        self.returncode = None
+        self._log_file = None
+        self._log_offset = 0
+        self.starts = 0
+        self._write_config()
+
+    # -- configuration
+
+    def _write_config(self):
+        grants = "topic readwrite #\ntopic readwrite $CONTROL/#\n"
+        acl = "# anonymous clients\n" + grants
+        for user in self.users:
+            acl += f"\nuser {user}\n" + grants
+        with open(self.acl_path, "w") as f:
+            f.write(acl)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "set_tcp_nodelay true",
+            f"acl_file {self.acl_path}",
+            "log_dest stderr",
+            "log_type all",
+            "log_timestamp true",
+            "persistence false",
+        ]
+        if self.users:
+            open(self.passwd_path, "w").close()
+            os.chmod(self.passwd_path, 0o600)
+            for user, password in self.users.items():
+                subprocess.run([MOSQUITTO_PASSWD, "-b", self.passwd_path, user, password],
+                               check=True, capture_output=True)
+            lines.append(f"password_file {self.passwd_path}")
+        if os.geteuid() == 0:
+            lines.append("user root")
+        lines.append(f"plugin {self.plugin}")
+        lines.append(f"plugin_opt_state_file {self.state_file}")
+        lines.extend(self.extra_config)
+        with open(self.conf_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # -- process control
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def _spawn(self):
+        assert not self.running, "broker already running"
+        self._log_file = open(self.log_path, "ab")
+        self._log_offset = self._log_file.tell()
+        self.starts += 1
+        self._log_file.write(f"==== test harness: start #{self.starts}\n".encode())
+        self._log_file.flush()
+        self.process = subprocess.Popen([MOSQUITTO, "-c", self.conf_path],
+                                        stdout=self._log_file, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+        self.returncode = None
+
+    def start(self, timeout=5.0):
+        """Starts the broker and waits until it accepts connections. A port
+        picked by free_port that someone else took meanwhile is replaced,
+        at the first start only (a restart keeps its port)."""
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except BrokerStartError as error:
+                if not (self._auto_port and self.starts == 1 + attempt
+                        and "Address already in use" in str(error)):
+                    raise
+                self.port = free_port()
+                self._write_config()
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout):
+        self._spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                self._reaped(code)
+                raise BrokerStartError(f"mosquitto exited with status {code} at start:\n{self.log}")
+            # "running" is logged once every listener is open; a port that
+            # merely accepts could belong to someone else.
+            if RUNNING_RE.search(self.current_log) and port_open(self.port):
+                return self
+            time.sleep(0.02)
+        self.kill()
+        raise BrokerStartError(f"mosquitto did not listen on port {self.port} within {timeout}s:\n{self.log}")
+
+    def start_expecting_failure(self, timeout=5.0):
+        """Starts the broker, expecting it to refuse; returns its exit status."""
+        self._spawn()
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            listening = port_open(self.port)
+            self.kill()
+            raise AssertionError(f"mosquitto kept running (listening: {listening}):\n{self.log}")
+        self._reaped(code)
+        return code
+
+    def _reaped(self, code):
+        self.returncode = code
+        self.process = None
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None
+
+    def stop(self, timeout=5.0):
+        """SIGTERM, then wait (SIGKILL if it hangs). Returns the exit status."""
+        if self.process is None:
+            return self.returncode
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                self._reaped(self.process.returncode if self.process else None)
+                raise AssertionError(f"mosquitto did not stop on SIGTERM within {timeout}s")
+        code = self.process.returncode
+        self._reaped(code)
+        return code
+
+    def kill(self):
+        """kill -9: no chance to clean up or save anything."""
+        if self.process is None:
+            return self.returncode
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        code = self.process.returncode
+        self._reaped(code)
+        return code
+
+    def restart(self, hard=False):
+        """Stops (or with hard=True kills) and starts again on the same port
+        and state file."""
+        self.kill() if hard else self.stop()
+        return self.start()
+
+    # -- log
+
+    @property
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def current_log(self):
+        """The log since the last start."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self):
+        return self.log.splitlines()
+
+    def wait_for_log(self, pattern, timeout=TIMEOUT):
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.log)
+            if match:
+                return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log line matching {pattern!r}:\n{self.log}")
+            time.sleep(0.02)
+
+    # -- state file
+
+    def read_state(self):
+        with open(self.state_file) as f:
+            return json.load(f)
+
+    def state_bytes(self):
+        try:
+            with open(self.state_file, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    # -- clients
+
+    def client(self, **kwargs):
+        return ControlClient(self.port, **kwargs)
+
+
+# ---------------------------------------------------------------- MQTT clients
+
+class ControlClient:
+    """A paho-mqtt client (v5 or v3.1.1) that sends control requests.
+
+    Every message it receives, subscribed or not (directed publishes need no
+    subscription), lands in a queue; `request` takes the next one from it.
+    """
+
+    def __init__(self, port, protocol=V5, client_id=None, username=None, password=None,
+                 subscribe_response=True, subscriptions=(), connect=True):
+        self.port = port
+        self.protocol = protocol
+        self.client_id = client_id if client_id is not None else f"test-{os.getpid()}-{id(self):x}"
+        self.messages = queue.Queue()
+        self.connected = threading.Event()
+        self.connect_rc = None
+        self.subacks = queue.Queue()
+        if protocol == V5:
+            self.mqtt = mqtt.Client(client_id=self.client_id, protocol=V5)
+        else:
+            self.mqtt = mqtt.Client(client_id=self.client_id, clean_session=True, protocol=protocol)
+        if username is not None:
+            self.mqtt.username_pw_set(username, password)
+        self.mqtt.on_connect = self._on_connect
+        self.mqtt.on_message = self._on_message
+        self.mqtt.on_subscribe = self._on_subscribe
+        self.mqtt.on_socket_open = self._on_socket_open
+        self._subscribe_response = subscribe_response
+        self._subscriptions = list(subscriptions)
+        if connect:
+            self.connect()
+
+    # -- paho callbacks (network thread)
+
+    def _on_socket_open(self, client, userdata, sock):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def _on_connect(self, client, userdata, flags, rc, properties=None):
+        self.connect_rc = rc
+        self.connected.set()
+
+    def _on_message(self, client, userdata, message):
+        self.messages.put(message)
+
+    def _on_subscribe(self, client, userdata, mid, *args):
+        self.subacks.put((mid, args))
+
+    # -- life cycle
+
+    def connect(self):
+        self.mqtt.connect("127.0.0.1", self.port, keepalive=30)
+        self.mqtt.loop_start()
+        if not self.connected.wait(TIMEOUT):
+            self.close()
+            raise AssertionError("no CONNACK")
+        if self.connect_rc != 0:
+            self.close()
+            raise AssertionError(f"connection refused: {self.connect_rc}")
+        topics = ([RESPONSE_TOPIC] if self._subscribe_response else []) + self._subscriptions
+        for topic in topics:
+            self.subscribe(topic)
+
+    def subscribe(self, topic, qos=1):
+        result, mid = self.mqtt.subscribe(topic, qos)
+        assert result == mqtt.MQTT_ERR_SUCCESS
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            got, args = self.subacks.get(timeout=max(0.01, deadline - time.monotonic()))
+            if got == mid:
+                granted = args[0]
+                code = granted[0]
+                value = getattr(code, "value", code)
+                assert value in (0, 1, 2), f"subscription to {topic!r} refused: {code}"
+                return
+
+    def close(self):
+        try:
+            self.mqtt.disconnect()
+        finally:
+            self.mqtt.loop_stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- control requests
+
+    def publish(self, topic, payload, qos=1, properties=None):
+        info = self.mqtt.publish(topic, payload, qos=qos, properties=properties)
+        assert info.rc == mqtt.MQTT_ERR_SUCCESS, f"publish failed: {info.rc}"
+        if qos > 0:
+            info.wait_for_publish(TIMEOUT)
+            assert info.is_published(), "no PUBACK"
+        return info
+
+    def next_message(self, timeout=TIMEOUT):
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message within {timeout}s") from None
+
+    def drain(self, wait=QUIET_PERIOD):
+        """Every message that arrives within `wait` seconds."""
+        deadline = time.monotonic() + wait
+        got = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return got
+            try:
+                got.append(self.messages.get(timeout=left))
+            except queue.Empty:
+                return got
+
+    def request_message(self, payload, properties=None, timeout=TIMEOUT):
+        """Publishes a raw payload (str or bytes) to the control topic and
+        returns the reply message (paho MQTTMessage)."""
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        self.publish(CONTROL_TOPIC, payload, qos=1, properties=properties)
+        return self.next_message(timeout)
+
+    def request_raw(self, payload, timeout=TIMEOUT):
+        """Raw payload in, the whole decoded reply document out."""
+        message = self.request_message(payload, timeout=timeout)
+        assert message.topic == RESPONSE_TOPIC, message.topic
+        reply = json.loads(message.payload)
+        assert set(reply) == {"responses"}, reply
+        return reply
+
+    def request(self, commands, timeout=TIMEOUT):
+        """{"commands": commands} in, the list of responses out (one per command)."""
+        if isinstance(commands, dict):
+            commands = [commands]
+        payload = json.dumps({"commands": commands}, ensure_ascii=False)
+        responses = self.request_raw(payload, timeout)["responses"]
+        assert isinstance(responses, list)
+        assert len(responses) == len(commands), responses
+        return responses
+
+    def call(self, command, **fields):
+        """One command that must succeed; returns its data (or None)."""
+        response = self.request([dict(command=command, **fields)])[0]
+        assert "error" not in response, response
+        assert response["command"] == command
+        return response.get("data")
+
+
+def response_properties(response_topic=None, correlation_data=None):
+    properties = Properties(PacketTypes.PUBLISH)
+    if response_topic is not None:
+        properties.ResponseTopic = response_topic
+    if correlation_data is not None:
+        properties.CorrelationData = correlation_data
+    return properties
+
+
+def snapshot(client, broker=None):
+    """What an operator can see: every token and role, and the state file."""
+    tokens = client.call("listTokens")
+    roles = client.call("listRoles")
+    return tokens, roles, (broker.state_bytes() if broker else None)
+
+
+def write_state(path, roles=(), tokens=(), version=1, raw=None):
+    """Writes a state file as an operator's backup would hold it."""
+    if raw is None:
+        raw = json.dumps({"version": version, "roles": list(roles), "tokens": list(tokens)}, indent=1)
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    with open(path, "wb") as f:
+        f.write(raw)
+    os.chmod(path, 0o600)
+    return raw
+
+
+def state_token(name, role, issued_at, valid_until, requested_by="init", last_used=None, hash_hex=None):
+    return {"name": name, "role": role, "requestedBy": requested_by,
+            "issuedAt": issued_at, "validUntil": valid_until, "lastUsed": last_used,
+            "hash": hash_hex or hashlib.sha256(name.encode()).hexdigest()}
+
