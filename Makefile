@@ -8,13 +8,15 @@ PYTHON := /usr/bin/python3
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude
-LDLIBS := -lcjson -lcrypto -lz -lmosquitto
+LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lm
 
 # Everything except the broker entry points and glue: the unit tests link it.
 CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/state_format.c plugin/persist.c plugin/fields.c plugin/control.c \
-	plugin/commands_tokens.c plugin/commands_roles.c
-BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c
+	plugin/commands_tokens.c plugin/commands_roles.c plugin/acl.c \
+	plugin/sessions.c plugin/expiry.c plugin/instance.c
+BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
+	plugin/authorization.c plugin/tick.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
 BROKER_OBJECTS := $(BROKER_SOURCES:%.c=$(BUILD)/%.o)
 

@@ -13,6 +13,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <openssl/crypto.h>
+
+/* Token hashes are compared in constant time, even inside hash lookups. */
+#define HASH_KEYCMP(a, b, n) CRYPTO_memcmp(a, b, n)
 #include <uthash.h>
 
 #include "token_format.h"
@@ -47,6 +51,8 @@ struct role {
 	UT_hash_handle hh;
 };
 
+struct session;
+
 struct token {
 	unsigned char hash[TOKEN_HASH_LEN];
 	char *name;
@@ -55,6 +61,8 @@ struct token {
 	int64_t issued_at;
 	int64_t valid_until;
 	int64_t last_used;
+	struct session *sessions;   /* live connections logged in with it */
+	size_t expiry_slot;         /* position in the expiry queue + 1; 0 when not queued */
 	UT_hash_handle hh_hash;
 	UT_hash_handle hh_name;
 };

@@ -9,13 +9,20 @@
 #ifndef TOKENS_PLUGIN_H
 #define TOKENS_PLUGIN_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "expiry.h"
 #include "persist.h"
+#include "sessions.h"
 #include "store.h"
 
 #define CONTROL_TOPIC "$CONTROL/tokens/v1"
 #define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
+
+#define DEFAULT_LAST_USED_SAVE_INTERVAL 60
 
 typedef void (*tokens_log_fn)(int level, const char *format, ...);
 typedef int64_t (*tokens_clock_fn)(void);
@@ -23,9 +30,36 @@ typedef int64_t (*tokens_clock_fn)(void);
 struct tokens_plugin {
 	struct store store;
 	struct persist *persist;
+	struct sessions sessions;
+	struct expiry_queue expiry;
 	tokens_log_fn log;
 	tokens_clock_fn now;
 	void *broker_identifier;
+
+	/* lastUsed changes only in memory at login; the tick saves them at
+	 * most once per interval, and cleanup saves what is left. */
+	int64_t last_used_save_interval;
+	int64_t last_used_saved_at;
+	bool last_used_dirty;
+
+	/* Set by MOSQ_EVT_RELOAD: the broker re-runs every login right after
+	 * it, in the same loop iteration; the next tick clears it. Those
+	 * re-checks are not logins. */
+	bool rechecking_logins;
 };
+
+/* Creates an instance and loads its state file; NULL with a sentence in
+ * error when the file cannot be used. */
+struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn log, tokens_clock_fn now,
+		char *error, size_t error_len);
+void tokens_plugin_free(struct tokens_plugin *plugin);
+
+/* Writes the state if lastUsed times changed since the last save. A failed
+ * save is logged and retried at the next interval. */
+void tokens_plugin_save_last_used(struct tokens_plugin *plugin);
+
+/* Detaches the token's connections (queued to be closed at the next tick)
+ * and forgets its expiry; returns how many connections it had. */
+size_t tokens_plugin_close_token_sessions(struct tokens_plugin *plugin, struct token *token);
 
 #endif

@@ -202,13 +202,13 @@ void command_get_token(struct command_context *context)
 	}
 }
 
-static cJSON *revoked_data(const char *name, const char *hash_hex, int disconnected)
+static cJSON *revoked_data(const char *name, const char *hash_hex, size_t disconnected)
 {
 	cJSON *data = cJSON_CreateObject();
 	if(data == NULL
 			|| !cJSON_AddStringToObject(data, "name", name)
 			|| !cJSON_AddStringToObject(data, "hash", hash_hex)
-			|| !cJSON_AddNumberToObject(data, "disconnected", disconnected)){
+			|| !cJSON_AddNumberToObject(data, "disconnected", (double)disconnected)){
 		cJSON_Delete(data);
 		return NULL;
 	}
@@ -228,9 +228,10 @@ void command_revoke_token(struct command_context *context)
 		store_link_token(store, token, role);
 		return;
 	}
+	size_t disconnected = tokens_plugin_close_token_sessions(context->plugin, token);
 	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 	token_format_hash_to_hex(token->hash, hash_hex);
-	command_reply(context, revoked_data(token->name, hash_hex, 0));
-	command_log_change(context, "name=%s hash=%s", token->name, hash_hex);
+	command_reply(context, revoked_data(token->name, hash_hex, disconnected));
+	command_log_change(context, "name=%s hash=%s disconnected=%zu", token->name, hash_hex, disconnected);
 	token_free(token);
 }

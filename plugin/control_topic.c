@@ -11,12 +11,18 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "authentication.h"
 #include "control.h"
 #include "control_topic.h"
 
-/* Who asked, as recorded in requestedBy and in the log. */
-static const char *requester_name(const struct mosquitto *client)
+/* Who asked, as recorded in requestedBy and in the log: the token's name
+ * for a token login, else the username, else the client id. */
+static const char *requester_name(const struct tokens_plugin *plugin, const struct mosquitto *client)
 {
+	const char *token_name = authentication_token_name(plugin, client);
+	if(token_name){
+		return token_name;
+	}
 	const char *username = mosquitto_client_username(client);
 	if(username && username[0]){
 		return username;
@@ -71,7 +77,7 @@ int control_topic_on_message(int event, void *event_data, void *userdata)
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_control *control = event_data;
 
-	cJSON *reply = control_handle_request(plugin, requester_name(control->client),
+	cJSON *reply = control_handle_request(plugin, requester_name(plugin, control->client),
 			control->payload, control->payloadlen);
 	char *payload = reply ? cJSON_PrintUnformatted(reply) : NULL;
 	cJSON_Delete(reply);

@@ -5,6 +5,7 @@
  * running with an empty store would lock every device out, and the next
  * save would destroy the operator's tokens.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,10 +13,11 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
+#include "authentication.h"
+#include "authorization.h"
 #include "control_topic.h"
+#include "tick.h"
 #include "tokens_plugin.h"
-
-#define PLUGIN_NAME "mosquitto_tokens"
 
 static int64_t wall_clock_now(void)
 {
@@ -42,57 +44,118 @@ static const char *find_option(const struct mosquitto_opt *options, int option_c
 	return NULL;
 }
 
-static void free_plugin(struct tokens_plugin *plugin)
+/* A whole number of seconds in [min, max]; an absent option keeps *out. */
+static bool seconds_option(const struct mosquitto_opt *options, int option_count, const char *key,
+		int64_t min, int64_t max, int64_t *out)
 {
-	if(plugin){
-		store_clear(&plugin->store);
-		persist_close(plugin->persist);
-		free(plugin);
+	const char *text = find_option(options, option_count, key);
+	if(text == NULL){
+		return true;
+	}
+	char *end;
+	errno = 0;
+	long long value = strtoll(text, &end, 10);
+	if(errno || end == text || *end != '\0' || value < min || value > max){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: plugin_opt_%s must be a whole number of seconds "
+				"from %lld to %lld, not \"%s\"", key, (long long)min, (long long)max, text);
+		return false;
+	}
+	*out = value;
+	return true;
+}
+
+/* With per_listener_settings true the broker gives each listener its own
+ * plugin instance (each with its own copy of the state), and before 2.0.15
+ * never sends them MOSQ_EVT_TICK, so revoked connections could not be
+ * closed. The broker's plugin id starts with the listener pointer, NULL
+ * unless per_listener_settings is on (src/mosquitto_broker_internal.h,
+ * unchanged from 2.0.11 to 2.0.20). */
+static bool per_listener_settings(const mosquitto_plugin_id_t *identifier)
+{
+	return *(void *const *)identifier != NULL;
+}
+
+/* Options are not re-read on SIGHUP; but the broker re-runs every login
+ * right after this event, and those re-checks must not count as logins.
+ * Any answer but DEFER would abort the broker's reload. */
+static int on_reload(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	(void)event_data;
+	struct tokens_plugin *plugin = userdata;
+	plugin->rechecking_logins = true;
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+static const struct {
+	int event;
+	MOSQ_FUNC_generic_callback callback;
+	const char *event_data;
+} callbacks[] = {
+	{MOSQ_EVT_BASIC_AUTH, authentication_on_basic_auth, NULL},
+	{MOSQ_EVT_ACL_CHECK, authorization_on_acl_check, NULL},
+	{MOSQ_EVT_DISCONNECT, authentication_on_disconnect, NULL},
+	{MOSQ_EVT_TICK, tick_on_tick, NULL},
+	{MOSQ_EVT_RELOAD, on_reload, NULL},
+	{MOSQ_EVT_CONTROL, control_topic_on_message, CONTROL_TOPIC},
+};
+#define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
+
+static void unregister_callbacks(mosquitto_plugin_id_t *identifier, size_t count)
+{
+	for(size_t i = 0; i < count; i++){
+		mosquitto_callback_unregister(identifier, callbacks[i].event, callbacks[i].callback,
+				callbacks[i].event_data);
 	}
 }
 
-static struct tokens_plugin *load_plugin(const char *state_file)
+static bool register_callbacks(mosquitto_plugin_id_t *identifier, struct tokens_plugin *plugin)
 {
-	char error[1024];
-	struct tokens_plugin *plugin = calloc(1, sizeof(*plugin));
-	if(plugin == NULL){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: out of memory");
-		return NULL;
+	for(size_t i = 0; i < CALLBACK_COUNT; i++){
+		if(mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].callback,
+				callbacks[i].event_data, plugin) != MOSQ_ERR_SUCCESS){
+			mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: cannot register broker callback %d", callbacks[i].event);
+			unregister_callbacks(identifier, i);
+			return false;
+		}
 	}
-	store_init(&plugin->store);
-	plugin->log = mosquitto_log_printf;
-	plugin->now = wall_clock_now;
-	plugin->persist = persist_open(state_file, error, sizeof(error));
-	if(plugin->persist == NULL || !persist_load(plugin->persist, &plugin->store, error, sizeof(error))){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: %s", error);
-		free_plugin(plugin);
-		return NULL;
-	}
-	mosquitto_log_printf(MOSQ_LOG_INFO, "tokens: loaded %zu tokens and %zu roles from %s",
-			store_token_count(&plugin->store), store_role_count(&plugin->store), state_file);
-	return plugin;
+	return true;
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
+	if(per_listener_settings(identifier)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: per_listener_settings true is not supported: "
+				"load the plugin with per_listener_settings false (the default)");
+		return MOSQ_ERR_NOT_SUPPORTED;
+	}
 	const char *state_file = find_option(options, option_count, "state_file");
 	if(state_file == NULL || state_file[0] == '\0'){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: plugin_opt_state_file is required "
 				"(for example plugin_opt_state_file /var/lib/mosquitto/tokens.json)");
 		return MOSQ_ERR_INVAL;
 	}
-	struct tokens_plugin *plugin = load_plugin(state_file);
+	int64_t save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
+	if(!seconds_option(options, option_count, "last_used_save_interval", 1, 86400, &save_interval)){
+		return MOSQ_ERR_INVAL;
+	}
+
+	char error[1024];
+	struct tokens_plugin *plugin = tokens_plugin_new(state_file, mosquitto_log_printf, wall_clock_now,
+			error, sizeof(error));
 	if(plugin == NULL){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: %s", error);
 		return MOSQ_ERR_UNKNOWN;
 	}
+	plugin->last_used_save_interval = save_interval;
 	plugin->broker_identifier = identifier;
-	if(mosquitto_callback_register(identifier, MOSQ_EVT_CONTROL, control_topic_on_message,
-			CONTROL_TOPIC, plugin) != MOSQ_ERR_SUCCESS){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: cannot register %s", CONTROL_TOPIC);
-		free_plugin(plugin);
+	if(!register_callbacks(identifier, plugin)){
+		tokens_plugin_free(plugin);
 		return MOSQ_ERR_UNKNOWN;
 	}
+	mosquitto_log_printf(MOSQ_LOG_INFO, "tokens: loaded %zu tokens and %zu roles from %s",
+			store_token_count(&plugin->store), store_role_count(&plugin->store), state_file);
 	*userdata = plugin;
 	return MOSQ_ERR_SUCCESS;
 }
@@ -103,9 +166,9 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	(void)option_count;
 	struct tokens_plugin *plugin = userdata;
 	if(plugin){
-		mosquitto_callback_unregister(plugin->broker_identifier, MOSQ_EVT_CONTROL,
-				control_topic_on_message, CONTROL_TOPIC);
-		free_plugin(plugin);
+		unregister_callbacks(plugin->broker_identifier, CALLBACK_COUNT);
+		tokens_plugin_save_last_used(plugin);
+		tokens_plugin_free(plugin);
 	}
 	return MOSQ_ERR_SUCCESS;
 }

@@ -1,0 +1,22 @@
+/*
+ * Role ACL evaluation (SPEC section 3), with the dynamic-security plugin's
+ * ACL types, priorities and defaults. Pure functions of a role and a
+ * request: no allocation, no I/O, so the broker's per-message check stays
+ * cheap and can be tested without a broker.
+ */
+#ifndef ACL_H
+#define ACL_H
+
+#include <stdbool.h>
+
+#include "store.h"
+
+/* access is one of the broker's MOSQ_ACL_READ, _WRITE, _SUBSCRIBE,
+ * _UNSUBSCRIBE. topic is the published topic, or the requested filter. */
+bool acl_allows(const struct role *role, int access, const char *topic);
+
+/* True when every topic that `requested` can match is matched by `granted`
+ * (both MQTT topic filters): "a/#" covers "a/+/b", "a/+" does not cover "a/#". */
+bool topic_filter_covers(const char *granted, const char *requested);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * ACL evaluation. A role keeps its ACLs per type, highest priority first
+ * (store.h), so each check walks one short list and stops at the first
+ * ACL that matches.
+ */
+#include <string.h>
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "acl.h"
+
+/* Length of the topic level starting at text (up to '/' or the end). */
+static size_t level_length(const char *text)
+{
+	const char *slash = strchr(text, '/');
+	return slash ? (size_t)(slash - text) : strlen(text);
+}
+
+static bool level_is(const char *level, size_t length, const char *wanted)
+{
+	return length == strlen(wanted) && memcmp(level, wanted, length) == 0;
+}
+
+/* Moves past the level of the given length and its '/', if any. Returns
+ * false when there was no further level. */
+static bool next_level(const char **cursor, size_t length)
+{
+	*cursor += length;
+	if(**cursor == '/'){
+		(*cursor)++;
+		return true;
+	}
+	return false;
+}
+
+bool topic_filter_covers(const char *granted, const char *requested)
+{
+	/* MQTT: a filter starting with a wildcard does not match "$" topics. */
+	if(requested[0] == '$' && (granted[0] == '+' || granted[0] == '#')){
+		return false;
+	}
+	const char *g = granted, *r = requested;
+	for(;;){
+		size_t g_len = level_length(g), r_len = level_length(r);
+		if(level_is(g, g_len, "#")){
+			return true;
+		}
+		if(level_is(r, r_len, "#")){
+			return false;   /* only "#" covers "#" */
+		}
+		if(!level_is(g, g_len, "+") && (level_is(r, r_len, "+") || g_len != r_len || memcmp(g, r, g_len) != 0)){
+			return false;
+		}
+		bool g_more = next_level(&g, g_len);
+		bool r_more = next_level(&r, r_len);
+		if(!r_more){
+			/* "a/#" also matches "a" itself. */
+			return !g_more || strcmp(g, "#") == 0;
+		}
+		if(!g_more){
+			return false;
+		}
+	}
+}
+
+static const struct role_acl *first_matching_topic(const struct role_acl *acl, const char *topic)
+{
+	for(; acl; acl = acl->next){
+		bool matches = false;
+		if(mosquitto_topic_matches_sub(acl->topic, topic, &matches) == MOSQ_ERR_SUCCESS && matches){
+			return acl;
+		}
+	}
+	return NULL;
+}
+
+static const struct role_acl *first_literal(const struct role_acl *acl, const char *filter)
+{
+	for(; acl; acl = acl->next){
+		if(strcmp(acl->topic, filter) == 0){
+			return acl;
+		}
+	}
+	return NULL;
+}
+
+static const struct role_acl *first_covering(const struct role_acl *acl, const char *filter)
+{
+	for(; acl; acl = acl->next){
+		if(topic_filter_covers(acl->topic, filter)){
+			return acl;
+		}
+	}
+	return NULL;
+}
+
+static bool decide(const struct role_acl *acl, bool default_allow)
+{
+	return acl ? acl->allow : default_allow;
+}
+
+static bool subscription_allows(const struct role *role, enum acl_type literal, enum acl_type pattern,
+		const char *filter, bool default_allow)
+{
+	const struct role_acl *acl = first_literal(role->acls[literal], filter);
+	if(acl == NULL){
+		acl = first_covering(role->acls[pattern], filter);
+	}
+	return decide(acl, default_allow);
+}
+
+bool acl_allows(const struct role *role, int access, const char *topic)
+{
+	switch(access){
+		case MOSQ_ACL_WRITE:
+			return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_SEND], topic), false);
+		case MOSQ_ACL_READ:
+			return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], topic), true);
+		case MOSQ_ACL_SUBSCRIBE:
+			return subscription_allows(role, ACL_SUBSCRIBE_LITERAL, ACL_SUBSCRIBE_PATTERN, topic, false);
+		case MOSQ_ACL_UNSUBSCRIBE:
+			return subscription_allows(role, ACL_UNSUBSCRIBE_LITERAL, ACL_UNSUBSCRIBE_PATTERN, topic, true);
+		default:
+			return false;
+	}
+}

@@ -1,0 +1,98 @@
+/*
+ * Logins (SPEC section 2): MOSQ_EVT_BASIC_AUTH and MOSQ_EVT_DISCONNECT.
+ *
+ * A password that is not token-shaped is someone else's business (defer).
+ * A token-shaped one costs one SHA-256 and one hash-table lookup, whatever
+ * the number of tokens, and never touches the disk: lastUsed is saved later
+ * by the tick. The log names a refused token by its name or its hash, never
+ * by the password.
+ */
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "authentication.h"
+#include "token_format.h"
+
+static const char *client_label(const struct mosquitto *client)
+{
+	const char *client_id = mosquitto_client_id(client);
+	return client_id ? client_id : "(no client id)";
+}
+
+/* reason names the token by name or hash, never by the password. */
+static int refuse(struct tokens_plugin *plugin, const struct mosquitto *client, const char *reason, const char *which)
+{
+	plugin->log(MOSQ_LOG_NOTICE, "tokens: refused login of client %s: %s%s",
+			client_label(client), reason, which ? which : "");
+	return MOSQ_ERR_AUTH;
+}
+
+static int accept_token(struct tokens_plugin *plugin, const struct mosquitto *client, struct token *token, int64_t now)
+{
+	/* A SIGHUP re-check of a connection that is not bound is an offline
+	 * persistent session: the answer is the same, but there is nothing to
+	 * bind (it will log in again when it comes back). */
+	bool recheck = plugin->rechecking_logins;
+	if(recheck && sessions_find(&plugin->sessions, client) == NULL){
+		return MOSQ_ERR_SUCCESS;
+	}
+	if(!sessions_bind(&plugin->sessions, client, client_label(client), token)
+			|| !expiry_add(&plugin->expiry, token)){
+		sessions_unbind(&plugin->sessions, client);
+		return refuse(plugin, client, "out of memory binding token ", token->name);
+	}
+	if(!recheck){
+		token->last_used = now;
+		plugin->last_used_dirty = true;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+int authentication_on_basic_auth(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	struct tokens_plugin *plugin = userdata;
+	const struct mosquitto_evt_basic_auth *login = event_data;
+	enum token_shape shape = token_format_check(login->password);
+
+	if(shape == TOKEN_NOT_A_TOKEN){
+		/* The pointer may belong to an earlier, freed token connection. */
+		sessions_unbind(&plugin->sessions, login->client);
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	if(shape == TOKEN_MALFORMED){
+		sessions_unbind(&plugin->sessions, login->client);
+		return refuse(plugin, login->client, "malformed token", NULL);
+	}
+	unsigned char hash[TOKEN_HASH_LEN];
+	token_format_hash(login->password, hash);
+	struct token *token = store_find_token_by_hash(&plugin->store, hash);
+	if(token == NULL){
+		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
+		token_format_hash_to_hex(hash, hash_hex);
+		sessions_unbind(&plugin->sessions, login->client);
+		return refuse(plugin, login->client, "unknown token with hash ", hash_hex);
+	}
+	int64_t now = plugin->now();
+	if(now >= token->valid_until){
+		sessions_unbind(&plugin->sessions, login->client);
+		return refuse(plugin, login->client, "expired token ", token->name);
+	}
+	return accept_token(plugin, login->client, token, now);
+}
+
+int authentication_on_disconnect(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	struct tokens_plugin *plugin = userdata;
+	const struct mosquitto_evt_disconnect *disconnect = event_data;
+	sessions_unbind(&plugin->sessions, disconnect->client);
+	return MOSQ_ERR_SUCCESS;
+}
+
+const char *authentication_token_name(const struct tokens_plugin *plugin, const struct mosquitto *client)
+{
+	const struct session *session = sessions_find(&plugin->sessions, client);
+	return session && session->token ? session->token->name : NULL;
+}

@@ -1,0 +1,30 @@
+/*
+ * MOSQ_EVT_ACL_CHECK (SPEC section 3). Connections that did not log in
+ * with a token are deferred to the broker's other mechanisms. A token
+ * connection is checked against its token as it is now: revoked, expired
+ * or re-roled tokens take effect at the very next check.
+ */
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "acl.h"
+#include "authorization.h"
+#include "tokens_plugin.h"
+
+int authorization_on_acl_check(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	struct tokens_plugin *plugin = userdata;
+	const struct mosquitto_evt_acl_check *check = event_data;
+	const struct session *session = sessions_find(&plugin->sessions, check->client);
+
+	if(session == NULL){
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	const struct token *token = session->token;
+	if(token == NULL || plugin->now() >= token->valid_until){
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	return acl_allows(token->role, check->access, check->topic) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}

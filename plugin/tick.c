@@ -1,0 +1,66 @@
+/*
+ * Work the broker lets the plugin do between network events (MOSQ_EVT_TICK,
+ * about ten times a second when idle): closing connections and the lazy
+ * lastUsed save. Kicks run here and only here because a kick calls back
+ * into the plugin's disconnect handler, and a command may be running on
+ * behalf of the very client being kicked.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "tick.h"
+#include "tokens_plugin.h"
+
+static void close_expired_tokens(struct tokens_plugin *plugin, int64_t now)
+{
+	struct token *token;
+	while((token = expiry_pop_due(&plugin->expiry, now)) != NULL){
+		size_t closed = sessions_close_token(&plugin->sessions, token);
+		plugin->log(MOSQ_LOG_NOTICE, "tokens: token %s expired, closing %zu connection%s",
+				token->name, closed, closed == 1 ? "" : "s");
+	}
+}
+
+static void kick(struct tokens_plugin *plugin, const struct mosquitto *client)
+{
+	/* Still connected and still detached? See sessions_take_kicks. */
+	const struct session *session = sessions_find(&plugin->sessions, client);
+	if(session == NULL || session->token != NULL){
+		return;
+	}
+	/* The kick frees the session (through the disconnect callback). */
+	char *client_id = strdup(session->client_id);
+	if(client_id){
+		mosquitto_kick_client_by_clientid(client_id, false);
+		free(client_id);
+	}
+}
+
+static void run_kicks(struct tokens_plugin *plugin)
+{
+	size_t count;
+	const struct mosquitto **kicks = sessions_take_kicks(&plugin->sessions, &count);
+	for(size_t i = 0; i < count; i++){
+		kick(plugin, kicks[i]);
+	}
+	free(kicks);
+}
+
+int tick_on_tick(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	(void)event_data;
+	struct tokens_plugin *plugin = userdata;
+	int64_t now = plugin->now();
+
+	plugin->rechecking_logins = false;
+	close_expired_tokens(plugin, now);
+	run_kicks(plugin);
+	if(plugin->last_used_dirty && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
+		tokens_plugin_save_last_used(plugin);
+	}
+	return MOSQ_ERR_SUCCESS;
+}

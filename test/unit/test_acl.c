@@ -1,0 +1,172 @@
+/* ACL evaluation: types, priorities, literal vs pattern, defaults, and the
+ * filter-covers-filter matcher used for subscribePattern. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "acl.h"
+
+static struct role *role_with(const struct role_acl *acls, size_t count)
+{
+	struct role *role = role_new("test");
+	assert_non_null(role);
+	for(size_t i = 0; i < count; i++){
+		struct role_acl *acl = role_acl_new(acls[i].type, acls[i].topic, acls[i].priority, acls[i].allow);
+		assert_non_null(acl);
+		role_link_acl(role, acl);
+	}
+	return role;
+}
+
+static void test_defaults_without_acls(void **state)
+{
+	(void)state;
+	struct role *role = role_new("empty");
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/b"));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "a/b"));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/b"));
+	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "a/b"));
+	role_free(role);
+}
+
+static void test_publish_send_matches_filters(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "sensors/+/data", .allow = true},
+	};
+	struct role *role = role_with(acls, 1);
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data"));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data/x"));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/data"));
+	/* A send ACL says nothing about receiving. */
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "other"));
+	role_free(role);
+}
+
+static void test_highest_priority_decides(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "a/#", .priority = 1, .allow = true},
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "a/secret", .priority = 5, .allow = false},
+		{.type = ACL_PUBLISH_CLIENT_RECEIVE, .topic = "a/#", .priority = 0, .allow = false},
+		{.type = ACL_PUBLISH_CLIENT_RECEIVE, .topic = "a/public", .priority = -1, .allow = true},
+	};
+	struct role *role = role_with(acls, 4);
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/open"));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/secret"));
+	/* a/# (priority 0) outranks a/public (priority -1). */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "a/public"));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "b/anything"));
+	role_free(role);
+}
+
+static void test_equal_priority_first_added_wins(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "a/+", .allow = false},
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "a/#", .allow = true},
+	};
+	struct role *role = role_with(acls, 2);
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/b"));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/b/c"));
+	role_free(role);
+}
+
+static void test_subscribe_literal_before_pattern(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "a/#", .priority = 100, .allow = true},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "a/private/#", .priority = 0, .allow = false},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "b/+", .allow = true},
+	};
+	struct role *role = role_with(acls, 3);
+	/* The literal ACL decides first, whatever the priorities. */
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/private/#"));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/private/x"));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/+/x"));
+	/* A literal ACL matches the filter string exactly, not as a pattern. */
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "b/+"));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "b/x"));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "#"));
+	role_free(role);
+}
+
+static void test_unsubscribe_uses_its_own_types(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "#", .allow = false},
+		{.type = ACL_UNSUBSCRIBE_PATTERN, .topic = "locked/#", .allow = false},
+		{.type = ACL_UNSUBSCRIBE_LITERAL, .topic = "locked/open", .allow = true},
+	};
+	struct role *role = role_with(acls, 3);
+	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "a/b"));
+	assert_false(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "locked/x"));
+	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "locked/open"));
+	role_free(role);
+}
+
+static void test_filter_covers_filter(void **state)
+{
+	(void)state;
+	assert_true(topic_filter_covers("a/#", "a/+/b"));
+	assert_true(topic_filter_covers("a/#", "a/#"));
+	assert_true(topic_filter_covers("a/#", "a"));
+	assert_true(topic_filter_covers("#", "a/b/#"));
+	assert_true(topic_filter_covers("a/+", "a/b"));
+	assert_true(topic_filter_covers("a/+", "a/+"));
+	assert_true(topic_filter_covers("+/+/c", "x/+/c"));
+	assert_true(topic_filter_covers("a/b", "a/b"));
+	assert_true(topic_filter_covers("a//b", "a//b"));
+	assert_true(topic_filter_covers("a/+/#", "a/b/c/d"));
+
+	assert_false(topic_filter_covers("a/+", "a/#"));
+	assert_false(topic_filter_covers("a/+", "a/b/c"));
+	assert_false(topic_filter_covers("a/+", "a"));
+	assert_false(topic_filter_covers("a/b", "a/+"));
+	assert_false(topic_filter_covers("a/b", "a/bc"));
+	assert_false(topic_filter_covers("a/bc", "a/b"));
+	assert_false(topic_filter_covers("a/b/c", "a/b"));
+	assert_false(topic_filter_covers("a/+/#", "a"));
+	assert_false(topic_filter_covers("a/+/#", "a/#"));
+	assert_false(topic_filter_covers("b/#", "a/#"));
+	/* Wildcards at the first level never reach "$" topics. */
+	assert_false(topic_filter_covers("#", "$SYS/#"));
+	assert_false(topic_filter_covers("+/broker", "$SYS/broker"));
+	assert_true(topic_filter_covers("$SYS/#", "$SYS/broker/+"));
+}
+
+static void test_publish_wildcards_do_not_reach_dollar_topics(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "#", .allow = true},
+	};
+	struct role *role = role_with(acls, 1);
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/b"));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "$CONTROL/tokens/v1"));
+	role_free(role);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_without_acls),
+		cmocka_unit_test(test_publish_send_matches_filters),
+		cmocka_unit_test(test_highest_priority_decides),
+		cmocka_unit_test(test_equal_priority_first_added_wins),
+		cmocka_unit_test(test_subscribe_literal_before_pattern),
+		cmocka_unit_test(test_unsubscribe_uses_its_own_types),
+		cmocka_unit_test(test_filter_covers_filter),
+		cmocka_unit_test(test_publish_wildcards_do_not_reach_dollar_topics),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
