@@ -23,6 +23,11 @@ BROKER_OBJECTS := $(BROKER_SOURCES:%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(filter-out test/unit/test_support.c,$(wildcard test/unit/test_*.c)))
 
 PLUGIN := $(BUILD)/mosquitto_tokens.so
+CTRL_MODULE := $(BUILD)/mosquitto_ctrl_tokens.so
+CTRL_SOURCES := $(wildcard ctrl/*.c)
+CTRL_OBJECTS := $(CTRL_SOURCES:%.c=$(BUILD)/%.o)
+# What the module shares with the plugin: the token format and the state file.
+CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o)
 
 # Debian packages the build and the tests need.
 DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev \
@@ -31,11 +36,18 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev \
 
 .PHONY: all deps test unit-test integration-test demo clean
 
-all: $(PLUGIN)
+all: $(PLUGIN) $(CTRL_MODULE)
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/ctrl/%.o: ctrl/%.c $(wildcard include/*.h ctrl/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ictrl -c $< -o $@
+
+$(CTRL_MODULE): $(CTRL_OBJECTS) $(CTRL_CORE_OBJECTS)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(PLUGIN): $(CORE_OBJECTS) $(BROKER_OBJECTS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)

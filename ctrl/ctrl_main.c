@@ -1,0 +1,276 @@
+/*
+ * mosquitto_ctrl_tokens.so: `mosquitto_ctrl [connection options] tokens ...`.
+ *
+ * mosquitto_ctrl parses the connection options, loads this module and
+ * calls ctrl_main with the words after "tokens". The module builds one
+ * control request; mosquitto_ctrl connects, subscribes to the response
+ * topic, publishes, and hands the first reply to payload_callback.
+ *
+ * mosquitto_ctrl exits 0 whatever happens after it connects, so the module
+ * decides the exit status itself: the reply callback exits 1 on an error
+ * response, and an exit handler exits 1 when no reply came at all (refused
+ * publish, no plugin, timeout).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctrl_module.h"
+#include "mosq_ctrl.h"
+#include "token_format.h"
+
+#define CONTROL_TOPIC "$CONTROL/tokens/v1"
+#define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
+
+static bool build_create(int argc, char *argv[], cJSON *command)
+{
+	(void)argc;
+	char valid_until[21];
+	if(!ctrl_parse_valid_until(argv[2], (int64_t)time(NULL), valid_until)){
+		fprintf(stderr, "Error: validUntil \"%s\" is neither a duration (30d, 12h, 45m, 2w) "
+				"nor an RFC 3339 time (2027-01-01T00:00:00Z)\n", argv[2]);
+		return false;
+	}
+	return cJSON_AddStringToObject(command, "name", argv[0])
+		&& cJSON_AddStringToObject(command, "role", argv[1])
+		&& cJSON_AddStringToObject(command, "validUntil", valid_until);
+}
+
+static bool parse_count(const char *option, const char *text, int minimum, long *out)
+{
+	char *end;
+	long value = strtol(text, &end, 10);
+	if(end == text || *end != '\0' || value < minimum || value > 2147483647L){
+		fprintf(stderr, "Error: %s needs a whole number of at least %d, not \"%s\"\n", option, minimum, text);
+		return false;
+	}
+	*out = value;
+	return true;
+}
+
+static bool build_list(int argc, char *argv[], cJSON *command)
+{
+	for(int i = 0; i < argc; i += 2){
+		if(i + 1 >= argc){
+			fprintf(stderr, "Error: %s needs a value\n", argv[i]);
+			return false;
+		}
+		long number;
+		if(strcmp(argv[i], "--status") == 0){
+			if(strcmp(argv[i + 1], "valid") && strcmp(argv[i + 1], "invalid") && strcmp(argv[i + 1], "all")){
+				fprintf(stderr, "Error: --status is valid, invalid or all, not \"%s\"\n", argv[i + 1]);
+				return false;
+			}
+			cJSON_AddStringToObject(command, "status", argv[i + 1]);
+		}else if(strcmp(argv[i], "--count") == 0 && parse_count("--count", argv[i + 1], 1, &number)){
+			cJSON_AddNumberToObject(command, "count", (double)number);
+		}else if(strcmp(argv[i], "--offset") == 0 && parse_count("--offset", argv[i + 1], 0, &number)){
+			cJSON_AddNumberToObject(command, "offset", (double)number);
+		}else{
+			if(strcmp(argv[i], "--count") && strcmp(argv[i], "--offset")){
+				fprintf(stderr, "Error: unknown option \"%s\"\n", argv[i]);
+			}
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A 64-digit lowercase hex argument is a hash; anything else a name. */
+static bool build_token_target(int argc, char *argv[], cJSON *command)
+{
+	(void)argc;
+	unsigned char hash[TOKEN_HASH_LEN];
+	const char *key = token_format_hash_from_hex(argv[0], hash) ? "hash" : "name";
+	return cJSON_AddStringToObject(command, key, argv[0]) != NULL;
+}
+
+static bool build_rolename(int argc, char *argv[], cJSON *command)
+{
+	(void)argc;
+	return cJSON_AddStringToObject(command, "rolename", argv[0]) != NULL;
+}
+
+static bool build_nothing(int argc, char *argv[], cJSON *command)
+{
+	(void)argc;
+	(void)argv;
+	(void)command;
+	return true;
+}
+
+static bool build_add_acl(int argc, char *argv[], cJSON *command)
+{
+	bool allow = strcmp(argv[3], "allow") == 0;
+	if(!allow && strcmp(argv[3], "deny") != 0){
+		fprintf(stderr, "Error: the fourth argument is allow or deny, not \"%s\"\n", argv[3]);
+		return false;
+	}
+	if(argc == 5){
+		char *end;
+		long priority = strtol(argv[4], &end, 10);
+		if(end == argv[4] || *end != '\0'){
+			fprintf(stderr, "Error: priority must be a whole number, not \"%s\"\n", argv[4]);
+			return false;
+		}
+		cJSON_AddNumberToObject(command, "priority", (double)priority);
+	}
+	return cJSON_AddStringToObject(command, "rolename", argv[0])
+		&& cJSON_AddStringToObject(command, "acltype", argv[1])
+		&& cJSON_AddStringToObject(command, "topic", argv[2])
+		&& cJSON_AddBoolToObject(command, "allow", allow);
+}
+
+static bool build_remove_acl(int argc, char *argv[], cJSON *command)
+{
+	(void)argc;
+	return cJSON_AddStringToObject(command, "rolename", argv[0])
+		&& cJSON_AddStringToObject(command, "acltype", argv[1])
+		&& cJSON_AddStringToObject(command, "topic", argv[2]);
+}
+
+static void print_done(const cJSON *data)
+{
+	(void)data;
+	printf("OK\n");
+}
+
+static const struct subcommand subcommands[] = {
+	{"create", "createToken", "<name> <role> <validUntil>", 3, 3, build_create, ctrl_print_created_token},
+	{"list", "listTokens", "[--status valid|invalid|all] [--count N] [--offset N]", 0, 6, build_list, ctrl_print_token_table},
+	{"get", "getToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_token},
+	{"revoke", "revokeToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_revoked},
+	{"createRole", "createRole", "<rolename>", 1, 1, build_rolename, print_done},
+	{"getRole", "getRole", "<rolename>", 1, 1, build_rolename, ctrl_print_role},
+	{"listRoles", "listRoles", "", 0, 0, build_nothing, ctrl_print_roles},
+	{"deleteRole", "deleteRole", "<rolename>", 1, 1, build_rolename, print_done},
+	{"addRoleACL", "addRoleACL", "<rolename> <acltype> <topic> allow|deny [priority]", 4, 5, build_add_acl, print_done},
+	{"removeRoleACL", "removeRoleACL", "<rolename> <acltype> <topic>", 3, 3, build_remove_acl, print_done},
+};
+#define SUBCOMMAND_COUNT (sizeof(subcommands) / sizeof(subcommands[0]))
+
+static void print_usage(FILE *out)
+{
+	fprintf(out, "\nApplication tokens module (mosquitto_tokens plugin)\n");
+	fprintf(out, "====================================================\n");
+	fprintf(out, "\nOffline, before the broker starts:\n");
+	fprintf(out, "    mosquitto_ctrl tokens init <state-file> <admin-token-name> [validity]\n");
+	fprintf(out, "\nAgainst a running broker (log in with -u <token-name> -P <admin-token>):\n");
+	for(size_t i = 0; i < SUBCOMMAND_COUNT; i++){
+		fprintf(out, "    mosquitto_ctrl [options] tokens %-13s %s\n", subcommands[i].name, subcommands[i].usage);
+	}
+	fprintf(out, "\nvalidUntil and validity: a duration from now (30d, 12h, 45m, 2w) or an RFC 3339\n");
+	fprintf(out, "time (2027-01-01T00:00:00Z). acltype: publishClientSend, publishClientReceive,\n");
+	fprintf(out, "subscribeLiteral, subscribePattern, unsubscribeLiteral, unsubscribePattern.\n");
+	fprintf(out, "Higher priority ACLs are evaluated first.\n\n");
+}
+
+/* ---- the reply ---- */
+
+/* The one request of this process; the exit handler has no other way in. */
+static const struct subcommand *pending_request;
+static bool reply_received;
+
+static void exit_without_reply(void)
+{
+	if(pending_request && !reply_received){
+		fprintf(stderr, "Error: no reply from the broker. Is the mosquitto_tokens plugin loaded, and may "
+				"this client publish to %s and subscribe to %s?\n", CONTROL_TOPIC, RESPONSE_TOPIC);
+		fflush(stderr);
+		_exit(1);
+	}
+}
+
+static void on_reply(struct mosq_ctrl *ctrl, long payload_len, const void *payload)
+{
+	(void)ctrl;
+	reply_received = true;
+	cJSON *reply = cJSON_ParseWithLength(payload, (size_t)payload_len);
+	const cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
+	const cJSON *response = cJSON_GetArrayItem(responses, 0);
+	if(!cJSON_IsObject(response)){
+		fprintf(stderr, "Error: the broker's reply is not a tokens plugin response\n");
+		cJSON_Delete(reply);
+		exit(1);
+	}
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(response, "error");
+	if(cJSON_IsString(error)){
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(response, "code");
+		fprintf(stderr, "Error: %s%s%s%s\n", error->valuestring, cJSON_IsString(code) ? " (" : "",
+				cJSON_IsString(code) ? code->valuestring : "", cJSON_IsString(code) ? ")" : "");
+		cJSON_Delete(reply);
+		exit(1);
+	}
+	pending_request->print(cJSON_GetObjectItemCaseSensitive(response, "data"));
+	fflush(stdout);
+	cJSON_Delete(reply);
+}
+
+static char *request_payload(const struct subcommand *sub, int argc, char *argv[])
+{
+	cJSON *request = cJSON_CreateObject();
+	cJSON *commands = cJSON_AddArrayToObject(request, "commands");
+	cJSON *command = cJSON_CreateObject();
+	char *payload = NULL;
+	if(commands && command && cJSON_AddItemToArray(commands, command)){
+		if(cJSON_AddStringToObject(command, "command", sub->command) && sub->build(argc, argv, command)){
+			payload = cJSON_PrintUnformatted(request);
+		}
+	}else{
+		cJSON_Delete(command);
+	}
+	cJSON_Delete(request);
+	return payload;
+}
+
+static const struct subcommand *find_subcommand(const char *name)
+{
+	for(size_t i = 0; i < SUBCOMMAND_COUNT; i++){
+		if(strcmp(subcommands[i].name, name) == 0){
+			return &subcommands[i];
+		}
+	}
+	return NULL;
+}
+
+int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
+{
+	if(argc == 0 || strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0){
+		print_usage(argc == 0 ? stderr : stdout);
+		if(argc == 0) exit(EXIT_USAGE);
+		return -1;
+	}
+	if(strcmp(argv[0], "init") == 0){
+		int status = ctrl_init(argc - 1, argv + 1);
+		if(status != 0) exit(status);
+		return -1;
+	}
+	const struct subcommand *sub = find_subcommand(argv[0]);
+	int sub_argc = argc - 1;
+	if(sub == NULL || sub_argc < sub->min_args || sub_argc > sub->max_args){
+		if(sub == NULL){
+			fprintf(stderr, "Error: unknown tokens command \"%s\"\n", argv[0]);
+			print_usage(stderr);
+		}else{
+			fprintf(stderr, "Usage: mosquitto_ctrl [options] tokens %s %s\n", sub->name, sub->usage);
+		}
+		exit(EXIT_USAGE);
+	}
+	char *payload = request_payload(sub, sub_argc, argv + 1);
+	if(payload == NULL){
+		exit(EXIT_USAGE);
+	}
+	ctrl->request_topic = strdup(CONTROL_TOPIC);
+	ctrl->response_topic = strdup(RESPONSE_TOPIC);
+	ctrl->payload = payload;
+	ctrl->payload_callback = on_reply;
+	if(ctrl->request_topic == NULL || ctrl->response_topic == NULL){
+		fprintf(stderr, "Error: out of memory\n");
+		exit(1);
+	}
+	pending_request = sub;
+	atexit(exit_without_reply);
+	return 0;
+}

@@ -1,0 +1,147 @@
+/*
+ * How replies look on a terminal. The list table has the seed console's
+ * columns; everything else prints one "Field: value" per line.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctrl_module.h"
+
+static const char *text_of(const cJSON *object, const char *key)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+	if(cJSON_IsString(item)) return item->valuestring;
+	if(cJSON_IsNull(item)) return "never";
+	return "";
+}
+
+/* Terminal columns of a UTF-8 string, counted as code points. */
+static int display_width(const char *text)
+{
+	int width = 0;
+	for(; *text; text++){
+		if(((unsigned char)*text & 0xC0) != 0x80) width++;
+	}
+	return width;
+}
+
+/* Pads every column but the last, so lines carry no trailing spaces. */
+static void print_cell(const char *text, int width, bool last)
+{
+	if(last){
+		printf("%s\n", text);
+	}else{
+		printf("%s%*s  ", text, width - display_width(text), "");
+	}
+}
+
+enum { COLUMN_COUNT = 8, SHORT_HASH = 12 };
+
+static const char *const headers[COLUMN_COUNT] = {
+	"Name", "Role", "Requested by", "Issue date", "Valid until", "Last used", "Hash", "Status",
+};
+
+static void token_cells(const cJSON *token, const char *cells[COLUMN_COUNT], char short_hash[SHORT_HASH + 1])
+{
+	snprintf(short_hash, SHORT_HASH + 1, "%s", text_of(token, "hash"));
+	cells[0] = text_of(token, "name");
+	cells[1] = text_of(token, "role");
+	cells[2] = text_of(token, "requestedBy");
+	cells[3] = text_of(token, "issuedAt");
+	cells[4] = text_of(token, "validUntil");
+	cells[5] = text_of(token, "lastUsed");
+	cells[6] = short_hash;
+	cells[7] = strcmp(text_of(token, "status"), "valid") == 0 ? "Valid" : "Invalid";
+}
+
+void ctrl_print_token_table(const cJSON *data)
+{
+	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(data, "tokens");
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(data, "totalCount");
+	int widths[COLUMN_COUNT];
+	const cJSON *token;
+	const char *cells[COLUMN_COUNT];
+	char short_hash[SHORT_HASH + 1];
+
+	for(int c = 0; c < COLUMN_COUNT; c++) widths[c] = display_width(headers[c]);
+	cJSON_ArrayForEach(token, tokens){
+		token_cells(token, cells, short_hash);
+		for(int c = 0; c < COLUMN_COUNT; c++){
+			int width = display_width(cells[c]);
+			if(width > widths[c]) widths[c] = width;
+		}
+	}
+	for(int c = 0; c < COLUMN_COUNT; c++){
+		print_cell(headers[c], widths[c], c + 1 == COLUMN_COUNT);
+	}
+	cJSON_ArrayForEach(token, tokens){
+		token_cells(token, cells, short_hash);
+		for(int c = 0; c < COLUMN_COUNT; c++){
+			print_cell(cells[c], widths[c], c + 1 == COLUMN_COUNT);
+		}
+	}
+	printf("%d of %d token%s shown. Times are UTC.\n", cJSON_GetArraySize(tokens),
+			cJSON_IsNumber(total) ? total->valueint : 0, cJSON_IsNumber(total) && total->valueint == 1 ? "" : "s");
+}
+
+void ctrl_print_token(const cJSON *data)
+{
+	printf("Name:         %s\n", text_of(data, "name"));
+	printf("Role:         %s\n", text_of(data, "role"));
+	printf("Requested by: %s\n", text_of(data, "requestedBy"));
+	printf("Issue date:   %s\n", text_of(data, "issuedAt"));
+	printf("Valid until:  %s\n", text_of(data, "validUntil"));
+	printf("Last used:    %s\n", text_of(data, "lastUsed"));
+	printf("Hash:         %s\n", text_of(data, "hash"));
+	printf("Status:       %s\n", strcmp(text_of(data, "status"), "valid") == 0 ? "Valid" : "Invalid");
+}
+
+void ctrl_print_created_token(const cJSON *data)
+{
+	ctrl_print_token(data);
+	printf("\nToken (shown only this once; copy it now, it cannot be shown again):\n\n    %s\n\n",
+			text_of(data, "token"));
+	printf("Clients log in with it as their MQTT password, for example:\n"
+			"    mosquitto_sub -u '%s' -P '<token>' -t '#'\n", text_of(data, "name"));
+}
+
+void ctrl_print_revoked(const cJSON *data)
+{
+	const cJSON *disconnected = cJSON_GetObjectItemCaseSensitive(data, "disconnected");
+	int count = cJSON_IsNumber(disconnected) ? disconnected->valueint : 0;
+	printf("Revoked token %s (hash %s); %d connection%s closed.\n", text_of(data, "name"),
+			text_of(data, "hash"), count, count == 1 ? "" : "s");
+}
+
+static void print_acls(const cJSON *role)
+{
+	const cJSON *acl;
+	cJSON_ArrayForEach(acl, cJSON_GetObjectItemCaseSensitive(role, "acls")){
+		const cJSON *priority = cJSON_GetObjectItemCaseSensitive(acl, "priority");
+		printf("    %-5s %-20s %-40s priority %d\n",
+				cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(acl, "allow")) ? "allow" : "deny",
+				text_of(acl, "acltype"), text_of(acl, "topic"),
+				cJSON_IsNumber(priority) ? priority->valueint : 0);
+	}
+}
+
+void ctrl_print_role(const cJSON *data)
+{
+	printf("Role: %s\n", text_of(data, "rolename"));
+	if(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(data, "acls")) == 0){
+		printf("    (no ACLs: may not publish or subscribe)\n");
+	}
+	print_acls(data);
+}
+
+void ctrl_print_roles(const cJSON *data)
+{
+	const cJSON *role;
+	cJSON_ArrayForEach(role, cJSON_GetObjectItemCaseSensitive(data, "roles")){
+		ctrl_print_role(role);
+	}
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(data, "totalCount");
+	printf("%d role%s.\n", cJSON_IsNumber(total) ? total->valueint : 0,
+			cJSON_IsNumber(total) && total->valueint == 1 ? "" : "s");
+}
