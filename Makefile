@@ -29,12 +29,18 @@ CTRL_OBJECTS := $(CTRL_SOURCES:%.c=$(BUILD)/%.o)
 # What the module shares with the plugin: the token format and the state file.
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o)
 
+# Where `make install` puts things. Debian keeps Mosquitto's plugins (and
+# the dynamic loader finds mosquitto_ctrl modules) in /usr/lib/<multiarch>.
+PREFIX ?= /usr
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
+LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
+
 # Debian packages the build and the tests need.
 DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev \
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test integration-test demo clean
+.PHONY: all deps test unit-test integration-test demo install uninstall clean
 
 all: $(PLUGIN) $(CTRL_MODULE)
 
@@ -75,10 +81,22 @@ test: deps
 	$(MAKE) all unit-test
 	$(MAKE) integration-test
 
-# Builds, then runs a broker with the plugin in the foreground on 127.0.0.1:1884.
+# Installs what is missing, builds, and runs a broker with the plugin and a
+# demo state in the foreground on 127.0.0.1:1884 (PORT=... to change).
 demo: deps
 	$(MAKE) all
-	examples/demo.sh $(PLUGIN) 1884
+	BUILD=$(BUILD) examples/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR)
+	install -m 0644 $(PLUGIN) $(DESTDIR)$(LIBDIR)/mosquitto_tokens.so
+	install -m 0644 $(CTRL_MODULE) $(DESTDIR)$(LIBDIR)/mosquitto_ctrl_tokens.so
+	@if [ -z "$(DESTDIR)" ]; then ldconfig; fi
+	@echo "Installed in $(DESTDIR)$(LIBDIR). Load the plugin with: plugin $(LIBDIR)/mosquitto_tokens.so"
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/mosquitto_tokens.so $(DESTDIR)$(LIBDIR)/mosquitto_ctrl_tokens.so
+	@if [ -z "$(DESTDIR)" ]; then ldconfig; fi
 
 clean:
 	rm -rf $(BUILD)

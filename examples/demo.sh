@@ -1,27 +1,66 @@
 #!/bin/sh
-# Starts a broker with the plugin in the foreground, for trying it out.
-# Usage: examples/demo.sh PLUGIN_PATH [PORT]
+# `make demo`: a broker with the plugin on 127.0.0.1:$PORT, a fresh demo
+# state (an admin token, a "sensors" role and a device token), and the
+# exact commands to try. Runs until Ctrl-C. The demo state lives in
+# build/demo and is made anew on every run (tokens cannot be shown twice).
 set -eu
-plugin=$(realpath "$1")
-port=${2:-1884}
-dir=$(realpath build)/demo
+
+build=$(realpath "${BUILD:-build}")
+port=${PORT:-1884}
+dir=$build/demo
+export LD_LIBRARY_PATH="$build${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+rm -rf "$dir"
 mkdir -p "$dir"
 cat > "$dir/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 set_tcp_nodelay true
-# Demo only: anyone on this machine may publish to \$CONTROL/tokens/v1.
-allow_anonymous true
+allow_anonymous false
 user $(id -un)
-plugin $plugin
+plugin $build/mosquitto_tokens.so
 plugin_opt_state_file $dir/tokens.json
 CONF
-cat <<HELP
-Broker on 127.0.0.1:$port, state in $dir/tokens.json. In another terminal:
 
-  mosquitto_rr -p $port -t '\$CONTROL/tokens/v1' -e '\$CONTROL/tokens/v1/response' -m '{"commands":[{"command":"createRole","rolename":"sensors","acls":[{"acltype":"publishClientSend","topic":"sensors/#","allow":true}]}]}'
-  mosquitto_rr -p $port -t '\$CONTROL/tokens/v1' -e '\$CONTROL/tokens/v1/response' -m '{"commands":[{"command":"createToken","name":"boiler-7","role":"sensors","validUntil":"2030-01-01T00:00:00Z"}]}'
-  mosquitto_rr -p $port -t '\$CONTROL/tokens/v1' -e '\$CONTROL/tokens/v1/response' -m '{"commands":[{"command":"listTokens"}]}'
+token_of() { grep -o 'mqtk_[A-Za-z0-9_-]*' "$1" | head -n 1; }
+
+mosquitto_ctrl tokens init "$dir/tokens.json" admin 30d > "$dir/init.txt"
+admin=$(token_of "$dir/init.txt")
+
+mosquitto -c "$dir/mosquitto.conf" > "$dir/broker.log" 2>&1 &
+broker=$!
+trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; echo; echo "Broker stopped."' EXIT
+trap 'exit 0' INT TERM
+for attempt in $(seq 50); do
+	grep -q "running" "$dir/broker.log" && break
+	kill -0 $broker 2>/dev/null || { cat "$dir/broker.log"; exit 1; }
+	sleep 0.1
+done
+
+ctrl() { mosquitto_ctrl -p "$port" -u admin -P "$admin" tokens "$@" 2>/dev/null; }
+ctrl createRole sensors > /dev/null
+ctrl addRoleACL sensors publishClientSend 'sensors/#' allow > /dev/null
+ctrl addRoleACL sensors subscribePattern 'sensors/#' allow > /dev/null
+ctrl create boiler-7 sensors 7d > "$dir/device.txt"
+device=$(token_of "$dir/device.txt")
+
+cat <<HELP
+
+mosquitto with mosquitto_tokens is running on 127.0.0.1:$port (log: $dir/broker.log).
+Demo tokens (made for this run only):
+
+  admin     $admin
+  boiler-7  $device   (role "sensors": publish and subscribe under sensors/#)
+
+Try, in another terminal:
+
+  export LD_LIBRARY_PATH=$build
+  mosquitto_ctrl -p $port -u admin -P '$admin' tokens list
+  mosquitto_sub -p $port -u boiler-7 -P '$device' -t 'sensors/#' -v
+  mosquitto_pub -p $port -u boiler-7 -P '$device' -t sensors/boiler-7/temperature -m 21.5
+  mosquitto_pub -p $port -u boiler-7 -P '$device' -t other/topic -m refused    # not in the role: dropped
+  mosquitto_ctrl -p $port -u admin -P '$admin' tokens create ci-bot sensors 12h
+  mosquitto_ctrl -p $port -u admin -P '$admin' tokens revoke boiler-7         # closes the subscriber
 
 Stop the broker with Ctrl-C.
 HELP
-exec mosquitto -c "$dir/mosquitto.conf"
+wait $broker
