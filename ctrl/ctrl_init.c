@@ -82,7 +82,7 @@ static int write_state(const char *path, const struct store *store)
 	char error[1024];
 	struct persist *persist = persist_open(path, error, sizeof(error));
 	bool saved = persist && persist_save(persist, store, error, sizeof(error));
-	persist_close(persist);
+	persist_close_removing_lock(persist);
 	if(!saved){
 		fprintf(stderr, "Error: %s\n", error);
 		unlink(path);

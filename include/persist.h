@@ -29,6 +29,11 @@ struct persist_io {
 /* Takes the lock. On failure returns NULL and a sentence in error. */
 struct persist *persist_open(const char *path, char *error, size_t error_len);
 void persist_close(struct persist *persist);
+/* Also deletes the lock file (while still holding the lock). For tools
+ * that run as another user than the broker, such as `mosquitto_ctrl
+ * tokens init` as root: a lock file they leave behind would be one the
+ * broker's user cannot open. */
+void persist_close_removing_lock(struct persist *persist);
 
 /* Reads the state into an empty store; a missing file is an empty store. */
 bool persist_load(struct persist *persist, struct store *store, char *error, size_t error_len);

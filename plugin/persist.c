@@ -99,6 +99,16 @@ void persist_close(struct persist *persist)
 	free(persist);
 }
 
+void persist_close_removing_lock(struct persist *persist)
+{
+	if(persist && persist->lock_fd >= 0){
+		char lock_path[4096];
+		snprintf(lock_path, sizeof(lock_path), "%s.lock", persist->path);
+		unlink(lock_path);
+	}
+	persist_close(persist);
+}
+
 void persist_set_io(struct persist *persist, const struct persist_io *io)
 {
 	persist->io = io ? *io : system_io;
