@@ -40,8 +40,10 @@ bool command_fail(struct command_context *context, enum command_code code, const
 	__attribute__((format(printf, 3, 4)));
 /* Attaches data (taken over) to the response; NULL data means out of memory. */
 void command_reply(struct command_context *context, cJSON *data);
-/* Saves the store; on failure the response says why (code storage). */
-bool command_commit(struct command_context *context);
+/* Records the change (see journal.h; taken over, NULL meaning out of
+ * memory) durably; on failure the response says why (code storage or
+ * internal) and the handler undoes its change in memory. */
+bool command_commit(struct command_context *context, cJSON *change);
 /* "tokens: <requester> | <command> | <details>" at notice level. */
 void command_log_change(struct command_context *context, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));

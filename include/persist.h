@@ -1,25 +1,39 @@
 /*
  * Persistence: how the store reaches the disk and comes back. The plugin
- * talks to it through three calls (load, save a change durably, close), so
- * that another backend can take the JSON file's place later.
+ * uses four calls (load; record one change durably; write a snapshot;
+ * close), so that another backend can take the JSON files' place later.
  *
- * The JSON file backend writes the whole state to a temporary file in the
- * same folder, fsyncs it, renames it over the state file and fsyncs the
- * folder: a crash leaves either the old or the new file, never a mix. A
- * lock file beside it (<state_file>.lock) keeps a second broker away.
+ * The JSON backend keeps two files:
+ *
+ *  - the snapshot, <state_file>: the whole state (docs/state-file.md),
+ *    written to a temporary file in the same folder, fsync'd, renamed over
+ *    the old one, and the folder fsync'd: a crash leaves the old or the
+ *    new file, never a mix. It records "journalSequence", the last change
+ *    it contains.
+ *  - the journal, <state_file>.journal: one JSON line per change since
+ *    the snapshot, each with its sequence number, appended and fsync'd
+ *    before the command's reply. A change costs one short append, however
+ *    large the store.
+ *
+ * Loading reads the snapshot, then replays the journal lines whose
+ * sequence is newer. A snapshot (at clean shutdown, or when the journal has
+ * grown as large as the store) empties the journal. A lock file,
+ * <state_file>.lock, keeps a second broker away.
  */
 #ifndef PERSIST_H
 #define PERSIST_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+#include <cjson/cJSON.h>
 
 #include "store.h"
 
 struct persist;
 
-/* The system calls a save makes, replaceable so that tests can fail them. */
+/* The system calls that write, replaceable so that tests can fail them. */
 struct persist_io {
 	ssize_t (*write)(int fd, const void *buffer, size_t count);
 	int (*fsync)(int fd);
@@ -35,12 +49,31 @@ void persist_close(struct persist *persist);
  * broker's user cannot open. */
 void persist_close_removing_lock(struct persist *persist);
 
-/* Reads the state into an empty store; a missing file is an empty store. */
+/* Reads the snapshot and replays the journal into an empty store; a
+ * missing snapshot is an empty store. Files that cannot be read or break
+ * the format are refused (and left as they are) with a sentence naming
+ * the file, the line or entry, and the problem. */
 bool persist_load(struct persist *persist, struct store *store, char *error, size_t error_len);
+/* Something worth logging that loading did without failing (a change cut
+ * short by a crash, never acknowledged, dropped from the journal's end), or
+ * NULL. */
+const char *persist_load_notice(const struct persist *persist);
 
-/* Makes the store's current state durable. On failure the file on disk is
- * unchanged, and the caller must undo its change in memory. */
+/* Appends one change (see journal.h) and makes it durable. On failure
+ * nothing is recorded, and the caller must undo the change in memory. */
+bool persist_record(struct persist *persist, cJSON *change, char *error, size_t error_len);
+
+/* Writes the store as a new snapshot and empties the journal. On failure
+ * the files on disk are as before (the journal still holds every change). */
 bool persist_save(struct persist *persist, const struct store *store, char *error, size_t error_len);
+
+/* True when the journal holds as many changes as the store has items (at
+ * least a floor): snapshotting then keeps a change's cost amortised O(1)
+ * and start-up replay short. */
+bool persist_wants_snapshot(const struct persist *persist, const struct store *store);
+
+/* True while the journal holds changes the snapshot does not. */
+bool persist_has_journal(const struct persist *persist);
 
 void persist_set_io(struct persist *persist, const struct persist_io *io);
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 #include "store.h"
@@ -20,6 +21,28 @@ cJSON *role_acl_to_json(const struct role_acl *acl);
 cJSON *role_to_json(const struct role *role);
 
 cJSON *state_to_json(const struct store *store);
+
+/* Loading one item at a time: the state file's line-by-line reader and the
+ * journal replay feed items as they read them. Each call checks the item
+ * against the store as loaded so far (names and hashes unique, roles
+ * existing), links it, or writes a sentence naming the item and the field
+ * into problem and returns false. */
+struct state_loader {
+	struct store *store;
+	char *problem;
+	size_t problem_len;
+	const char *item_kind;     /* "token", "role" or NULL: where a problem is */
+	int item_index;
+	const char *item_name;
+	int64_t journal_sequence;  /* from the document header */
+};
+
+void state_loader_init(struct state_loader *loader, struct store *store, char *problem, size_t problem_len);
+/* Checks "version" and reads the optional "journalSequence" (0 if absent). */
+bool state_check_header(struct state_loader *loader, const cJSON *document, int64_t *journal_sequence);
+bool state_load_role(struct state_loader *loader, const cJSON *item, int index);
+bool state_load_token(struct state_loader *loader, const cJSON *item, int index);
+bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item);
 
 /* Fills an empty store from a state document. On a format problem it writes
  * a sentence naming the entry and the field into problem, leaves the store

@@ -55,16 +55,18 @@ struct session;
 
 struct token {
 	unsigned char hash[TOKEN_HASH_LEN];
-	char *name;
-	char *requested_by;
+	const char *name;
+	const char *requested_by;
 	struct role *role;
 	int64_t issued_at;
 	int64_t valid_until;
 	int64_t last_used;
 	struct session *sessions;   /* live connections logged in with it */
-	size_t expiry_slot;         /* position in the expiry queue + 1; 0 when not queued */
+	uint32_t expiry_slot;       /* position in the expiry queue + 1; 0 when not queued */
+	bool last_used_unsaved;     /* queued for the next lastUsed save */
 	UT_hash_handle hh_hash;
 	UT_hash_handle hh_name;
+	char text[];                /* name and requested_by point here */
 };
 
 struct store {
@@ -86,7 +88,7 @@ void store_clear(struct store *store);
 size_t store_token_count(const struct store *store);
 size_t store_role_count(const struct store *store);
 
-/* Token constructors copy their strings; NULL when out of memory. */
+/* Copies its strings into the token; NULL when out of memory. */
 struct token *token_new(const char *name, const char *requested_by,
 		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
 		int64_t valid_until, int64_t last_used);

@@ -23,12 +23,14 @@
 #define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
 
 #define DEFAULT_LAST_USED_SAVE_INTERVAL 60
+#define LAST_USED_SAVE_BATCH 10000
 
 typedef void (*tokens_log_fn)(int level, const char *format, ...);
 typedef int64_t (*tokens_clock_fn)(void);
 
 struct tokens_plugin {
 	struct store store;
+	struct token_hasher hasher;
 	struct persist *persist;
 	struct sessions sessions;
 	struct expiry_queue expiry;
@@ -37,10 +39,14 @@ struct tokens_plugin {
 	void *broker_identifier;
 
 	/* lastUsed changes only in memory at login; the tick saves them at
-	 * most once per interval, and cleanup saves what is left. */
+	 * most once per interval, and the snapshot at cleanup holds them all.
+	 * The queue holds hashes, not pointers: a token revoked meanwhile is
+	 * simply not found. */
 	int64_t last_used_save_interval;
 	int64_t last_used_saved_at;
-	bool last_used_dirty;
+	unsigned char (*last_used_queue)[TOKEN_HASH_LEN];
+	size_t last_used_queued;
+	size_t last_used_capacity;
 
 	/* Set by MOSQ_EVT_RELOAD: the broker re-runs every login right after
 	 * it, in the same loop iteration; the next tick clears it. Those
@@ -54,9 +60,16 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 		char *error, size_t error_len);
 void tokens_plugin_free(struct tokens_plugin *plugin);
 
-/* Writes the state if lastUsed times changed since the last save. A failed
- * save is logged and retried at the next interval. */
+/* Records the lastUsed times of up to LAST_USED_SAVE_BATCH tokens that
+ * logged in since their last save (the rest wait for the next interval,
+ * so a save's cost is bounded however many tokens log in). A failure is
+ * logged and retried at the next interval. */
 void tokens_plugin_save_last_used(struct tokens_plugin *plugin);
+/* Notes that the token logged in: lastUsed is now, saved later. */
+void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, int64_t now);
+/* Writes a snapshot (the journal is then empty); failures are logged, the
+ * journal still has every change. */
+void tokens_plugin_snapshot(struct tokens_plugin *plugin);
 
 /* Detaches the token's connections (queued to be closed at the next tick)
  * and forgets its expiry; returns how many connections it had. */

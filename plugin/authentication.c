@@ -43,8 +43,7 @@ static int accept_token(struct tokens_plugin *plugin, const struct mosquitto *cl
 		return refuse(plugin, client, "out of memory binding token ", token->name);
 	}
 	if(!recheck){
-		token->last_used = now;
-		plugin->last_used_dirty = true;
+		tokens_plugin_mark_used(plugin, token, now);
 	}
 	return MOSQ_ERR_SUCCESS;
 }
@@ -66,7 +65,10 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 		return refuse(plugin, login->client, "malformed token", NULL);
 	}
 	unsigned char hash[TOKEN_HASH_LEN];
-	token_format_hash(login->password, hash);
+	if(!token_hasher_hash(&plugin->hasher, login->password, hash)){
+		sessions_unbind(&plugin->sessions, login->client);
+		return refuse(plugin, login->client, "could not hash the token", NULL);
+	}
 	struct token *token = store_find_token_by_hash(&plugin->store, hash);
 	if(token == NULL){
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];

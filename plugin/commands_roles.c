@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "fields.h"
+#include "journal.h"
 #include "state_format.h"
 
 #define TOPIC_MAX_BYTES 65535
@@ -122,7 +123,7 @@ void command_create_role(struct command_context *context)
 		return;
 	}
 	store_link_role(store, role);
-	if(!command_commit(context)){
+	if(!command_commit(context, journal_create_role(role))){
 		store_unlink_role(store, role);
 		role_free(role);
 		return;
@@ -171,7 +172,7 @@ void command_delete_role(struct command_context *context)
 		return;
 	}
 	store_unlink_role(store, role);
-	if(!command_commit(context)){
+	if(!command_commit(context, journal_delete_role(role))){
 		store_link_role(store, role);
 		return;
 	}
@@ -195,7 +196,7 @@ void command_add_role_acl(struct command_context *context)
 		return;
 	}
 	role_link_acl(role, acl);
-	if(!command_commit(context)){
+	if(!command_commit(context, journal_add_role_acl(role, acl))){
 		role_unlink_acl(role, acl);
 		role_acl_free(acl);
 		return;
@@ -220,7 +221,7 @@ void command_remove_role_acl(struct command_context *context)
 		return;
 	}
 	struct role_acl *previous = role_unlink_acl(role, acl);
-	if(!command_commit(context)){
+	if(!command_commit(context, journal_remove_role_acl(role, acl))){
 		role_relink_acl(role, acl, previous);
 		return;
 	}

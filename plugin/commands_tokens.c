@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "fields.h"
+#include "journal.h"
 #include "state_format.h"
 
 static cJSON *token_metadata(const struct token *token, int64_t now)
@@ -119,7 +120,7 @@ void command_create_token(struct command_context *context)
 		return;
 	}
 	store_link_token(store, token, role);
-	if(!command_commit(context)){
+	if(!command_commit(context, journal_create_token(token))){
 		store_unlink_token(store, token);
 		token_free(token);
 		OPENSSL_cleanse(secret, sizeof(secret));
@@ -224,7 +225,7 @@ void command_revoke_token(struct command_context *context)
 	}
 	struct role *role = token->role;
 	store_unlink_token(store, token);
-	if(!command_commit(context)){
+	if(!command_commit(context, journal_revoke_token(token))){
 		store_link_token(store, token, role);
 		return;
 	}

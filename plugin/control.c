@@ -68,15 +68,21 @@ void command_reply(struct command_context *context, cJSON *data)
 	}
 }
 
-bool command_commit(struct command_context *context)
+bool command_commit(struct command_context *context, cJSON *change)
 {
+	struct tokens_plugin *plugin = context->plugin;
 	char error[512];
-	if(!persist_save(context->plugin->persist, &context->plugin->store, error, sizeof(error))){
-		context->plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
+	if(change == NULL){
+		return command_fail(context, CODE_INTERNAL, "Out of memory");
+	}
+	bool recorded = persist_record(plugin->persist, change, error, sizeof(error));
+	cJSON_Delete(change);
+	if(!recorded){
+		plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
 		return command_fail(context, CODE_STORAGE, "The change could not be saved, nothing was changed: %s", error);
 	}
-	if(error[0]){
-		context->plugin->log(MOSQ_LOG_WARNING, "tokens: %s", error);
+	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
+		tokens_plugin_snapshot(plugin);
 	}
 	return true;
 }

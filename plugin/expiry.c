@@ -23,7 +23,7 @@ void expiry_clear(struct expiry_queue *queue)
 static void place(struct expiry_queue *queue, size_t index, struct token *token)
 {
 	queue->heap[index] = token;
-	token->expiry_slot = index + 1;
+	token->expiry_slot = (uint32_t)(index + 1);
 }
 
 static void sift_up(struct expiry_queue *queue, size_t index)

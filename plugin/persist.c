@@ -1,7 +1,13 @@
 /*
- * The JSON state file backend. See include/persist.h for the guarantees.
- * Errors are returned as sentences naming the file, never logged here, so
- * the caller decides whether they stop the broker or fail one command.
+ * The JSON snapshot and journal backend. See include/persist.h for the
+ * guarantees. Errors are returned as sentences naming the file, never
+ * logged here, so the caller decides whether they stop the broker or fail
+ * one command.
+ *
+ * The snapshot is written one role or token per line (still one JSON
+ * document), so that loading a million tokens parses a million small
+ * objects instead of building one huge tree; a file in any other valid
+ * layout (edited by hand, say) is read as a whole document instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,15 +18,27 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <cjson/cJSON.h>
 
+#include "journal.h"
 #include "persist.h"
 #include "state_format.h"
 
+#define PATH_SIZE 4096
+#define SNAPSHOT_FLOOR 10000   /* journal changes before a snapshot is considered */
+#define WRITE_BUFFER_SIZE 65536
+
 struct persist {
-	char *path;
-	char *folder;
+	char path[PATH_SIZE];
+	char journal_path[PATH_SIZE];
+	char lock_path[PATH_SIZE];
+	char folder[PATH_SIZE];
 	int lock_fd;
+	int journal_fd;            /* -1 until the first change after a snapshot */
+	off_t journal_size;        /* bytes of complete lines */
+	bool journal_needs_trim;   /* bytes past journal_size must go before appending */
+	int64_t sequence;          /* the last change recorded, in the snapshot or the journal */
+	size_t journal_changes;
+	const char *notice;
 	struct persist_io io;
 };
 
@@ -30,27 +48,26 @@ static const struct persist_io system_io = {
 	.rename = rename,
 };
 
-static char *folder_of(const char *path)
+/* ---- opening and locking ---- */
+
+static bool set_paths(struct persist *persist, const char *path)
 {
-	char *copy = strdup(path);
-	if(copy == NULL){
-		return NULL;
+	char copy[PATH_SIZE];
+	if(snprintf(persist->path, PATH_SIZE, "%s", path) >= PATH_SIZE
+			|| snprintf(persist->journal_path, PATH_SIZE, "%s.journal", path) >= PATH_SIZE
+			|| snprintf(persist->lock_path, PATH_SIZE, "%s.lock", path) >= PATH_SIZE){
+		return false;
 	}
-	char *folder = strdup(dirname(copy));
-	free(copy);
-	return folder;
+	snprintf(copy, sizeof(copy), "%s", path);
+	snprintf(persist->folder, PATH_SIZE, "%s", dirname(copy));
+	return true;
 }
 
-static int take_lock(const char *path, char *error, size_t error_len)
+static int take_lock(const struct persist *persist, char *error, size_t error_len)
 {
-	char lock_path[4096];
-	if(snprintf(lock_path, sizeof(lock_path), "%s.lock", path) >= (int)sizeof(lock_path)){
-		snprintf(error, error_len, "state file path %s is too long", path);
-		return -1;
-	}
-	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(persist->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if(fd < 0){
-		snprintf(error, error_len, "cannot open lock file %s: %s", lock_path, strerror(errno));
+		snprintf(error, error_len, "cannot open lock file %s: %s", persist->lock_path, strerror(errno));
 		return -1;
 	}
 	if(flock(fd, LOCK_EX | LOCK_NB) != 0){
@@ -58,9 +75,9 @@ static int take_lock(const char *path, char *error, size_t error_len)
 		close(fd);
 		if(saved == EWOULDBLOCK){
 			snprintf(error, error_len, "state file %s is already in use by another broker "
-					"(%s is locked); two brokers must not share one state file", path, lock_path);
+					"(%s is locked); two brokers must not share one state file", persist->path, persist->lock_path);
 		}else{
-			snprintf(error, error_len, "cannot lock %s: %s", lock_path, strerror(saved));
+			snprintf(error, error_len, "cannot lock %s: %s", persist->lock_path, strerror(saved));
 		}
 		return -1;
 	}
@@ -70,15 +87,19 @@ static int take_lock(const char *path, char *error, size_t error_len)
 struct persist *persist_open(const char *path, char *error, size_t error_len)
 {
 	struct persist *persist = calloc(1, sizeof(*persist));
-	if(persist) persist->lock_fd = -1;
-	if(persist == NULL || (persist->path = strdup(path)) == NULL
-			|| (persist->folder = folder_of(path)) == NULL){
+	if(persist == NULL){
 		snprintf(error, error_len, "out of memory");
+		return NULL;
+	}
+	persist->lock_fd = -1;
+	persist->journal_fd = -1;
+	persist->io = system_io;
+	if(!set_paths(persist, path)){
+		snprintf(error, error_len, "state file path %s is too long", path);
 		persist_close(persist);
 		return NULL;
 	}
-	persist->io = system_io;
-	persist->lock_fd = take_lock(path, error, error_len);
+	persist->lock_fd = take_lock(persist, error, error_len);
 	if(persist->lock_fd < 0){
 		persist_close(persist);
 		return NULL;
@@ -91,20 +112,19 @@ void persist_close(struct persist *persist)
 	if(persist == NULL){
 		return;
 	}
+	if(persist->journal_fd >= 0){
+		close(persist->journal_fd);
+	}
 	if(persist->lock_fd >= 0){
 		close(persist->lock_fd);
 	}
-	free(persist->path);
-	free(persist->folder);
 	free(persist);
 }
 
 void persist_close_removing_lock(struct persist *persist)
 {
 	if(persist && persist->lock_fd >= 0){
-		char lock_path[4096];
-		snprintf(lock_path, sizeof(lock_path), "%s.lock", persist->path);
-		unlink(lock_path);
+		unlink(persist->lock_path);
 	}
 	persist_close(persist);
 }
@@ -114,52 +134,43 @@ void persist_set_io(struct persist *persist, const struct persist_io *io)
 	persist->io = io ? *io : system_io;
 }
 
+const char *persist_load_notice(const struct persist *persist)
+{
+	return persist->notice;
+}
+
+/* ---- reading ---- */
+
 /* Reads the whole file; *missing is set when it does not exist. */
 static char *read_file(const char *path, size_t *length, bool *missing, char *error, size_t error_len)
 {
 	*missing = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if(fd < 0){
+	FILE *file = fopen(path, "rbe");
+	if(file == NULL){
 		*missing = (errno == ENOENT);
-		snprintf(error, error_len, "cannot open state file %s: %s", path, strerror(errno));
+		snprintf(error, error_len, "cannot open %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	struct stat info;
 	char *content = NULL;
-	if(fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)){
-		snprintf(error, error_len, "state file %s is not a regular file", path);
+	if(fstat(fileno(file), &info) != 0 || !S_ISREG(info.st_mode)){
+		snprintf(error, error_len, "%s is not a regular file", path);
 	}else if((content = malloc((size_t)info.st_size + 1)) == NULL){
-		snprintf(error, error_len, "state file %s: out of memory", path);
+		snprintf(error, error_len, "%s: out of memory", path);
+	}else if((*length = fread(content, 1, (size_t)info.st_size, file)) != (size_t)info.st_size){
+		snprintf(error, error_len, "cannot read %s: %s", path, ferror(file) ? strerror(errno) : "file shrank");
+		free(content);
+		content = NULL;
 	}else{
-		size_t done = 0;
-		while(done < (size_t)info.st_size){
-			ssize_t got = read(fd, content + done, (size_t)info.st_size - done);
-			if(got <= 0){
-				snprintf(error, error_len, "cannot read state file %s: %s", path,
-						got < 0 ? strerror(errno) : "file shrank while reading");
-				free(content);
-				content = NULL;
-				break;
-			}
-			done += (size_t)got;
-		}
-		if(content){
-			content[done] = '\0';
-			*length = done;
-		}
+		content[*length] = '\0';
 	}
-	close(fd);
+	fclose(file);
 	return content;
 }
 
-bool persist_load(struct persist *persist, struct store *store, char *error, size_t error_len)
+static bool load_whole_document(struct persist *persist, struct store *store, const char *content, size_t length,
+		char *error, size_t error_len)
 {
-	size_t length = 0;
-	bool missing;
-	char *content = read_file(persist->path, &length, &missing, error, error_len);
-	if(content == NULL){
-		return missing;
-	}
 	const char *parse_end = NULL;
 	/* The length includes the terminating NUL: cJSON looks for it inside
 	 * the buffer to prove nothing follows the document. */
@@ -167,18 +178,237 @@ bool persist_load(struct persist *persist, struct store *store, char *error, siz
 	if(document == NULL){
 		snprintf(error, error_len, "state file %s is not valid JSON (at byte %ld)",
 				persist->path, parse_end ? (long)(parse_end - content) : 0L);
-		free(content);
 		return false;
 	}
 	char problem[512];
-	bool loaded = state_from_json(document, store, problem, sizeof(problem));
+	struct state_loader loader;
+	state_loader_init(&loader, store, problem, sizeof(problem));
+	bool loaded = state_from_json(document, store, problem, sizeof(problem))
+		&& state_check_header(&loader, document, &persist->sequence);
 	if(!loaded){
 		snprintf(error, error_len, "state file %s: %s", persist->path, problem);
+		store_clear(store);
 	}
 	cJSON_Delete(document);
+	return loaded;
+}
+
+/* The line layout the snapshot writer produces. */
+enum layout_step { EXPECT_OPEN, EXPECT_VERSION, EXPECT_SEQUENCE, EXPECT_ROLES, IN_ROLES, EXPECT_TOKENS, IN_TOKENS, EXPECT_CLOSE, DONE };
+
+struct line_reader {
+	struct state_loader loader;
+	enum layout_step step;
+	int index;
+	bool expect_more;          /* the previous item ended with a comma */
+};
+
+enum line_result { LINE_OK, LINE_NOT_OUR_LAYOUT, LINE_INVALID };
+
+static enum line_result read_item(struct line_reader *reader, char *line, size_t length, bool is_role)
+{
+	bool more = length > 0 && line[length - 1] == ',';
+	if(more){
+		line[--length] = '\0';
+	}
+	cJSON *item = cJSON_ParseWithLengthOpts(line, length + 1, NULL, true);
+	if(item == NULL){
+		return LINE_NOT_OUR_LAYOUT;
+	}
+	bool loaded = is_role ? state_load_role(&reader->loader, item, reader->index)
+		: state_load_token(&reader->loader, item, reader->index);
+	cJSON_Delete(item);
+	reader->index++;
+	reader->expect_more = more;
+	return loaded ? LINE_OK : LINE_INVALID;
+}
+
+static enum line_result read_line(struct line_reader *reader, char *line, size_t length)
+{
+	long long sequence;
+	char tail;
+	switch(reader->step){
+		case EXPECT_OPEN:
+			reader->step = EXPECT_VERSION;
+			return strcmp(line, "{") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
+		case EXPECT_VERSION:
+			reader->step = EXPECT_SEQUENCE;
+			return strcmp(line, "\"version\": 1,") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
+		case EXPECT_SEQUENCE:
+			reader->step = EXPECT_ROLES;
+			if(sscanf(line, "\"journalSequence\": %lld%c", &sequence, &tail) != 2 || tail != ',' || sequence < 0){
+				return LINE_NOT_OUR_LAYOUT;
+			}
+			reader->loader.journal_sequence = sequence;
+			return LINE_OK;
+		case EXPECT_ROLES:
+			reader->step = IN_ROLES;
+			reader->index = 0;
+			return strcmp(line, "\"roles\": [") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
+		case IN_ROLES:
+			if(strcmp(line, "],") == 0 && !reader->expect_more){
+				reader->step = EXPECT_TOKENS;
+				return LINE_OK;
+			}
+			return read_item(reader, line, length, true);
+		case EXPECT_TOKENS:
+			reader->step = IN_TOKENS;
+			reader->index = 0;
+			reader->expect_more = false;
+			return strcmp(line, "\"tokens\": [") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
+		case IN_TOKENS:
+			if(strcmp(line, "]") == 0 && !reader->expect_more){
+				reader->step = EXPECT_CLOSE;
+				return LINE_OK;
+			}
+			return read_item(reader, line, length, false);
+		case EXPECT_CLOSE:
+			reader->step = DONE;
+			return strcmp(line, "}") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
+		default:
+			return LINE_NOT_OUR_LAYOUT;
+	}
+}
+
+/* Fast path over the writer's own layout, read line by line so that a
+ * large snapshot never sits in memory whole. LINE_NOT_OUR_LAYOUT means:
+ * read the file as a whole document instead. */
+static enum line_result load_by_lines(struct persist *persist, struct store *store, FILE *file,
+		char *error, size_t error_len)
+{
+	char problem[512];
+	struct line_reader reader = {.step = EXPECT_OPEN};
+	state_loader_init(&reader.loader, store, problem, sizeof(problem));
+	enum line_result result = LINE_OK;
+	char *line = NULL;
+	size_t capacity = 0;
+	ssize_t length;
+	while(result == LINE_OK && (length = getline(&line, &capacity, file)) > 0){
+		if(line[length - 1] != '\n'){
+			result = LINE_NOT_OUR_LAYOUT;
+			break;
+		}
+		line[--length] = '\0';
+		result = read_line(&reader, line, (size_t)length);
+	}
+	free(line);
+	if(result == LINE_INVALID){
+		snprintf(error, error_len, "state file %s: %s", persist->path, problem);
+		return LINE_INVALID;
+	}
+	if(result != LINE_OK || reader.step != DONE || ferror(file)){
+		return LINE_NOT_OUR_LAYOUT;
+	}
+	persist->sequence = reader.loader.journal_sequence;
+	return LINE_OK;
+}
+
+static bool load_snapshot(struct persist *persist, struct store *store, char *error, size_t error_len)
+{
+	FILE *file = fopen(persist->path, "rbe");
+	struct stat info;
+	if(file == NULL){
+		snprintf(error, error_len, "cannot open state file %s: %s", persist->path, strerror(errno));
+		return errno == ENOENT;
+	}
+	if(fstat(fileno(file), &info) != 0 || !S_ISREG(info.st_mode)){
+		snprintf(error, error_len, "state file %s is not a regular file", persist->path);
+		fclose(file);
+		return false;
+	}
+	enum line_result result = load_by_lines(persist, store, file, error, error_len);
+	fclose(file);
+	if(result != LINE_NOT_OUR_LAYOUT){
+		return result == LINE_OK;
+	}
+	store_clear(store);
+	size_t length = 0;
+	bool missing;
+	char *content = read_file(persist->path, &length, &missing, error, error_len);
+	bool loaded = content && load_whole_document(persist, store, content, length, error, error_len);
 	free(content);
 	return loaded;
 }
+
+static bool replay_line(struct persist *persist, struct store *store, char *line, size_t length,
+		int64_t *previous, char *problem, size_t problem_len)
+{
+	cJSON *change = cJSON_ParseWithLengthOpts(line, length + 1, NULL, true);
+	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(change, "seq");
+	bool applied = false;
+	if(change == NULL){
+		snprintf(problem, problem_len, "not valid JSON");
+	}else if(!cJSON_IsNumber(sequence) || sequence->valuedouble != (double)(int64_t)sequence->valuedouble
+			|| (int64_t)sequence->valuedouble <= *previous){
+		snprintf(problem, problem_len, "'seq' is missing or not increasing");
+	}else{
+		*previous = (int64_t)sequence->valuedouble;
+		/* Changes the snapshot already holds (a crash between writing it
+		 * and removing the journal) are skipped. */
+		applied = *previous <= persist->sequence || journal_apply(store, change, problem, problem_len);
+		if(applied && *previous > persist->sequence){
+			persist->journal_changes += journal_change_count(change);
+		}
+	}
+	cJSON_Delete(change);
+	return applied;
+}
+
+static bool replay_journal(struct persist *persist, struct store *store, char *error, size_t error_len)
+{
+	size_t length = 0;
+	bool missing;
+	char *content = read_file(persist->journal_path, &length, &missing, error, error_len);
+	if(content == NULL){
+		return missing;
+	}
+	char problem[512];
+	int64_t previous = 0;
+	int line_number = 1;
+	char *line = content, *end = content + length;
+	bool ok = true;
+	while(ok && line < end){
+		char *newline = memchr(line, '\n', (size_t)(end - line));
+		if(newline == NULL){
+			/* A last line without its newline was being written when the
+			 * broker stopped: its command was never acknowledged. */
+			persist->journal_needs_trim = true;
+			persist->notice = "the journal's last change was cut short by a crash and is dropped "
+				"(it had not been acknowledged)";
+			break;
+		}
+		*newline = '\0';
+		ok = replay_line(persist, store, line, (size_t)(newline - line), &previous, problem, sizeof(problem));
+		if(!ok){
+			snprintf(error, error_len, "journal %s line %d: %s", persist->journal_path, line_number, problem);
+		}
+		line = newline + 1;
+		line_number++;
+	}
+	persist->journal_size = (off_t)(line - content);
+	if(previous > persist->sequence){
+		persist->sequence = previous;
+	}
+	free(content);
+	return ok;
+}
+
+bool persist_load(struct persist *persist, struct store *store, char *error, size_t error_len)
+{
+	persist->sequence = 0;
+	persist->journal_changes = 0;
+	persist->notice = NULL;
+	if(!load_snapshot(persist, store, error, error_len)){
+		return false;
+	}
+	if(!replay_journal(persist, store, error, error_len)){
+		store_clear(store);
+		return false;
+	}
+	return true;
+}
+
+/* ---- writing ---- */
 
 static bool write_all(struct persist *persist, int fd, const char *data, size_t length)
 {
@@ -210,33 +440,191 @@ static bool sync_folder(struct persist *persist)
 	return ok;
 }
 
-static char *render_state(const struct store *store)
+static bool open_journal(struct persist *persist, char *error, size_t error_len)
 {
-	cJSON *document = state_to_json(store);
-	if(document == NULL){
-		return NULL;
+	if(persist->journal_fd < 0){
+		bool created = access(persist->journal_path, F_OK) != 0;
+		persist->journal_fd = open(persist->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if(persist->journal_fd < 0){
+			snprintf(error, error_len, "cannot open journal %s: %s", persist->journal_path, strerror(errno));
+			return false;
+		}
+		/* A new journal's name must survive a crash as well as its lines. */
+		if(created && !sync_folder(persist)){
+			snprintf(error, error_len, "cannot fsync the folder of %s: %s", persist->journal_path, strerror(errno));
+			close(persist->journal_fd);
+			persist->journal_fd = -1;
+			unlink(persist->journal_path);
+			return false;
+		}
 	}
-	char *text = cJSON_Print(document);
-	cJSON_Delete(document);
-	return text;
+	if(persist->journal_needs_trim){
+		if(ftruncate(persist->journal_fd, persist->journal_size) != 0){
+			snprintf(error, error_len, "cannot trim journal %s: %s", persist->journal_path, strerror(errno));
+			return false;
+		}
+		persist->journal_needs_trim = false;
+	}
+	return true;
+}
+
+bool persist_record(struct persist *persist, cJSON *change, char *error, size_t error_len)
+{
+	if(!open_journal(persist, error, error_len)){
+		return false;
+	}
+	int64_t sequence = persist->sequence + 1;
+	if(!cJSON_AddNumberToObject(change, "seq", (double)sequence)){
+		snprintf(error, error_len, "out of memory");
+		return false;
+	}
+	char *line = cJSON_PrintUnformatted(change);
+	cJSON_DeleteItemFromObjectCaseSensitive(change, "seq");
+	if(line == NULL){
+		snprintf(error, error_len, "out of memory");
+		return false;
+	}
+	size_t length = strlen(line);
+	line[length] = '\n';   /* replaces the NUL; the length is known */
+	const char *step = "write";
+	bool written = write_all(persist, persist->journal_fd, line, length + 1);
+	if(written){
+		step = "fsync";
+		written = persist->io.fsync(persist->journal_fd) == 0;
+	}
+	int saved = errno;
+	free(line);
+	if(!written){
+		/* Take back what part of the line reached the file; if even that
+		 * fails, the next append tries again first. */
+		if(ftruncate(persist->journal_fd, persist->journal_size) != 0){
+			persist->journal_needs_trim = true;
+		}
+		snprintf(error, error_len, "cannot record the change in %s: %s failed: %s",
+				persist->journal_path, step, strerror(saved));
+		return false;
+	}
+	persist->journal_size += (off_t)(length + 1);
+	persist->sequence = sequence;
+	persist->journal_changes += journal_change_count(change);
+	return true;
+}
+
+bool persist_wants_snapshot(const struct persist *persist, const struct store *store)
+{
+	size_t size = store_token_count(store) + store_role_count(store);
+	return persist->journal_changes >= (size > SNAPSHOT_FLOOR ? size : SNAPSHOT_FLOOR);
+}
+
+bool persist_has_journal(const struct persist *persist)
+{
+	return persist->journal_size > 0 || persist->journal_needs_trim;
+}
+
+/* Buffered writes through persist->io, so that tests can fail them. */
+struct snapshot_writer {
+	struct persist *persist;
+	int fd;
+	bool failed;
+	size_t used;
+	char buffer[WRITE_BUFFER_SIZE];
+};
+
+static void writer_flush(struct snapshot_writer *writer)
+{
+	if(!writer->failed && writer->used > 0){
+		writer->failed = !write_all(writer->persist, writer->fd, writer->buffer, writer->used);
+	}
+	writer->used = 0;
+}
+
+static void writer_put(struct snapshot_writer *writer, const char *text)
+{
+	size_t length = strlen(text);
+	if(writer->used + length > WRITE_BUFFER_SIZE){
+		writer_flush(writer);
+	}
+	if(length > WRITE_BUFFER_SIZE){
+		writer->failed = writer->failed || !write_all(writer->persist, writer->fd, text, length);
+		return;
+	}
+	memcpy(writer->buffer + writer->used, text, length);
+	writer->used += length;
+}
+
+/* One item per line; NULL json means out of memory. */
+static void writer_put_item(struct snapshot_writer *writer, cJSON *json, bool last)
+{
+	char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+	cJSON_Delete(json);
+	if(text == NULL){
+		writer->failed = true;
+		errno = ENOMEM;
+		return;
+	}
+	writer_put(writer, text);
+	writer_put(writer, last ? "\n" : ",\n");
+	free(text);
+}
+
+static void write_snapshot(struct snapshot_writer *writer, const struct store *store, int64_t sequence)
+{
+	char header[96];
+	size_t role_count, token_count;
+	struct role **roles = store_sorted_roles(store, &role_count);
+	struct token **tokens = store_sorted_tokens(store, &token_count);
+	if(roles == NULL || tokens == NULL){
+		writer->failed = true;
+		errno = ENOMEM;
+	}else{
+		snprintf(header, sizeof(header), "{\n\"version\": %d,\n\"journalSequence\": %lld,\n\"roles\": [\n",
+				STATE_FORMAT_VERSION, (long long)sequence);
+		writer_put(writer, header);
+		for(size_t i = 0; i < role_count && !writer->failed; i++){
+			writer_put_item(writer, role_to_json(roles[i]), i + 1 == role_count);
+		}
+		writer_put(writer, "],\n\"tokens\": [\n");
+		for(size_t i = 0; i < token_count && !writer->failed; i++){
+			writer_put_item(writer, token_to_json(tokens[i]), i + 1 == token_count);
+		}
+		writer_put(writer, "]\n}\n");
+		writer_flush(writer);
+	}
+	free(roles);
+	free(tokens);
+}
+
+/* The journal's changes are all in the new snapshot now. */
+static void drop_journal(struct persist *persist)
+{
+	if(persist->journal_fd >= 0){
+		close(persist->journal_fd);
+		persist->journal_fd = -1;
+	}
+	unlink(persist->journal_path);
+	sync_folder(persist);
+	persist->journal_size = 0;
+	persist->journal_needs_trim = false;
+	persist->journal_changes = 0;
 }
 
 bool persist_save(struct persist *persist, const struct store *store, char *error, size_t error_len)
 {
-	error[0] = '\0';
-	char *text = render_state(store);
-	if(text == NULL){
+	char temp_path[PATH_SIZE + 16];
+	snprintf(temp_path, sizeof(temp_path), "%s.tmp.XXXXXX", persist->path);
+	struct snapshot_writer *writer = malloc(sizeof(*writer));
+	if(writer == NULL){
 		snprintf(error, error_len, "cannot save %s: out of memory", persist->path);
 		return false;
 	}
-	char temp_path[4096];
-	snprintf(temp_path, sizeof(temp_path), "%s.tmp.XXXXXX", persist->path);
 	const char *step = "create a temporary file";
 	bool renamed = false;
 	int fd = mkstemp(temp_path);   /* mode 0600 */
 	if(fd >= 0){
+		*writer = (struct snapshot_writer){.persist = persist, .fd = fd};
+		write_snapshot(writer, store, persist->sequence);
 		step = "write";
-		if(write_all(persist, fd, text, strlen(text)) && write_all(persist, fd, "\n", 1)){
+		if(!writer->failed){
 			step = "fsync";
 			if(persist->io.fsync(fd) == 0){
 				step = "rename";
@@ -245,20 +633,23 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 		}
 	}
 	int saved = errno;
+	free(writer);
 	if(fd >= 0){
 		close(fd);
 		if(!renamed) unlink(temp_path);
 	}
-	free(text);
 	if(!renamed){
 		snprintf(error, error_len, "cannot save %s: %s failed: %s", persist->path, step, strerror(saved));
 		return false;
 	}
-	/* After the rename the new state is the file and cannot be undone: a
-	 * failed folder sync is left in error for the caller to log, and the
-	 * save counts as done. */
+	/* After the rename the new snapshot is the state and cannot be undone:
+	 * a failed folder sync is reported in error, but the save counts. */
+	error[0] = '\0';
 	if(!sync_folder(persist)){
+		/* Until the rename is durable, the journal must stay. */
 		snprintf(error, error_len, "saved %s but could not fsync its folder: %s", persist->path, strerror(errno));
+		return true;
 	}
+	drop_journal(persist);
 	return true;
 }

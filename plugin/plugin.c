@@ -167,7 +167,10 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	struct tokens_plugin *plugin = userdata;
 	if(plugin){
 		unregister_callbacks(plugin->broker_identifier, CALLBACK_COUNT);
-		tokens_plugin_save_last_used(plugin);
+		/* A stopped broker's state is one file: fold the journal in. */
+		if(plugin->last_used_queued > 0 || persist_has_journal(plugin->persist)){
+			tokens_plugin_snapshot(plugin);
+		}
 		tokens_plugin_free(plugin);
 	}
 	return MOSQ_ERR_SUCCESS;

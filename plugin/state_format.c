@@ -129,29 +129,37 @@ cJSON *state_to_json(const struct store *store)
 
 /* ---- loading ---- */
 
-struct loader {
-	struct store *store;
-	char *problem;
-	size_t problem_len;
-	char where[96];   /* "token 3" or "role \"admin\"", for messages */
-};
+/* Which item a problem is in; formatted only when there is a problem. */
+static void set_item(struct state_loader *loader, const char *kind, int index, const char *name)
+{
+	loader->item_kind = kind;
+	loader->item_index = index;
+	loader->item_name = name;
+}
 
-static bool fail(struct loader *loader, const char *format, ...)
+static bool fail(struct state_loader *loader, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static bool fail(struct loader *loader, const char *format, ...)
+static bool fail(struct state_loader *loader, const char *format, ...)
 {
 	char detail[256];
 	va_list args;
 	va_start(args, format);
 	vsnprintf(detail, sizeof(detail), format, args);
 	va_end(args);
-	snprintf(loader->problem, loader->problem_len, "%s%s%s",
-			loader->where, loader->where[0] ? ": " : "", detail);
+	char where[96] = "";
+	if(loader->item_kind){
+		if(loader->item_name){
+			snprintf(where, sizeof(where), "%s \"%s\": ", loader->item_kind, loader->item_name);
+		}else{
+			snprintf(where, sizeof(where), "%s %d: ", loader->item_kind, loader->item_index);
+		}
+	}
+	snprintf(loader->problem, loader->problem_len, "%s%s", where, detail);
 	return false;
 }
 
-static const char *string_field(struct loader *loader, const cJSON *object, const char *key)
+static const char *string_field(struct state_loader *loader, const cJSON *object, const char *key)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
 	if(!cJSON_IsString(item)){
@@ -161,7 +169,7 @@ static const char *string_field(struct loader *loader, const cJSON *object, cons
 	return item->valuestring;
 }
 
-static bool time_field(struct loader *loader, const cJSON *object, const char *key, bool nullable, int64_t *out)
+static bool time_field(struct state_loader *loader, const cJSON *object, const char *key, bool nullable, int64_t *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
 	if(nullable && cJSON_IsNull(item)){
@@ -174,7 +182,7 @@ static bool time_field(struct loader *loader, const cJSON *object, const char *k
 	return true;
 }
 
-static bool load_acl(struct loader *loader, struct role *role, const cJSON *item)
+bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item)
 {
 	if(!cJSON_IsObject(item)){
 		return fail(loader, "an ACL is not an object");
@@ -211,9 +219,9 @@ static bool load_acl(struct loader *loader, struct role *role, const cJSON *item
 	return true;
 }
 
-static bool load_role(struct loader *loader, const cJSON *item, int index)
+bool state_load_role(struct state_loader *loader, const cJSON *item, int index)
 {
-	snprintf(loader->where, sizeof(loader->where), "role %d", index);
+	set_item(loader, "role", index, NULL);
 	if(!cJSON_IsObject(item)){
 		return fail(loader, "not an object");
 	}
@@ -225,7 +233,7 @@ static bool load_role(struct loader *loader, const cJSON *item, int index)
 	if(problem){
 		return fail(loader, "'rolename' %s", problem);
 	}
-	snprintf(loader->where, sizeof(loader->where), "role \"%s\"", name);
+	loader->item_name = name;
 	if(store_find_role(loader->store, name)){
 		return fail(loader, "duplicate rolename");
 	}
@@ -240,16 +248,16 @@ static bool load_role(struct loader *loader, const cJSON *item, int index)
 	store_link_role(loader->store, role);
 	const cJSON *acl;
 	cJSON_ArrayForEach(acl, acls){
-		if(!load_acl(loader, role, acl)){
+		if(!state_load_acl(loader, role, acl)){
 			return false;
 		}
 	}
 	return true;
 }
 
-static bool load_token(struct loader *loader, const cJSON *item, int index)
+bool state_load_token(struct state_loader *loader, const cJSON *item, int index)
 {
-	snprintf(loader->where, sizeof(loader->where), "token %d", index);
+	set_item(loader, "token", index, NULL);
 	if(!cJSON_IsObject(item)){
 		return fail(loader, "not an object");
 	}
@@ -261,7 +269,7 @@ static bool load_token(struct loader *loader, const cJSON *item, int index)
 	if(problem){
 		return fail(loader, "'name' %s", problem);
 	}
-	snprintf(loader->where, sizeof(loader->where), "token \"%s\"", name);
+	loader->item_name = name;
 
 	const char *role_name = string_field(loader, item, "role");
 	const char *requested_by = role_name ? string_field(loader, item, "requestedBy") : NULL;
@@ -295,8 +303,9 @@ static bool load_token(struct loader *loader, const cJSON *item, int index)
 	return true;
 }
 
-static bool load_document(struct loader *loader, const cJSON *document)
+bool state_check_header(struct state_loader *loader, const cJSON *document, int64_t *journal_sequence)
 {
+	set_item(loader, NULL, 0, NULL);
 	if(!cJSON_IsObject(document)){
 		return fail(loader, "the top level is not a JSON object");
 	}
@@ -304,6 +313,23 @@ static bool load_document(struct loader *loader, const cJSON *document)
 	if(!cJSON_IsNumber(version) || version->valuedouble != STATE_FORMAT_VERSION){
 		return fail(loader, "'version' is %s (expected %d)",
 				version ? "not supported" : "missing", STATE_FORMAT_VERSION);
+	}
+	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(document, "journalSequence");
+	*journal_sequence = 0;
+	if(sequence){
+		if(!cJSON_IsNumber(sequence) || sequence->valuedouble < 0 || sequence->valuedouble > 9e15
+				|| sequence->valuedouble != (double)(int64_t)sequence->valuedouble){
+			return fail(loader, "'journalSequence' is not a whole number");
+		}
+		*journal_sequence = (int64_t)sequence->valuedouble;
+	}
+	return true;
+}
+
+static bool load_document(struct state_loader *loader, const cJSON *document)
+{
+	if(!state_check_header(loader, document, &loader->journal_sequence)){
+		return false;
 	}
 	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(document, "roles");
 	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(document, "tokens");
@@ -316,22 +342,31 @@ static bool load_document(struct loader *loader, const cJSON *document)
 	int index = 0;
 	const cJSON *item;
 	cJSON_ArrayForEach(item, roles){
-		if(!load_role(loader, item, index++)){
+		if(!state_load_role(loader, item, index++)){
 			return false;
 		}
 	}
 	index = 0;
 	cJSON_ArrayForEach(item, tokens){
-		if(!load_token(loader, item, index++)){
+		if(!state_load_token(loader, item, index++)){
 			return false;
 		}
 	}
 	return true;
 }
 
+void state_loader_init(struct state_loader *loader, struct store *store, char *problem, size_t problem_len)
+{
+	memset(loader, 0, sizeof(*loader));
+	loader->store = store;
+	loader->problem = problem;
+	loader->problem_len = problem_len;
+}
+
 bool state_from_json(const cJSON *document, struct store *store, char *problem, size_t problem_len)
 {
-	struct loader loader = {.store = store, .problem = problem, .problem_len = problem_len};
+	struct state_loader loader;
+	state_loader_init(&loader, store, problem, problem_len);
 	if(!load_document(&loader, document)){
 		store_clear(store);
 		return false;

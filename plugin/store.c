@@ -88,20 +88,22 @@ size_t store_role_count(const struct store *store)
 	return HASH_CNT(hh, store->roles);
 }
 
+/* One allocation per token: the struct, then its name and requester, so a
+ * million tokens cost a million mallocs, not three million. */
 struct token *token_new(const char *name, const char *requested_by,
 		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
 		int64_t valid_until, int64_t last_used)
 {
-	struct token *token = calloc(1, sizeof(*token));
+	size_t name_size = strlen(name) + 1;
+	size_t requester_size = strlen(requested_by) + 1;
+	struct token *token = calloc(1, sizeof(*token) + name_size + requester_size);
 	if(token == NULL){
 		return NULL;
 	}
-	token->name = strdup(name);
-	token->requested_by = strdup(requested_by);
-	if(token->name == NULL || token->requested_by == NULL){
-		token_free(token);
-		return NULL;
-	}
+	token->name = token->text;
+	memcpy(token->text, name, name_size);
+	token->requested_by = token->text + name_size;
+	memcpy(token->text + name_size, requested_by, requester_size);
 	memcpy(token->hash, hash, TOKEN_HASH_LEN);
 	token->issued_at = issued_at;
 	token->valid_until = valid_until;
@@ -111,11 +113,6 @@ struct token *token_new(const char *name, const char *requested_by,
 
 void token_free(struct token *token)
 {
-	if(token == NULL){
-		return;
-	}
-	free(token->name);
-	free(token->requested_by);
 	free(token);
 }
 

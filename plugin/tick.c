@@ -59,7 +59,7 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	plugin->rechecking_logins = false;
 	close_expired_tokens(plugin, now);
 	run_kicks(plugin);
-	if(plugin->last_used_dirty && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
+	if(plugin->last_used_queued > 0 && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
 		tokens_plugin_save_last_used(plugin);
 	}
 	return MOSQ_ERR_SUCCESS;

@@ -74,6 +74,34 @@ void token_format_hash(const char *token, unsigned char out[TOKEN_HASH_LEN])
 	SHA256((const unsigned char *)token, strlen(token), out);
 }
 
+bool token_hasher_init(struct token_hasher *hasher)
+{
+	hasher->digest = EVP_MD_fetch(NULL, "SHA256", NULL);
+	hasher->context = EVP_MD_CTX_new();
+	if(hasher->digest == NULL || hasher->context == NULL){
+		token_hasher_free(hasher);
+		return false;
+	}
+	return true;
+}
+
+void token_hasher_free(struct token_hasher *hasher)
+{
+	EVP_MD_CTX_free(hasher->context);
+	EVP_MD_free(hasher->digest);
+	hasher->context = NULL;
+	hasher->digest = NULL;
+}
+
+bool token_hasher_hash(struct token_hasher *hasher, const char *token, unsigned char out[TOKEN_HASH_LEN])
+{
+	unsigned int length = 0;
+	return EVP_DigestInit_ex2(hasher->context, hasher->digest, NULL) == 1
+		&& EVP_DigestUpdate(hasher->context, token, strlen(token)) == 1
+		&& EVP_DigestFinal_ex(hasher->context, out, &length) == 1
+		&& length == TOKEN_HASH_LEN;
+}
+
 void token_format_hash_to_hex(const unsigned char hash[TOKEN_HASH_LEN],
 		char out[TOKEN_HASH_HEX_LEN + 1])
 {
@@ -85,11 +113,14 @@ void token_format_hash_to_hex(const unsigned char hash[TOKEN_HASH_LEN],
 	out[TOKEN_HASH_HEX_LEN] = '\0';
 }
 
+/* -1 for anything but 0-9a-f: the hash is always written in lowercase. */
 static int hex_value(char c)
 {
-	if(c >= '0' && c <= '9') return c - '0';
-	if(c >= 'a' && c <= 'f') return c - 'a' + 10;
-	return -1;
+	static const signed char values[256] = {
+		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+		['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	};
+	return values[(unsigned char)c] - 1;
 }
 
 bool token_format_hash_from_hex(const char *hex, unsigned char out[TOKEN_HASH_LEN])

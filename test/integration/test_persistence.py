@@ -1,7 +1,8 @@
 """
-The state file (SPEC section 5): shape and mode, durable before the reply,
-restart and kill -9, a missing file, corrupt files refused untouched, the
-lock against a second broker, and a failing save that changes nothing.
+The state file (SPEC section 5, docs/state-file.md): shape and mode,
+durable before the reply (in the journal), folded into one file at a clean
+stop, restart and kill -9, a missing file, corrupt files refused untouched,
+the lock against a second broker, and a failing save that changes nothing.
 """
 import json
 import os
@@ -24,11 +25,11 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def leftovers(broker):
+def leftovers(broker, journal_allowed=True):
     """Files in the state file's folder other than the ones we expect."""
     folder = os.path.dirname(broker.state_file)
     base = os.path.basename(broker.state_file)
-    expected = {base, base + ".lock"}
+    expected = {base, base + ".lock"} | ({base + ".journal"} if journal_allowed else set())
     return [n for n in os.listdir(folder)
             if n not in expected and n.startswith(base)]
 
@@ -59,7 +60,7 @@ def test_file_shape_mode_and_every_change_on_disk_before_the_reply(broker, clien
     assert not os.path.exists(broker.state_file)
 
     client.call("createRole", rolename="admin", acls=ADMIN_ACLS)
-    assert mode(broker.state_file) == 0o600
+    assert mode(broker.journal_file) == 0o600
     assert stored(broker) == {"version": 1, "roles": [{"rolename": "admin", "acls": ADMIN_ACLS}], "tokens": []}
 
     client.call("createRole", rolename="reader")
@@ -88,16 +89,25 @@ def test_file_shape_mode_and_every_change_on_disk_before_the_reply(broker, clien
     client.call("deleteRole", rolename="spare")
     assert [r["rolename"] for r in stored(broker)["roles"]] == ["admin", "reader"]
 
-    # The whole file is what listTokens and listRoles show, minus status,
+    # What is on disk is what listTokens and listRoles show, minus status,
     # and nothing else: no secret, no extra keys.
     tokens, roles, raw = snapshot(client, broker)
-    document = json.loads(raw)
-    assert set(document) == {"version", "roles", "tokens"}
-    assert document["version"] == 1
+    document = broker.read_state()
     assert document["roles"] == roles["roles"]
     assert document["tokens"] == [{k: v for k, v in t.items() if k != "status"} for t in tokens["tokens"]]
-    assert mode(broker.state_file) == 0o600
+    assert b"mqtk_" not in raw
     assert leftovers(broker) == []
+
+    # A clean stop folds the journal into the one state file.
+    client.close()
+    assert broker.stop() == 0
+    with open(broker.state_file) as f:
+        folded = json.load(f)
+    assert set(folded) == {"version", "journalSequence", "roles", "tokens"}
+    del folded["journalSequence"]
+    assert folded == document
+    assert mode(broker.state_file) == 0o600
+    assert leftovers(broker, journal_allowed=False) == []
 
 
 def test_missing_file_starts_empty_and_is_created_at_the_first_change(broker_factory, make_client, tmp_path):
@@ -113,9 +123,10 @@ def test_missing_file_starts_empty_and_is_created_at_the_first_change(broker_fac
                     {"command": "createToken", "name": "x", "role": "none", "validUntil": FUTURE},
                     {"command": "deleteRole", "rolename": "none"}])
     assert not os.path.exists(broker.state_file)
+    assert not os.path.exists(broker.journal_file)
 
     client.call("createRole", rolename="r")
-    assert mode(broker.state_file) == 0o600
+    assert mode(broker.journal_file) == 0o600
     assert broker.read_state() == {"version": 1, "roles": [{"rolename": "r", "acls": []}], "tokens": []}
 
 
@@ -125,7 +136,9 @@ def test_clean_stop_exits_zero_and_leaves_one_file(broker, client):
     client.close()
     assert broker.stop() == 0
     assert broker.read_state() == before
-    assert leftovers(broker) == []
+    # One file: the journal is folded in and removed.
+    assert not os.path.exists(broker.journal_file)
+    assert leftovers(broker, journal_allowed=False) == []
 
 
 def test_restart_keeps_everything(broker, client, make_client):
@@ -298,17 +311,27 @@ def test_lock_is_released_when_the_broker_stops(broker_factory, tmp_path):
 # ---------------------------------------------------------------- failing saves
 
 def break_storage(broker):
-    """Replaces the state file by a directory: the plugin's rename onto it fails."""
-    os.remove(broker.state_file)
-    os.mkdir(broker.state_file)
+    """Puts a directory where the journal goes: the plugin cannot open it.
+    Only works before the broker's first change since it started (it keeps
+    the journal open after that)."""
+    os.mkdir(broker.journal_file)
 
 
 def repair_storage(broker):
-    os.rmdir(broker.state_file)
+    os.rmdir(broker.journal_file)
 
 
-def test_failed_save_changes_nothing(broker, client):
+def fresh_start(broker, make_client):
+    """A clean restart: the journal is folded into the snapshot and closed."""
+    assert broker.stop() == 0
+    broker.start()
+    return make_client(broker=broker)
+
+
+def test_failed_save_changes_nothing(broker, client, make_client):
     populate(client)
+    client.close()
+    client = fresh_start(broker, make_client)
     before = snapshot(client)[:2]
     on_disk_before = broker.read_state()
     break_storage(broker)
@@ -320,7 +343,7 @@ def test_failed_save_changes_nothing(broker, client):
     assert "data" not in response and response["error"]
     assert snapshot(client)[:2] == before
     assert client.request([{"command": "getToken", "name": "new-one"}])[0]["code"] == "notFound"
-    broker.wait_for_log(r"tokens: .*" + broker.state_file)
+    broker.wait_for_log(r"tokens: .*" + broker.journal_file)
     assert leftovers(broker) == []
 
     repair_storage(broker)
@@ -330,7 +353,7 @@ def test_failed_save_changes_nothing(broker, client):
         {k: v for k, v in created.items() if k not in ("token", "status")}],
         key=lambda t: (t["issuedAt"], t["name"].encode()))
     assert on_disk["roles"] == on_disk_before["roles"]
-    assert mode(broker.state_file) == 0o600
+    assert mode(broker.journal_file) == 0o600
 
 
 @pytest.mark.parametrize("command", [
@@ -341,9 +364,11 @@ def test_failed_save_changes_nothing(broker, client):
     {"command": "addRoleACL", "rolename": "reader", "acltype": "subscribeLiteral", "topic": "y", "allow": True},
     {"command": "removeRoleACL", "rolename": "reader", "acltype": "subscribePattern", "topic": "sensors/#"},
 ], ids=lambda c: c["command"])
-def test_every_change_that_cannot_be_saved_is_undone(broker, client, command):
+def test_every_change_that_cannot_be_saved_is_undone(broker, client, command, make_client):
     populate(client)
     client.call("createRole", rolename="spare")
+    client.close()
+    client = fresh_start(broker, make_client)
     before = snapshot(client)[:2]
     break_storage(broker)
 
@@ -355,6 +380,6 @@ def test_every_change_that_cannot_be_saved_is_undone(broker, client, command):
     repair_storage(broker)
     assert "error" not in client.request([command])[0]
     assert snapshot(client)[:2] != before
-    assert json.loads(snapshot(client, broker)[2]) == {
+    assert broker.read_state() == {
         "version": 1, "roles": snapshot(client)[1]["roles"],
         "tokens": [{k: v for k, v in t.items() if k != "status"} for t in snapshot(client)[0]["tokens"]]}

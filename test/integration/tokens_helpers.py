@@ -347,16 +347,26 @@ class Broker:
 
     # -- state file
 
+    @property
+    def journal_file(self):
+        return self.state_file + ".journal"
+
     def read_state(self):
-        with open(self.state_file) as f:
-            return json.load(f)
+        """The state on disk as the plugin would load it: the snapshot, then
+        the journal's newer changes (docs/state-file.md), in the snapshot's
+        shape without journalSequence."""
+        return replay_state(self.state_file, self.journal_file)
 
     def state_bytes(self):
-        try:
-            with open(self.state_file, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
+        """Everything the plugin keeps on disk (snapshot and journal), or None."""
+        parts = []
+        for path in (self.state_file, self.journal_file):
+            try:
+                with open(path, "rb") as f:
+                    parts.append(f.read())
+            except FileNotFoundError:
+                pass
+        return b"".join(parts) if parts else None
 
     # -- clients
 
@@ -525,6 +535,77 @@ def response_properties(response_topic=None, correlation_data=None):
     if correlation_data is not None:
         properties.CorrelationData = correlation_data
     return properties
+
+
+ACL_TYPES = ["publishClientSend", "publishClientReceive", "subscribeLiteral", "subscribePattern",
+             "unsubscribeLiteral", "unsubscribePattern"]
+
+
+def _insert_acl(acls, acl):
+    """Where the plugin keeps an ACL: by type, then highest priority first,
+    then in the order they were added."""
+    key = (ACL_TYPES.index(acl["acltype"]), -acl["priority"])
+    position = len(acls)
+    for i, other in enumerate(acls):
+        if (ACL_TYPES.index(other["acltype"]), -other["priority"]) > key:
+            position = i
+            break
+    acls.insert(position, acl)
+
+
+def replay_state(state_file, journal_file):
+    """An independent reading of the on-disk format: the snapshot plus the
+    journal lines newer than its journalSequence. Fails on anything the
+    plugin would refuse to load."""
+    try:
+        with open(state_file) as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        document = {"version": 1, "roles": [], "tokens": []}
+    sequence = document.pop("journalSequence", 0)
+    roles = {r["rolename"]: r for r in document["roles"]}
+    tokens = {t["hash"]: t for t in document["tokens"]}
+    try:
+        with open(journal_file, "rb") as f:
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        lines = []
+    # A last line without its newline was cut short by a crash: not acknowledged.
+    for line in lines[:-1]:
+        change = json.loads(line)
+        if change["seq"] <= sequence:
+            continue
+        sequence = change["seq"]
+        op = change["op"]
+        if op == "createToken":
+            assert change["token"]["hash"] not in tokens
+            tokens[change["token"]["hash"]] = change["token"]
+        elif op == "revokeToken":
+            del tokens[change["hash"]]
+        elif op == "createRole":
+            assert change["role"]["rolename"] not in roles
+            role = {"rolename": change["role"]["rolename"], "acls": []}
+            for acl in change["role"]["acls"]:
+                _insert_acl(role["acls"], acl)
+            roles[role["rolename"]] = role
+        elif op == "deleteRole":
+            del roles[change["rolename"]]
+        elif op == "addRoleACL":
+            _insert_acl(roles[change["rolename"]]["acls"], change["acl"])
+        elif op == "removeRoleACL":
+            acls = roles[change["rolename"]]["acls"]
+            match = [a for a in acls if a["acltype"] == change["acltype"] and a["topic"] == change["topic"]]
+            assert len(match) == 1
+            acls.remove(match[0])
+        elif op == "lastUsed":
+            for token_hash, when in change["tokens"]:
+                if token_hash in tokens:
+                    tokens[token_hash]["lastUsed"] = when
+        else:
+            raise AssertionError(f"unknown journal op {op!r}")
+    return {"version": document["version"],
+            "roles": sorted(roles.values(), key=lambda r: r["rolename"].encode()),
+            "tokens": sorted(tokens.values(), key=lambda t: (t["issuedAt"], t["name"].encode()))}
 
 
 def snapshot(client, broker=None):

@@ -130,16 +130,18 @@ static void create_token_returns_metadata_and_secret_once(void **state)
 	cJSON_Delete(by_name);
 	cJSON_Delete(by_hash);
 
-	/* On disk before the reply: the hash, never the secret. */
-	char *file = test_read_file(test_plugin->state_path, NULL);
+	/* On disk (in the journal) before the reply: the hash, never the secret. */
+	char *file = test_read_file(test_plugin->journal_path, NULL);
 	assert_non_null(file);
 	assert_non_null(strstr(file, hash_hex));
 	assert_null(strstr(file, secret));
 	assert_null(strstr(file, secret + 5));
-	cJSON *document = cJSON_Parse(file);
+	const char *line = strstr(file, "{\"op\":\"createToken\"");
+	assert_non_null(line);
+	cJSON *document = cJSON_ParseWithLength(line, strcspn(line, "\n"));
 	free(file);
 	assert_non_null(document);
-	const cJSON *saved = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(document, "tokens"), 0);
+	const cJSON *saved = cJSON_GetObjectItemCaseSensitive(document, "token");
 	assert_string_equal(test_string(saved, "name"), "ci-bot");
 	assert_string_equal(test_string(saved, "requestedBy"), "alice");
 	assert_string_equal(test_string(saved, "hash"), hash_hex);
@@ -307,19 +309,22 @@ static void role_in_use_is_not_deleted(void **state)
 
 /* ---- storage failures ---- */
 
+/* A change is an appended, fsync'd journal line: no rename involved. */
 static const struct persist_io *const failing_ios[] = {
-	&test_io_write_enospc, &test_io_fsync_eio, &test_io_rename_eacces,
+	&test_io_write_enospc, &test_io_fsync_eio,
 };
-static const char *const failing_steps[] = {"write failed", "fsync failed", "rename failed"};
+static const char *const failing_steps[] = {"write failed", "fsync failed"};
+#define FAILING_IO_COUNT (sizeof(failing_ios) / sizeof(failing_ios[0]))
 
 static void failed_save_of_a_new_token_changes_nothing(void **state)
 {
 	struct test_plugin *test_plugin = *state;
 	struct tokens_plugin *plugin = &test_plugin->plugin;
 	free(create_token(plugin, "existing", "2027-01-01T00:00:00Z"));
-	for(size_t i = 0; i < 3; i++){
-		struct test_snapshot before;
+	for(size_t i = 0; i < FAILING_IO_COUNT; i++){
+		struct test_snapshot before, journal_before;
 		test_snapshot_take(&before, test_plugin->state_path);
+		test_snapshot_take(&journal_before, test_plugin->journal_path);
 		test_log_reset();
 		persist_set_io(plugin->persist, failing_ios[i]);
 
@@ -335,9 +340,11 @@ static void failed_save_of_a_new_token_changes_nothing(void **state)
 		test_assert_error(response, "notFound", NULL);
 		cJSON_Delete(response);
 		assert_int_equal(store_find_role(&plugin->store, "reader")->token_count, 1);
-		/* Not on disk. */
+		/* Not on disk: the journal has not grown by a partial line either. */
 		test_snapshot_assert_unchanged(&before, test_plugin->state_path);
+		test_snapshot_assert_unchanged(&journal_before, test_plugin->journal_path);
 		test_snapshot_free(&before);
+		test_snapshot_free(&journal_before);
 		assert_int_equal(test_count_entries_containing(test_plugin->dir, ".tmp."), 0);
 		/* Logged as an error, not as a change. */
 		int line = test_log_find("tokens: ");
@@ -361,9 +368,9 @@ static void failed_save_of_a_revoke_keeps_the_token(void **state)
 
 	struct test_snapshot before;
 	test_snapshot_take(&before, test_plugin->state_path);
-	persist_set_io(plugin->persist, &test_io_rename_eacces);
+	persist_set_io(plugin->persist, &test_io_write_enospc);
 	cJSON *response = test_command(plugin, "alice", "{\"command\": \"revokeToken\", \"name\": \"ci-bot\"}");
-	test_assert_error(response, "storage", "rename failed");
+	test_assert_error(response, "storage", "write failed");
 	cJSON_Delete(response);
 	persist_set_io(plugin->persist, NULL);
 
@@ -387,8 +394,14 @@ static void failed_save_of_a_revoke_keeps_the_token(void **state)
 	assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(data, "disconnected")));
 	cJSON_Delete(data);
 	assert_int_equal(token_count(plugin), 0);
-	char *file = test_read_file(test_plugin->state_path, NULL);
-	assert_null(strstr(file, hash));
+	/* The journal records the revoke (once: the failed attempt left nothing). */
+	char *file = test_read_file(test_plugin->journal_path, NULL);
+	assert_non_null(file);
+	char *revoke = test_format("{\"op\":\"revokeToken\",\"hash\":\"%s\"", hash);
+	const char *found = strstr(file, revoke);
+	assert_non_null(found);
+	assert_null(strstr(found + 1, revoke));
+	free(revoke);
 	free(file);
 	free(hash);
 }
@@ -416,7 +429,7 @@ static void failed_save_of_an_acl_removal_keeps_the_order(void **state)
 	for(size_t i = 0; i < 5; i++){
 		struct test_snapshot before;
 		test_snapshot_take(&before, test_plugin->state_path);
-		persist_set_io(plugin->persist, &test_io_rename_eacces);
+		persist_set_io(plugin->persist, &test_io_fsync_eio);
 		char *command = test_format("{\"command\": \"removeRoleACL\", \"rolename\": \"ordered\", "
 				"\"acltype\": \"publishClientSend\", \"topic\": \"%s\"}", topics[i]);
 		cJSON *response = test_command(plugin, "alice", command);
@@ -509,7 +522,7 @@ static void log_records_changes_and_never_a_secret(void **state)
 	cJSON *refused = test_command(plugin, "bob", CREATE_CI_BOT);
 	test_assert_error(refused, "exists", NULL);
 	cJSON_Delete(refused);
-	persist_set_io(plugin->persist, &test_io_rename_eacces);
+	persist_set_io(plugin->persist, &test_io_fsync_eio);
 	refused = test_command(plugin, "bob", "{\"command\": \"createToken\", \"name\": \"other\", \"role\": \"reader\", "
 			"\"validUntil\": \"2027-01-01T00:00:00Z\"}");
 	test_assert_error(refused, "storage", NULL);

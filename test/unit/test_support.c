@@ -350,6 +350,7 @@ struct test_plugin *test_plugin_new(void)
 	assert_non_null(test_plugin);
 	test_plugin->dir = test_temp_dir();
 	test_plugin->state_path = test_path(test_plugin->dir, "tokens.json");
+	test_plugin->journal_path = test_path(test_plugin->dir, "tokens.json.journal");
 
 	char error[1024] = "";
 	store_init(&test_plugin->plugin.store);
@@ -375,6 +376,7 @@ void test_plugin_free(struct test_plugin *test_plugin)
 	test_remove_dir(test_plugin->dir);
 	free(test_plugin->dir);
 	free(test_plugin->state_path);
+	free(test_plugin->journal_path);
 	free(test_plugin);
 	test_log_reset();
 }

@@ -98,6 +98,7 @@ struct test_plugin {
 	struct tokens_plugin plugin;
 	char *dir;         /* a fresh temporary folder */
 	char *state_path;  /* <dir>/tokens.json, not created yet */
+	char *journal_path;  /* <dir>/tokens.json.journal, where changes go first */
 };
 
 /* An empty store, a real JSON file persist in a new temporary folder, the
