@@ -151,10 +151,14 @@ class Broker:
     adds a password_file and gives those users the same ACL as anonymous
     clients. `extra_config` lines are appended to the config (after the
     plugin line, so plugin_opt_* lines there belong to this plugin).
+    `prelude` lines come first, before the listener (per_listener_settings
+    must precede every security setting). `acl`, when given, is the whole
+    text of the acl_file instead of the generated one. `allow_anonymous`
+    sets the broker option of that name.
     """
 
     def __init__(self, directory, port=None, state_file=None, extra_config=(), users=None,
-                 name="broker", plugin=PLUGIN):
+                 name="broker", plugin=PLUGIN, prelude=(), acl=None, allow_anonymous=True):
         self.directory = str(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.name = name
@@ -167,6 +171,9 @@ class Broker:
         self.log_path = os.path.join(self.directory, f"{name}.log")
         self.users = dict(users or {})
         self.extra_config = list(extra_config)
+        self.prelude = list(prelude)
+        self.acl = acl
+        self.allow_anonymous = allow_anonymous
         self.plugin = plugin
         self.process = None
         self.returncode = None
@@ -182,11 +189,13 @@ class Broker:
         acl = "# anonymous clients\n" + grants
         for user in self.users:
             acl += f"\nuser {user}\n" + grants
+        if self.acl is not None:
+            acl = self.acl
         with open(self.acl_path, "w") as f:
             f.write(acl)
-        lines = [
+        lines = self.prelude + [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             "set_tcp_nodelay true",
             f"acl_file {self.acl_path}",
             "log_dest stderr",
