@@ -36,11 +36,11 @@ MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null)
 LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 
 # Debian packages the build and the tests need.
-DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev \
+DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgrind \
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test integration-test demo install uninstall clean
+.PHONY: all deps test unit-test integration-test demo install uninstall bench clean
 
 all: $(PLUGIN) $(CTRL_MODULE)
 
@@ -86,6 +86,23 @@ test: deps
 demo: deps
 	$(MAKE) all
 	BUILD=$(BUILD) examples/demo.sh
+
+# Benchmarks (bench/run.py says what each measures); not part of make test.
+BENCH_BINARIES := $(BUILD)/login_storm $(BUILD)/bench_callbacks $(BUILD)/make_state
+BENCH_CORE := $(filter-out $(BUILD)/plugin/plugin.o $(BUILD)/plugin/control_topic.o $(BUILD)/plugin/tick.o,$(CORE_OBJECTS) $(BROKER_OBJECTS))
+
+$(BUILD)/login_storm: bench/login_storm.c
+	$(CC) $(CFLAGS) -o $@ $< -lpthread
+
+$(BUILD)/bench_callbacks: bench/bench_callbacks.c $(BENCH_CORE)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/make_state: bench/make_state.c $(CORE_OBJECTS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+bench: deps
+	$(MAKE) all $(BENCH_BINARIES)
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)

@@ -71,6 +71,9 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
  * least a floor): snapshotting then keeps a change's cost amortised O(1)
  * and start-up replay short. */
 bool persist_wants_snapshot(const struct persist *persist, const struct store *store);
+/* A fixed number of journal changes after which to snapshot instead (0:
+ * the default rule above). */
+void persist_set_snapshot_after(struct persist *persist, size_t changes);
 
 /* True while the journal holds changes the snapshot does not. */
 bool persist_has_journal(const struct persist *persist);

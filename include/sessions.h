@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -22,17 +23,27 @@ struct mosquitto;
 struct session {
 	const struct mosquitto *client;
 	struct token *token;            /* NULL once the token is revoked or expired */
+	bool disconnected;              /* gone; unbound at the next tick */
 	struct session *token_previous;
 	struct session *token_next;
 	UT_hash_handle hh;
 	char client_id[];
 };
 
+struct session_kick {
+	const struct mosquitto *client;
+	uint64_t due_tick;
+};
+
 struct sessions {
 	struct session *by_client;
-	const struct mosquitto **kicks; /* connections to close at the next tick */
+	struct session_kick *kicks;     /* connections to close from the tick */
 	size_t kick_count;
 	size_t kick_capacity;
+	uint64_t ticks;                 /* the broker's loop iterations, counted by the tick */
+	const struct mosquitto **leaving;  /* disconnected, to unbind at the next tick */
+	size_t leaving_count;
+	size_t leaving_capacity;
 };
 
 void sessions_init(struct sessions *sessions);
@@ -44,15 +55,25 @@ bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, co
 		struct token *token);
 /* Idempotent: the broker may report a disconnect twice. */
 void sessions_unbind(struct sessions *sessions, const struct mosquitto *client);
+/* A disconnect: the broker checks the client's Last Will against the ACLs
+ * right after reporting it, so the binding must outlive the callback. It
+ * is removed by sessions_unbind_departed, from the tick. (A new login on
+ * the same pointer meanwhile replaces the binding, and is not removed.) */
+void sessions_depart(struct sessions *sessions, const struct mosquitto *client);
+void sessions_unbind_departed(struct sessions *sessions);
 size_t sessions_count(const struct sessions *sessions);
 
-/* Detaches every session of the token and queues their kicks; returns how
- * many. The token may be freed afterwards. */
-size_t sessions_close_token(struct sessions *sessions, struct token *token);
-/* Hands the queued kicks to the caller, who frees the array. A queued
+/* Detaches every session of the token and queues kicks for those still
+ * connected; returns how many those are. The token may be freed afterwards.
+ * The requester's own connection (a client revoking its own token) is
+ * kicked two loop iterations later, so that the reply queued for it leaves
+ * first; pass NULL when there is none. */
+size_t sessions_close_token(struct sessions *sessions, struct token *token, const struct mosquitto *requester);
+/* Counts one tick and hands the kicks now due to the caller, who frees the
+ * array (NULL when there are none). A queued
  * connection is still to be closed only if sessions_find still finds it
  * detached: if it disconnected meanwhile (a takeover by a new connection
  * with the same client id, say), kicking by id would hit the wrong one. */
-const struct mosquitto **sessions_take_kicks(struct sessions *sessions, size_t *count);
+const struct mosquitto **sessions_take_due_kicks(struct sessions *sessions, size_t *count);
 
 #endif

@@ -25,6 +25,8 @@
 #define DEFAULT_LAST_USED_SAVE_INTERVAL 60
 #define LAST_USED_SAVE_BATCH 10000
 
+struct mosquitto;
+
 typedef void (*tokens_log_fn)(int level, const char *format, ...);
 typedef int64_t (*tokens_clock_fn)(void);
 
@@ -52,6 +54,9 @@ struct tokens_plugin {
 	 * it, in the same loop iteration; the next tick clears it. Those
 	 * re-checks are not logins. */
 	bool rechecking_logins;
+
+	/* The connection whose control request is being handled, or NULL. */
+	const struct mosquitto *requesting_client;
 };
 
 /* Creates an instance and loads its state file; NULL with a sentence in

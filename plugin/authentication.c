@@ -89,7 +89,7 @@ int authentication_on_disconnect(int event, void *event_data, void *userdata)
 	(void)event;
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_disconnect *disconnect = event_data;
-	sessions_unbind(&plugin->sessions, disconnect->client);
+	sessions_depart(&plugin->sessions, disconnect->client);
 	return MOSQ_ERR_SUCCESS;
 }
 

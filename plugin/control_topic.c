@@ -77,8 +77,10 @@ int control_topic_on_message(int event, void *event_data, void *userdata)
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_control *control = event_data;
 
+	plugin->requesting_client = control->client;
 	cJSON *reply = control_handle_request(plugin, requester_name(plugin, control->client),
 			control->payload, control->payloadlen);
+	plugin->requesting_client = NULL;
 	char *payload = reply ? cJSON_PrintUnformatted(reply) : NULL;
 	cJSON_Delete(reply);
 	if(payload == NULL){

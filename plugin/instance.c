@@ -59,7 +59,7 @@ void tokens_plugin_free(struct tokens_plugin *plugin)
 size_t tokens_plugin_close_token_sessions(struct tokens_plugin *plugin, struct token *token)
 {
 	expiry_remove(&plugin->expiry, token);
-	return sessions_close_token(&plugin->sessions, token);
+	return sessions_close_token(&plugin->sessions, token, plugin->requesting_client);
 }
 
 void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, int64_t now)

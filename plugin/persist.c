@@ -38,6 +38,7 @@ struct persist {
 	bool journal_needs_trim;   /* bytes past journal_size must go before appending */
 	int64_t sequence;          /* the last change recorded, in the snapshot or the journal */
 	size_t journal_changes;
+	size_t snapshot_after;     /* 0: as many changes as the store has items */
 	const char *notice;
 	struct persist_io io;
 };
@@ -510,8 +511,16 @@ bool persist_record(struct persist *persist, cJSON *change, char *error, size_t 
 	return true;
 }
 
+void persist_set_snapshot_after(struct persist *persist, size_t changes)
+{
+	persist->snapshot_after = changes;
+}
+
 bool persist_wants_snapshot(const struct persist *persist, const struct store *store)
 {
+	if(persist->snapshot_after){
+		return persist->journal_changes >= persist->snapshot_after;
+	}
 	size_t size = store_token_count(store) + store_role_count(store);
 	return persist->journal_changes >= (size > SNAPSHOT_FLOOR ? size : SNAPSHOT_FLOOR);
 }

@@ -44,9 +44,9 @@ static const char *find_option(const struct mosquitto_opt *options, int option_c
 	return NULL;
 }
 
-/* A whole number of seconds in [min, max]; an absent option keeps *out. */
-static bool seconds_option(const struct mosquitto_opt *options, int option_count, const char *key,
-		int64_t min, int64_t max, int64_t *out)
+/* A whole number in [min, max]; an absent option keeps *out. */
+static bool number_option(const struct mosquitto_opt *options, int option_count, const char *key,
+		const char *unit, int64_t min, int64_t max, int64_t *out)
 {
 	const char *text = find_option(options, option_count, key);
 	if(text == NULL){
@@ -56,12 +56,24 @@ static bool seconds_option(const struct mosquitto_opt *options, int option_count
 	errno = 0;
 	long long value = strtoll(text, &end, 10);
 	if(errno || end == text || *end != '\0' || value < min || value > max){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: plugin_opt_%s must be a whole number of seconds "
-				"from %lld to %lld, not \"%s\"", key, (long long)min, (long long)max, text);
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: plugin_opt_%s must be a whole number%s "
+				"from %lld to %lld, not \"%s\"", key, unit, (long long)min, (long long)max, text);
 		return false;
 	}
 	*out = value;
 	return true;
+}
+
+static bool seconds_option(const struct mosquitto_opt *options, int option_count, const char *key,
+		int64_t min, int64_t max, int64_t *out)
+{
+	return number_option(options, option_count, key, " of seconds", min, max, out);
+}
+
+static bool whole_number_option(const struct mosquitto_opt *options, int option_count, const char *key,
+		int64_t min, int64_t max, int64_t *out)
+{
+	return number_option(options, option_count, key, "", min, max, out);
 }
 
 /* With per_listener_settings true the broker gives each listener its own
@@ -137,7 +149,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 	int64_t save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
-	if(!seconds_option(options, option_count, "last_used_save_interval", 1, 86400, &save_interval)){
+	int64_t snapshot_after = 0;
+	if(!seconds_option(options, option_count, "last_used_save_interval", 1, 86400, &save_interval)
+			|| !whole_number_option(options, option_count, "snapshot_after", 0, 1000000000, &snapshot_after)){
 		return MOSQ_ERR_INVAL;
 	}
 
@@ -149,6 +163,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_UNKNOWN;
 	}
 	plugin->last_used_save_interval = save_interval;
+	persist_set_snapshot_after(plugin->persist, (size_t)snapshot_after);
 	plugin->broker_identifier = identifier;
 	if(!register_callbacks(identifier, plugin)){
 		tokens_plugin_free(plugin);

@@ -49,6 +49,7 @@ void sessions_clear(struct sessions *sessions)
 		free(session);
 	}
 	free(sessions->kicks);
+	free(sessions->leaving);
 	sessions_init(sessions);
 }
 
@@ -90,40 +91,97 @@ size_t sessions_count(const struct sessions *sessions)
 	return HASH_COUNT(sessions->by_client);
 }
 
-static bool queue_kick(struct sessions *sessions, const struct mosquitto *client)
+/* Appends to a growable array of client pointers. */
+static bool push_client(const struct mosquitto ***array, size_t *count, size_t *capacity,
+		const struct mosquitto *client)
+{
+	if(*count == *capacity){
+		size_t grown_capacity = *capacity ? 2 * *capacity : 8;
+		const struct mosquitto **grown = realloc(*array, grown_capacity * sizeof(*grown));
+		if(grown == NULL){
+			return false;
+		}
+		*array = grown;
+		*capacity = grown_capacity;
+	}
+	(*array)[(*count)++] = client;
+	return true;
+}
+
+static bool queue_kick(struct sessions *sessions, const struct mosquitto *client, uint64_t delay)
 {
 	if(sessions->kick_count == sessions->kick_capacity){
 		size_t capacity = sessions->kick_capacity ? 2 * sessions->kick_capacity : 8;
-		const struct mosquitto **grown = realloc(sessions->kicks, capacity * sizeof(*grown));
+		struct session_kick *grown = realloc(sessions->kicks, capacity * sizeof(*grown));
 		if(grown == NULL){
 			return false;
 		}
 		sessions->kicks = grown;
 		sessions->kick_capacity = capacity;
 	}
-	sessions->kicks[sessions->kick_count++] = client;
+	sessions->kicks[sessions->kick_count++] = (struct session_kick){client, sessions->ticks + delay};
 	return true;
 }
 
-size_t sessions_close_token(struct sessions *sessions, struct token *token)
+void sessions_depart(struct sessions *sessions, const struct mosquitto *client)
+{
+	struct session *session = sessions_find(sessions, client);
+	if(session == NULL || session->disconnected){
+		return;
+	}
+	session->disconnected = true;
+	if(!push_client(&sessions->leaving, &sessions->leaving_count, &sessions->leaving_capacity, client)){
+		sessions_unbind(sessions, client);   /* no memory to wait: unbind now */
+	}
+}
+
+void sessions_unbind_departed(struct sessions *sessions)
+{
+	for(size_t i = 0; i < sessions->leaving_count; i++){
+		const struct session *session = sessions_find(sessions, sessions->leaving[i]);
+		if(session && session->disconnected){
+			sessions_unbind(sessions, sessions->leaving[i]);
+		}
+	}
+	sessions->leaving_count = 0;
+}
+
+size_t sessions_close_token(struct sessions *sessions, struct token *token, const struct mosquitto *requester)
 {
 	size_t closed = 0;
 	while(token->sessions){
 		struct session *session = token->sessions;
 		detach_from_token(session);
+		if(session->disconnected){
+			continue;
+		}
 		/* Without memory for the kick the connection stays open, but it is
 		 * detached: every ACL check it makes is denied. */
-		queue_kick(sessions, session->client);
+		queue_kick(sessions, session->client, session->client == requester ? 2 : 0);
 		closed++;
 	}
 	return closed;
 }
 
-const struct mosquitto **sessions_take_kicks(struct sessions *sessions, size_t *count)
+const struct mosquitto **sessions_take_due_kicks(struct sessions *sessions, size_t *count)
 {
-	const struct mosquitto **kicks = sessions->kicks;
-	*count = sessions->kick_count;
-	sessions->kicks = NULL;
-	sessions->kick_count = sessions->kick_capacity = 0;
-	return kicks;
+	sessions->ticks++;
+	*count = 0;
+	if(sessions->kick_count == 0){
+		return NULL;
+	}
+	const struct mosquitto **due = malloc(sessions->kick_count * sizeof(*due));
+	if(due == NULL){
+		return NULL;   /* tried again at the next tick */
+	}
+	size_t kept = 0;
+	for(size_t i = 0; i < sessions->kick_count; i++){
+		if(sessions->kicks[i].due_tick <= sessions->ticks){
+			due[(*count)++] = sessions->kicks[i].client;
+		}else{
+			sessions->kicks[kept++] = sessions->kicks[i];
+		}
+	}
+	sessions->kick_count = kept;
+	return due;
 }

@@ -18,7 +18,7 @@ static void close_expired_tokens(struct tokens_plugin *plugin, int64_t now)
 {
 	struct token *token;
 	while((token = expiry_pop_due(&plugin->expiry, now)) != NULL){
-		size_t closed = sessions_close_token(&plugin->sessions, token);
+		size_t closed = sessions_close_token(&plugin->sessions, token, NULL);
 		plugin->log(MOSQ_LOG_NOTICE, "tokens: token %s expired, closing %zu connection%s",
 				token->name, closed, closed == 1 ? "" : "s");
 	}
@@ -26,7 +26,7 @@ static void close_expired_tokens(struct tokens_plugin *plugin, int64_t now)
 
 static void kick(struct tokens_plugin *plugin, const struct mosquitto *client)
 {
-	/* Still connected and still detached? See sessions_take_kicks. */
+	/* Still connected and still detached? See sessions_take_due_kicks. */
 	const struct session *session = sessions_find(&plugin->sessions, client);
 	if(session == NULL || session->token != NULL){
 		return;
@@ -42,7 +42,7 @@ static void kick(struct tokens_plugin *plugin, const struct mosquitto *client)
 static void run_kicks(struct tokens_plugin *plugin)
 {
 	size_t count;
-	const struct mosquitto **kicks = sessions_take_kicks(&plugin->sessions, &count);
+	const struct mosquitto **kicks = sessions_take_due_kicks(&plugin->sessions, &count);
 	for(size_t i = 0; i < count; i++){
 		kick(plugin, kicks[i]);
 	}
@@ -57,6 +57,7 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	int64_t now = plugin->now();
 
 	plugin->rechecking_logins = false;
+	sessions_unbind_departed(&plugin->sessions);
 	close_expired_tokens(plugin, now);
 	run_kicks(plugin);
 	if(plugin->last_used_queued > 0 && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){

@@ -425,9 +425,6 @@ def test_will_of_an_anonymous_client_is_published(broker, observe):
     assert observer.expect("status/anon", "offline")
 
 
-@pytest.mark.xfail(strict=True, reason="plugin bug: a token client's Last Will is not authorized by its "
-                   "role (the binding is dropped at MOSQ_EVT_DISCONNECT, which the broker fires before "
-                   "it checks and sends the will), so the will is refused")
 def test_will_of_a_token_client_is_authorized_by_its_role(broker, admin, observe):
     make_role(admin, "dev", [acl("publishClientSend", "status/#")])
     secret, _ = issue(admin, "dev", "dev")
@@ -439,8 +436,6 @@ def test_will_of_a_token_client_is_authorized_by_its_role(broker, admin, observe
     assert seen == [("status/dev", b"online"), ("status/dev", b"offline")]
 
 
-@pytest.mark.xfail(strict=True, reason="plugin bug: a token client's Last Will is judged by the acl_file "
-                   "rules of its username instead of its role (binding dropped before the will is checked)")
 def test_will_of_a_token_client_is_not_authorized_by_the_acl_file(broker_factory, make_client):
     broker = broker_factory(acl="topic readwrite #\ntopic readwrite $CONTROL/#\n\nuser dev\ntopic write secret/#\n")
     admin = make_client(broker=broker)

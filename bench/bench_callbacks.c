@@ -1,0 +1,168 @@
+/*
+ * In-process cost of the two callbacks that run for every connection and
+ * every message: MOSQ_EVT_BASIC_AUTH (a token login) with 1k, 100k and 1M
+ * tokens in the store, and MOSQ_EVT_ACL_CHECK for a role of 10 ACLs.
+ *
+ *   bench_callbacks [--quick]      ns per call (wall clock, best of 5 runs)
+ *
+ * Under `valgrind --tool=callgrind` run with --quick and divide the
+ * instruction counts of the two callbacks by their call counts (make bench
+ * does this): instruction counts do not depend on the machine's load.
+ *
+ * The callbacks are the plugin's own (authentication.c, authorization.c);
+ * the only broker function they call, mosquitto_client_id, is stubbed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "authentication.h"
+#include "authorization.h"
+#include "tokens_plugin.h"
+
+#define CLIENTS 1024
+
+static char publisher;   /* the connection whose publishes are checked */
+
+const char *mosquitto_client_id(const struct mosquitto *client)
+{
+	(void)client;
+	return "bench-client";
+}
+
+static void quiet_log(int level, const char *format, ...)
+{
+	(void)level;
+	(void)format;
+}
+
+static int64_t fixed_now(void)
+{
+	return 1795000000;   /* 2026-11-18 */
+}
+
+static double seconds(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* A plugin instance with `count` tokens of one role, without a state file. */
+static struct tokens_plugin *plugin_with_tokens(size_t count, char (*secrets)[TOKEN_LEN + 1], size_t secret_count)
+{
+	struct tokens_plugin *plugin = calloc(1, sizeof(*plugin));
+	store_init(&plugin->store);
+	sessions_init(&plugin->sessions);
+	expiry_init(&plugin->expiry);
+	token_hasher_init(&plugin->hasher);
+	plugin->log = quiet_log;
+	plugin->now = fixed_now;
+	struct role *role = role_new("devices");
+	store_link_role(&plugin->store, role);
+	static const char *const topics[10] = {
+		"fleet/+/status", "fleet/+/telemetry/#", "alerts/#", "config/+/get", "ota/+/progress",
+		"logs/+/+", "metrics/#", "cmd/+/reply", "presence/+", "devices/+/data",
+	};
+	for(int i = 0; i < 10; i++){
+		role_link_acl(role, role_acl_new(ACL_PUBLISH_CLIENT_SEND, topics[i], 10 - i, true));
+	}
+	for(size_t i = 0; i < count; i++){
+		char secret[TOKEN_LEN + 1], name[32];
+		unsigned char hash[TOKEN_HASH_LEN];
+		token_format_generate(secret);
+		token_format_hash(secret, hash);
+		if(i < secret_count){
+			memcpy(secrets[i], secret, sizeof(secret));
+		}
+		snprintf(name, sizeof(name), "device-%zu", i);
+		store_link_token(&plugin->store, token_new(name, "bench", hash, 1790000000, 1890000000, TIME_NEVER), role);
+	}
+	return plugin;
+}
+
+static void free_plugin(struct tokens_plugin *plugin)
+{
+	sessions_clear(&plugin->sessions);
+	expiry_clear(&plugin->expiry);
+	store_clear(&plugin->store);
+	token_hasher_free(&plugin->hasher);
+	free(plugin->last_used_queue);
+	free(plugin);
+}
+
+/* Logins of known tokens, each from one of CLIENTS connections in turn, so
+ * every call also replaces that connection's previous binding. */
+static double login_ns(struct tokens_plugin *plugin, char (*secrets)[TOKEN_LEN + 1], size_t secret_count, long calls)
+{
+	static char clients[CLIENTS];
+	struct mosquitto_evt_basic_auth event = {0};
+	event.username = "device";
+	double best = 1e9;
+	for(int run = 0; run < 5; run++){
+		double start = seconds();
+		for(long i = 0; i < calls; i++){
+			event.client = (struct mosquitto *)&clients[i % CLIENTS];
+			event.password = secrets[i % (long)secret_count];
+			if(authentication_on_basic_auth(MOSQ_EVT_BASIC_AUTH, &event, plugin) != MOSQ_ERR_SUCCESS){
+				fprintf(stderr, "login refused\n");
+				exit(1);
+			}
+		}
+		double ns = (seconds() - start) / (double)calls * 1e9;
+		if(ns < best) best = ns;
+	}
+	return best;
+}
+
+/* A publish whose topic the role's 5th ACL (by priority) allows. */
+static double acl_ns(struct tokens_plugin *plugin, long calls)
+{
+	struct mosquitto_evt_acl_check event = {0};
+	event.client = (struct mosquitto *)&publisher;
+	event.topic = "ota/boiler-7/progress";
+	event.access = MOSQ_ACL_WRITE;
+	double best = 1e9;
+	for(int run = 0; run < 5; run++){
+		double start = seconds();
+		for(long i = 0; i < calls; i++){
+			if(authorization_on_acl_check(MOSQ_EVT_ACL_CHECK, &event, plugin) != MOSQ_ERR_SUCCESS){
+				fprintf(stderr, "publish denied\n");
+				exit(1);
+			}
+		}
+		double ns = (seconds() - start) / (double)calls * 1e9;
+		if(ns < best) best = ns;
+	}
+	return best;
+}
+
+int main(int argc, char *argv[])
+{
+	bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+	static const size_t sizes[] = {1000, 100000, 1000000};
+	enum { SECRETS = 4096 };
+	static char secrets[SECRETS][TOKEN_LEN + 1];
+	long calls = quick ? 20000 : 1000000;
+
+	for(size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++){
+		if(quick && sizes[s] > 1000) break;
+		size_t known = sizes[s] < SECRETS ? sizes[s] : SECRETS;
+		struct tokens_plugin *plugin = plugin_with_tokens(sizes[s], secrets, known);
+		printf("login callback, %7zu tokens: %6.0f ns per call (%ld calls)\n", sizes[s],
+				login_ns(plugin, secrets, known, calls), 5 * calls);
+		if(s == 0){
+			/* Bind one connection to a token of the 10-ACL role. */
+			struct mosquitto_evt_basic_auth login = {.client = (struct mosquitto *)&publisher, .password = secrets[0]};
+			authentication_on_basic_auth(MOSQ_EVT_BASIC_AUTH, &login, plugin);
+			printf("ACL check, role of 10 ACLs:   %6.0f ns per call (%ld calls)\n", acl_ns(plugin, calls * 10),
+					5 * calls * 10);
+		}
+		free_plugin(plugin);
+	}
+	return 0;
+}
