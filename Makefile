@@ -8,13 +8,14 @@ PYTHON := /usr/bin/python3
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude
-LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lm
+LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lm -pthread
 
 # Everything except the broker entry points and glue: the unit tests link it.
 CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/state_format.c plugin/persist.c plugin/fields.c plugin/control.c \
 	plugin/commands_tokens.c plugin/commands_roles.c plugin/acl.c \
-	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c
+	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
+	plugin/snapshot_reader.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
 	plugin/authorization.c plugin/tick.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
@@ -27,7 +28,7 @@ CTRL_MODULE := $(BUILD)/mosquitto_ctrl_tokens.so
 CTRL_SOURCES := $(wildcard ctrl/*.c)
 CTRL_OBJECTS := $(CTRL_SOURCES:%.c=$(BUILD)/%.o)
 # What the module shares with the plugin: the token format and the state file.
-CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o journal.o)
+CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o journal.o snapshot_reader.o)
 
 # Where `make install` puts things. Debian keeps Mosquitto's plugins (and
 # the dynamic loader finds mosquitto_ctrl modules) in /usr/lib/<multiarch>.

@@ -42,6 +42,12 @@ void state_loader_init(struct state_loader *loader, struct store *store, char *p
 bool state_check_header(struct state_loader *loader, const cJSON *document, int64_t *journal_sequence);
 bool state_load_role(struct state_loader *loader, const cJSON *item, int index);
 bool state_load_token(struct state_loader *loader, const cJSON *item, int index);
+/* state_load_token in two steps, so that parsing can run on several
+ * threads (it only reads the store's roles) while adding stays on one:
+ * parse returns a new token (its role set, not linked) or NULL; add links
+ * it, or frees it and fails on a duplicate name or hash. */
+struct token *state_parse_token(struct state_loader *loader, const cJSON *item, int index);
+bool state_add_token(struct state_loader *loader, struct token *token, int index);
 bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item);
 
 /* Fills an empty store from a state document. On a format problem it writes

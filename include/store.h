@@ -98,6 +98,10 @@ struct token *store_find_token_by_hash(const struct store *store, const unsigned
 struct token *store_find_token_by_name(const struct store *store, const char *name);
 /* The caller has checked that name and hash are free; the store takes the token. */
 void store_link_token(struct store *store, struct token *token, struct role *role);
+/* Links the token unless its name or hash is taken (checked with one hash
+ * computation per key: the loader adds a million tokens this way). */
+enum store_added { STORE_ADDED, STORE_NAME_TAKEN, STORE_HASH_TAKEN };
+enum store_added store_add_token(struct store *store, struct token *token, struct role *role);
 /* Removes the token from the indexes without freeing it (so it can be linked back). */
 void store_unlink_token(struct store *store, struct token *token);
 

@@ -21,6 +21,7 @@
 
 #include "journal.h"
 #include "persist.h"
+#include "snapshot_reader.h"
 #include "state_format.h"
 
 #define PATH_SIZE 4096
@@ -169,166 +170,9 @@ static char *read_file(const char *path, size_t *length, bool *missing, char *er
 	return content;
 }
 
-static bool load_whole_document(struct persist *persist, struct store *store, const char *content, size_t length,
-		char *error, size_t error_len)
-{
-	const char *parse_end = NULL;
-	/* The length includes the terminating NUL: cJSON looks for it inside
-	 * the buffer to prove nothing follows the document. */
-	cJSON *document = cJSON_ParseWithLengthOpts(content, length + 1, &parse_end, true);
-	if(document == NULL){
-		snprintf(error, error_len, "state file %s is not valid JSON (at byte %ld)",
-				persist->path, parse_end ? (long)(parse_end - content) : 0L);
-		return false;
-	}
-	char problem[512];
-	struct state_loader loader;
-	state_loader_init(&loader, store, problem, sizeof(problem));
-	bool loaded = state_from_json(document, store, problem, sizeof(problem))
-		&& state_check_header(&loader, document, &persist->sequence);
-	if(!loaded){
-		snprintf(error, error_len, "state file %s: %s", persist->path, problem);
-		store_clear(store);
-	}
-	cJSON_Delete(document);
-	return loaded;
-}
-
-/* The line layout the snapshot writer produces. */
-enum layout_step { EXPECT_OPEN, EXPECT_VERSION, EXPECT_SEQUENCE, EXPECT_ROLES, IN_ROLES, EXPECT_TOKENS, IN_TOKENS, EXPECT_CLOSE, DONE };
-
-struct line_reader {
-	struct state_loader loader;
-	enum layout_step step;
-	int index;
-	bool expect_more;          /* the previous item ended with a comma */
-};
-
-enum line_result { LINE_OK, LINE_NOT_OUR_LAYOUT, LINE_INVALID };
-
-static enum line_result read_item(struct line_reader *reader, char *line, size_t length, bool is_role)
-{
-	bool more = length > 0 && line[length - 1] == ',';
-	if(more){
-		line[--length] = '\0';
-	}
-	cJSON *item = cJSON_ParseWithLengthOpts(line, length + 1, NULL, true);
-	if(item == NULL){
-		return LINE_NOT_OUR_LAYOUT;
-	}
-	bool loaded = is_role ? state_load_role(&reader->loader, item, reader->index)
-		: state_load_token(&reader->loader, item, reader->index);
-	cJSON_Delete(item);
-	reader->index++;
-	reader->expect_more = more;
-	return loaded ? LINE_OK : LINE_INVALID;
-}
-
-static enum line_result read_line(struct line_reader *reader, char *line, size_t length)
-{
-	long long sequence;
-	char tail;
-	switch(reader->step){
-		case EXPECT_OPEN:
-			reader->step = EXPECT_VERSION;
-			return strcmp(line, "{") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
-		case EXPECT_VERSION:
-			reader->step = EXPECT_SEQUENCE;
-			return strcmp(line, "\"version\": 1,") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
-		case EXPECT_SEQUENCE:
-			reader->step = EXPECT_ROLES;
-			if(sscanf(line, "\"journalSequence\": %lld%c", &sequence, &tail) != 2 || tail != ',' || sequence < 0){
-				return LINE_NOT_OUR_LAYOUT;
-			}
-			reader->loader.journal_sequence = sequence;
-			return LINE_OK;
-		case EXPECT_ROLES:
-			reader->step = IN_ROLES;
-			reader->index = 0;
-			return strcmp(line, "\"roles\": [") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
-		case IN_ROLES:
-			if(strcmp(line, "],") == 0 && !reader->expect_more){
-				reader->step = EXPECT_TOKENS;
-				return LINE_OK;
-			}
-			return read_item(reader, line, length, true);
-		case EXPECT_TOKENS:
-			reader->step = IN_TOKENS;
-			reader->index = 0;
-			reader->expect_more = false;
-			return strcmp(line, "\"tokens\": [") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
-		case IN_TOKENS:
-			if(strcmp(line, "]") == 0 && !reader->expect_more){
-				reader->step = EXPECT_CLOSE;
-				return LINE_OK;
-			}
-			return read_item(reader, line, length, false);
-		case EXPECT_CLOSE:
-			reader->step = DONE;
-			return strcmp(line, "}") == 0 ? LINE_OK : LINE_NOT_OUR_LAYOUT;
-		default:
-			return LINE_NOT_OUR_LAYOUT;
-	}
-}
-
-/* Fast path over the writer's own layout, read line by line so that a
- * large snapshot never sits in memory whole. LINE_NOT_OUR_LAYOUT means:
- * read the file as a whole document instead. */
-static enum line_result load_by_lines(struct persist *persist, struct store *store, FILE *file,
-		char *error, size_t error_len)
-{
-	char problem[512];
-	struct line_reader reader = {.step = EXPECT_OPEN};
-	state_loader_init(&reader.loader, store, problem, sizeof(problem));
-	enum line_result result = LINE_OK;
-	char *line = NULL;
-	size_t capacity = 0;
-	ssize_t length;
-	while(result == LINE_OK && (length = getline(&line, &capacity, file)) > 0){
-		if(line[length - 1] != '\n'){
-			result = LINE_NOT_OUR_LAYOUT;
-			break;
-		}
-		line[--length] = '\0';
-		result = read_line(&reader, line, (size_t)length);
-	}
-	free(line);
-	if(result == LINE_INVALID){
-		snprintf(error, error_len, "state file %s: %s", persist->path, problem);
-		return LINE_INVALID;
-	}
-	if(result != LINE_OK || reader.step != DONE || ferror(file)){
-		return LINE_NOT_OUR_LAYOUT;
-	}
-	persist->sequence = reader.loader.journal_sequence;
-	return LINE_OK;
-}
-
 static bool load_snapshot(struct persist *persist, struct store *store, char *error, size_t error_len)
 {
-	FILE *file = fopen(persist->path, "rbe");
-	struct stat info;
-	if(file == NULL){
-		snprintf(error, error_len, "cannot open state file %s: %s", persist->path, strerror(errno));
-		return errno == ENOENT;
-	}
-	if(fstat(fileno(file), &info) != 0 || !S_ISREG(info.st_mode)){
-		snprintf(error, error_len, "state file %s is not a regular file", persist->path);
-		fclose(file);
-		return false;
-	}
-	enum line_result result = load_by_lines(persist, store, file, error, error_len);
-	fclose(file);
-	if(result != LINE_NOT_OUR_LAYOUT){
-		return result == LINE_OK;
-	}
-	store_clear(store);
-	size_t length = 0;
-	bool missing;
-	char *content = read_file(persist->path, &length, &missing, error, error_len);
-	bool loaded = content && load_whole_document(persist, store, content, length, error, error_len);
-	free(content);
-	return loaded;
+	return snapshot_read(persist->path, store, &persist->sequence, error, error_len);
 }
 
 static bool replay_line(struct persist *persist, struct store *store, char *line, size_t length,

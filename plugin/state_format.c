@@ -255,19 +255,21 @@ bool state_load_role(struct state_loader *loader, const cJSON *item, int index)
 	return true;
 }
 
-bool state_load_token(struct state_loader *loader, const cJSON *item, int index)
+struct token *state_parse_token(struct state_loader *loader, const cJSON *item, int index)
 {
 	set_item(loader, "token", index, NULL);
 	if(!cJSON_IsObject(item)){
-		return fail(loader, "not an object");
+		fail(loader, "not an object");
+		return NULL;
 	}
 	const char *name = string_field(loader, item, "name");
 	if(name == NULL){
-		return false;
+		return NULL;
 	}
 	const char *problem = name_problem(name, NAME_MAX_CHARS);
 	if(problem){
-		return fail(loader, "'name' %s", problem);
+		fail(loader, "'name' %s", problem);
+		return NULL;
 	}
 	loader->item_name = name;
 
@@ -280,27 +282,42 @@ bool state_load_token(struct state_loader *loader, const cJSON *item, int index)
 			|| !time_field(loader, item, "issuedAt", false, &issued_at)
 			|| !time_field(loader, item, "validUntil", false, &valid_until)
 			|| !time_field(loader, item, "lastUsed", true, &last_used)){
-		return false;
+		return NULL;
 	}
 	if(!token_format_hash_from_hex(hash_hex, hash)){
-		return fail(loader, "'hash' is not 64 lowercase hex digits");
+		fail(loader, "'hash' is not 64 lowercase hex digits");
+		return NULL;
 	}
 	struct role *role = store_find_role(loader->store, role_name);
 	if(role == NULL){
-		return fail(loader, "role \"%s\" does not exist", role_name);
-	}
-	if(store_find_token_by_name(loader->store, name)){
-		return fail(loader, "duplicate name");
-	}
-	if(store_find_token_by_hash(loader->store, hash)){
-		return fail(loader, "duplicate hash");
+		fail(loader, "role \"%s\" does not exist", role_name);
+		return NULL;
 	}
 	struct token *token = token_new(name, requested_by, hash, issued_at, valid_until, last_used);
 	if(token == NULL){
-		return fail(loader, "out of memory");
+		fail(loader, "out of memory");
+		return NULL;
 	}
-	store_link_token(loader->store, token, role);
+	token->role = role;
+	return token;
+}
+
+bool state_add_token(struct state_loader *loader, struct token *token, int index)
+{
+	enum store_added added = store_add_token(loader->store, token, token->role);
+	if(added != STORE_ADDED){
+		set_item(loader, "token", index, token->name);
+		fail(loader, "duplicate %s", added == STORE_NAME_TAKEN ? "name" : "hash");
+		token_free(token);
+		return false;
+	}
 	return true;
+}
+
+bool state_load_token(struct state_loader *loader, const cJSON *item, int index)
+{
+	struct token *token = state_parse_token(loader, item, index);
+	return token && state_add_token(loader, token, index);
 }
 
 bool state_check_header(struct state_loader *loader, const cJSON *document, int64_t *journal_sequence)

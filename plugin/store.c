@@ -116,26 +116,66 @@ void token_free(struct token *token)
 	free(token);
 }
 
+/* The key is a SHA-256: its first bytes are as good a bucket hash as any,
+ * and cheaper than hashing 32 bytes again on every login. */
+static unsigned bucket_of_hash(const unsigned char hash[TOKEN_HASH_LEN])
+{
+	uint32_t value;
+	memcpy(&value, hash, sizeof(value));
+	return value;
+}
+
+static unsigned bucket_of_name(const char *name, size_t length)
+{
+	unsigned value;
+	HASH_VALUE(name, length, value);
+	return value;
+}
+
 struct token *store_find_token_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN])
 {
 	struct token *token;
-	HASH_FIND(hh_hash, store->tokens_by_hash, hash, TOKEN_HASH_LEN, token);
+	HASH_FIND_BYHASHVALUE(hh_hash, store->tokens_by_hash, hash, TOKEN_HASH_LEN, bucket_of_hash(hash), token);
 	return token;
 }
 
 struct token *store_find_token_by_name(const struct store *store, const char *name)
 {
 	struct token *token;
-	HASH_FIND(hh_name, store->tokens_by_name, name, strlen(name), token);
+	size_t length = strlen(name);
+	HASH_FIND_BYHASHVALUE(hh_name, store->tokens_by_name, name, length, bucket_of_name(name, length), token);
 	return token;
+}
+
+static void link_token(struct store *store, struct token *token, struct role *role, unsigned name_bucket)
+{
+	token->role = role;
+	role->token_count++;
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh_hash, store->tokens_by_hash, token->hash, TOKEN_HASH_LEN,
+			bucket_of_hash(token->hash), token);
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh_name, store->tokens_by_name, token->name, strlen(token->name),
+			name_bucket, token);
 }
 
 void store_link_token(struct store *store, struct token *token, struct role *role)
 {
-	token->role = role;
-	role->token_count++;
-	HASH_ADD(hh_hash, store->tokens_by_hash, hash, TOKEN_HASH_LEN, token);
-	HASH_ADD_KEYPTR(hh_name, store->tokens_by_name, token->name, strlen(token->name), token);
+	link_token(store, token, role, bucket_of_name(token->name, strlen(token->name)));
+}
+
+enum store_added store_add_token(struct store *store, struct token *token, struct role *role)
+{
+	struct token *existing;
+	size_t length = strlen(token->name);
+	unsigned name_bucket = bucket_of_name(token->name, length);
+	HASH_FIND_BYHASHVALUE(hh_name, store->tokens_by_name, token->name, length, name_bucket, existing);
+	if(existing){
+		return STORE_NAME_TAKEN;
+	}
+	if(store_find_token_by_hash(store, token->hash)){
+		return STORE_HASH_TAKEN;
+	}
+	link_token(store, token, role, name_bucket);
+	return STORE_ADDED;
 }
 
 void store_unlink_token(struct store *store, struct token *token)

@@ -379,8 +379,6 @@ static void unparsable_files_are_refused(void **state)
 static void malformed_documents_are_refused_with_their_own_message(void **state)
 {
 	struct fixture *fixture = *state;
-	/* PLUGIN BUG: load refuses every file as "not valid JSON" before it
-	 * looks at the content, see the top of this file. */
 	size_t count = sizeof(malformed_documents) / sizeof(malformed_documents[0]);
 	char *errors[sizeof(malformed_documents) / sizeof(malformed_documents[0])];
 	for(size_t i = 0; i < count; i++){
