@@ -15,7 +15,7 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/state_format.c plugin/persist.c plugin/fields.c plugin/control.c \
 	plugin/commands_tokens.c plugin/commands_roles.c plugin/acl.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
-	plugin/snapshot_reader.c
+	plugin/snapshot_reader.c plugin/events.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
 	plugin/authorization.c plugin/tick.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)

@@ -27,6 +27,7 @@ static const struct {
 } admin_acls[] = {
 	{ACL_PUBLISH_CLIENT_SEND, "$CONTROL/tokens/v1"},
 	{ACL_SUBSCRIBE_LITERAL, "$CONTROL/tokens/v1/response"},
+	{ACL_SUBSCRIBE_LITERAL, "$CONTROL/tokens/v1/events"},
 };
 
 static bool add_admin_role(struct store *store)

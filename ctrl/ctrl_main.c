@@ -87,6 +87,39 @@ static bool build_token_target(int argc, char *argv[], cJSON *command)
 	return cJSON_AddStringToObject(command, key, argv[0]) != NULL;
 }
 
+/* rotate <name|hash> [validUntil] [--grace 10m] */
+static bool build_rotate(int argc, char *argv[], cJSON *command)
+{
+	if(!build_token_target(1, argv, command)){
+		return false;
+	}
+	bool have_valid_until = false;
+	for(int i = 1; i < argc; i++){
+		int64_t seconds;
+		if(strcmp(argv[i], "--grace") == 0){
+			if(i + 1 >= argc || !ctrl_parse_duration(argv[i + 1], &seconds)){
+				fprintf(stderr, "Error: --grace needs a duration such as 10m, 2h or 1d\n");
+				return false;
+			}
+			cJSON_AddNumberToObject(command, "graceSeconds", (double)seconds);
+			i++;
+		}else if(!have_valid_until){
+			char valid_until[21];
+			if(!ctrl_parse_valid_until(argv[i], (int64_t)time(NULL), valid_until)){
+				fprintf(stderr, "Error: validUntil \"%s\" is neither a duration (30d, 12h, 45m, 2w) "
+						"nor an RFC 3339 time (2027-01-01T00:00:00Z)\n", argv[i]);
+				return false;
+			}
+			cJSON_AddStringToObject(command, "validUntil", valid_until);
+			have_valid_until = true;
+		}else{
+			fprintf(stderr, "Error: unexpected argument \"%s\"\n", argv[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
 static bool build_rolename(int argc, char *argv[], cJSON *command)
 {
 	(void)argc;
@@ -142,6 +175,7 @@ static const struct subcommand subcommands[] = {
 	{"list", "listTokens", "[--status valid|invalid|all] [--count N] [--offset N]", 0, 6, build_list, ctrl_print_token_table},
 	{"get", "getToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_token},
 	{"revoke", "revokeToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_revoked},
+	{"rotate", "rotateToken", "<name|hash> [validUntil] [--grace 10m]", 1, 4, build_rotate, ctrl_print_rotated},
 	{"createRole", "createRole", "<rolename>", 1, 1, build_rolename, print_done},
 	{"getRole", "getRole", "<rolename>", 1, 1, build_rolename, ctrl_print_role},
 	{"listRoles", "listRoles", "", 0, 0, build_nothing, ctrl_print_roles},
@@ -164,7 +198,8 @@ static void print_usage(FILE *out)
 	fprintf(out, "\nvalidUntil and validity: a duration from now (30d, 12h, 45m, 2w) or an RFC 3339\n");
 	fprintf(out, "time (2027-01-01T00:00:00Z). acltype: publishClientSend, publishClientReceive,\n");
 	fprintf(out, "subscribeLiteral, subscribePattern, unsubscribeLiteral, unsubscribePattern.\n");
-	fprintf(out, "Higher priority ACLs are evaluated first.\n\n");
+	fprintf(out, "Higher priority ACLs are evaluated first. rotate --grace keeps the old token working\n");
+	fprintf(out, "for that long (at most 7d). Lifecycle events: mosquitto_sub -t '$CONTROL/tokens/v1/events'.\n\n");
 }
 
 /* ---- the reply ---- */

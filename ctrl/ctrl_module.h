@@ -27,6 +27,8 @@ struct subcommand {
 /* "30d", "12h", "45m", "2w", "90s" from now, or an RFC 3339 time; the
  * result is written as canonical UTC. False for anything else. */
 bool ctrl_parse_valid_until(const char *text, int64_t now, char out[21]);
+/* "30s", "10m", "12h", "30d", "2w" in seconds. */
+bool ctrl_parse_duration(const char *text, int64_t *seconds);
 
 /* Offline: creates a state file with an admin role and one admin token. */
 int ctrl_init(int argc, char *argv[]);
@@ -35,6 +37,7 @@ void ctrl_print_created_token(const cJSON *data);
 void ctrl_print_token_table(const cJSON *data);
 void ctrl_print_token(const cJSON *data);
 void ctrl_print_revoked(const cJSON *data);
+void ctrl_print_rotated(const cJSON *data);
 void ctrl_print_role(const cJSON *data);
 void ctrl_print_roles(const cJSON *data);
 

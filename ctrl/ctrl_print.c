@@ -106,6 +106,17 @@ void ctrl_print_created_token(const cJSON *data)
 			"    mosquitto_sub -u '%s' -P '<token>' -t '#'\n", text_of(data, "name"));
 }
 
+void ctrl_print_rotated(const cJSON *data)
+{
+	ctrl_print_created_token(data);
+	const char *until = text_of(data, "previousValidUntil");
+	if(until[0]){
+		printf("\nThe previous token keeps working until %s (UTC); its connections are closed then.\n", until);
+	}else{
+		printf("\nThe previous token no longer works; its connections are being closed.\n");
+	}
+}
+
 void ctrl_print_revoked(const cJSON *data)
 {
 	const cJSON *disconnected = cJSON_GetObjectItemCaseSensitive(data, "disconnected");

@@ -15,7 +15,7 @@ static const struct {
 	{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400},
 };
 
-static bool parse_duration(const char *text, int64_t *seconds)
+bool ctrl_parse_duration(const char *text, int64_t *seconds)
 {
 	char *end;
 	if(text[0] < '0' || text[0] > '9'){
@@ -37,7 +37,7 @@ static bool parse_duration(const char *text, int64_t *seconds)
 bool ctrl_parse_valid_until(const char *text, int64_t now, char out[RFC3339_LEN + 1])
 {
 	int64_t when, duration;
-	if(parse_duration(text, &duration)){
+	if(ctrl_parse_duration(text, &duration)){
 		when = now + duration;
 	}else if(!rfc3339_parse(text, &when)){
 		return false;

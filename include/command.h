@@ -52,6 +52,7 @@ void command_create_token(struct command_context *context);
 void command_list_tokens(struct command_context *context);
 void command_get_token(struct command_context *context);
 void command_revoke_token(struct command_context *context);
+void command_rotate_token(struct command_context *context);
 void command_create_role(struct command_context *context);
 void command_get_role(struct command_context *context);
 void command_list_roles(struct command_context *context);

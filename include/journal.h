@@ -4,6 +4,8 @@
  * "op" naming it (the persistence backend adds "seq"):
  *
  *   {"op": "createToken", "token": {...state file token...}}
+ *   {"op": "rotateToken", "hash": "<old hash>", "token": {...the token now...}}
+ *   {"op": "noticed", "hash": "<64 hex>", "expiring": true, "expired": false}
  *   {"op": "revokeToken", "hash": "<64 hex>"}
  *   {"op": "createRole", "role": {"rolename": ..., "acls": [...]}}
  *   {"op": "deleteRole", "rolename": ...}
@@ -22,7 +24,12 @@
 
 #include "store.h"
 
-cJSON *journal_create_token(const struct token *token);
+cJSON *journal_create_token(const struct store *store, const struct token *token);
+/* Recorded before the rotation is applied in memory: the replacement
+ * record and its previous secret (NULL: none) are given. */
+cJSON *journal_rotate_token(const unsigned char old_hash[TOKEN_HASH_LEN], const struct token *replacement,
+		const struct previous_secret *previous);
+cJSON *journal_noticed(const struct token *token);
 cJSON *journal_revoke_token(const struct token *token);
 cJSON *journal_create_role(const struct role *role);
 cJSON *journal_delete_role(const struct role *role);

@@ -24,6 +24,7 @@ struct session {
 	const struct mosquitto *client;
 	struct token *token;            /* NULL once the token is revoked or expired */
 	bool disconnected;              /* gone; unbound at the next tick */
+	bool via_previous;              /* logged in with the token's previous secret */
 	struct session *token_previous;
 	struct session *token_next;
 	UT_hash_handle hh;
@@ -37,6 +38,7 @@ struct session_kick {
 
 struct sessions {
 	struct session *by_client;
+	size_t attached;                /* sessions bound to a token and connected */
 	struct session_kick *kicks;     /* connections to close from the tick */
 	size_t kick_count;
 	size_t kick_capacity;
@@ -50,9 +52,10 @@ void sessions_init(struct sessions *sessions);
 void sessions_clear(struct sessions *sessions);
 
 struct session *sessions_find(const struct sessions *sessions, const struct mosquitto *client);
-/* Insert or update; false when out of memory (nothing bound then). */
+/* Insert or update; false when out of memory (nothing bound then).
+ * via_previous: the login used the token's previous secret (rotation). */
 bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
-		struct token *token);
+		struct token *token, bool via_previous);
 /* Idempotent: the broker may report a disconnect twice. */
 void sessions_unbind(struct sessions *sessions, const struct mosquitto *client);
 /* A disconnect: the broker checks the client's Last Will against the ACLs
@@ -69,6 +72,11 @@ size_t sessions_count(const struct sessions *sessions);
  * kicked two loop iterations later, so that the reply queued for it leaves
  * first; pass NULL when there is none. */
 size_t sessions_close_token(struct sessions *sessions, struct token *token, const struct mosquitto *requester);
+/* The same for the connections made with the token's previous secret only. */
+size_t sessions_close_previous(struct sessions *sessions, struct token *token);
+/* Moves every session of one token to another (a rotation replaces the
+ * token's record); they now count as logged in with the previous secret. */
+void sessions_move(struct token *from, struct token *to);
 /* Counts one tick and hands the kicks now due to the caller, who frees the
  * array (NULL when there are none). A queued
  * connection is still to be closed only if sessions_find still finds it

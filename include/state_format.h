@@ -15,8 +15,14 @@
 
 #define STATE_FORMAT_VERSION 1
 
-/* The token's metadata as the state file keeps it (no "status"). */
+/* The token's metadata as the protocol shows it (no "status"). */
 cJSON *token_to_json(const struct token *token);
+/* As the state file keeps it: also the previous secret during a rotation's
+ * grace period (previousHash, previousValidUntil) and the marks that the
+ * expiry notices were sent (expiringNotified, expiredNotified). */
+cJSON *token_state_to_json(const struct store *store, const struct token *token);
+/* The same with the previous secret given (NULL: none). */
+cJSON *token_state_json_with(const struct token *token, const struct previous_secret *previous);
 cJSON *role_acl_to_json(const struct role_acl *acl);
 cJSON *role_to_json(const struct role *role);
 
@@ -42,12 +48,17 @@ void state_loader_init(struct state_loader *loader, struct store *store, char *p
 bool state_check_header(struct state_loader *loader, const cJSON *document, int64_t *journal_sequence);
 bool state_load_role(struct state_loader *loader, const cJSON *item, int index);
 bool state_load_token(struct state_loader *loader, const cJSON *item, int index);
-/* state_load_token in two steps, so that parsing can run on several
- * threads (it only reads the store's roles) while adding stays on one:
- * parse returns a new token (its role set, not linked) or NULL; add links
- * it, or frees it and fails on a duplicate name or hash. */
-struct token *state_parse_token(struct state_loader *loader, const cJSON *item, int index);
+/* state_load_token in steps, so that parsing can run on several threads
+ * (it only reads the store's roles) while adding stays on one: parse
+ * returns a new token (its role set, not linked) or NULL, and fills
+ * previous; add links it, or frees it and fails on a duplicate name or
+ * hash. */
+struct token *state_parse_token(struct state_loader *loader, const cJSON *item, int index,
+		struct previous_secret *previous);
 bool state_add_token(struct state_loader *loader, struct token *token, int index);
+/* After state_add_token: records the previous secret parse found, if any
+ * (previous->token is NULL when there is none). */
+bool state_add_previous(struct state_loader *loader, const struct previous_secret *previous);
 bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item);
 
 /* Fills an empty store from a state document. On a format problem it writes

@@ -63,16 +63,31 @@ struct token {
 	int64_t last_used;
 	struct session *sessions;   /* live connections logged in with it */
 	uint32_t expiry_slot;       /* position in the expiry queue + 1; 0 when not queued */
+	uint32_t notice_slot;       /* position in the notice queue + 1; 0 when not queued */
 	bool last_used_unsaved;     /* queued for the next lastUsed save */
+	bool expiring_noticed;      /* tokenExpiring sent for this lifetime */
+	bool expired_noticed;       /* tokenExpired sent for this lifetime */
 	UT_hash_handle hh_hash;
 	UT_hash_handle hh_name;
 	char text[];                /* name and requested_by point here */
+};
+
+/* The secret a token had before a rotation with a grace period: it keeps
+ * working until valid_until. At most one per token; few at any time. */
+struct previous_secret {
+	unsigned char hash[TOKEN_HASH_LEN];
+	struct token *token;
+	int64_t valid_until;
+	UT_hash_handle hh_hash;
+	UT_hash_handle hh_token;
 };
 
 struct store {
 	struct token *tokens_by_hash;
 	struct token *tokens_by_name;
 	struct role *roles;
+	struct previous_secret *previous_by_hash;
+	struct previous_secret *previous_by_token;
 };
 
 const char *acl_type_name(enum acl_type type);
@@ -102,11 +117,21 @@ void store_link_token(struct store *store, struct token *token, struct role *rol
  * computation per key: the loader adds a million tokens this way). */
 enum store_added { STORE_ADDED, STORE_NAME_TAKEN, STORE_HASH_TAKEN };
 enum store_added store_add_token(struct store *store, struct token *token, struct role *role);
-/* Removes the token from the indexes without freeing it (so it can be linked back). */
+/* Removes the token from the indexes without freeing it (so it can be
+ * linked back). Its previous secret, if any, stays until dropped. */
 void store_unlink_token(struct store *store, struct token *token);
 
 /* Every token, ordered by issuedAt then name; the caller frees the array. */
 struct token **store_sorted_tokens(const struct store *store, size_t *count);
+
+/* A token's previous secret: set (replacing any), find, drop. */
+bool store_set_previous(struct store *store, struct token *token, const unsigned char hash[TOKEN_HASH_LEN],
+		int64_t valid_until);
+struct previous_secret *store_find_previous_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN]);
+struct previous_secret *store_find_previous(const struct store *store, const struct token *token);
+void store_drop_previous(struct store *store, struct token *token);
+/* Links an entry the caller allocated and filled (replacing any for its token). */
+void store_adopt_previous(struct store *store, struct previous_secret *previous);
 
 struct role *role_new(const char *name);
 void role_free(struct role *role);

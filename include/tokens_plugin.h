@@ -21,23 +21,32 @@
 
 #define CONTROL_TOPIC "$CONTROL/tokens/v1"
 #define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
+#define EVENTS_TOPIC "$CONTROL/tokens/v1/events"
+#define METRICS_TOPIC_PREFIX "$SYS/broker/tokens/"
 
 #define DEFAULT_LAST_USED_SAVE_INTERVAL 60
 #define LAST_USED_SAVE_BATCH 10000
+#define DEFAULT_EXPIRY_WARNING_DAYS 7
+#define DEFAULT_METRICS_INTERVAL 10
+#define MAX_GRACE_SECONDS (7 * 86400)
 
 struct mosquitto;
 
 typedef void (*tokens_log_fn)(int level, const char *format, ...);
 typedef int64_t (*tokens_clock_fn)(void);
+/* Publishes to every subscriber the broker's ACLs let read the topic. */
+typedef void (*tokens_publish_fn)(const char *topic, const char *payload, bool retain);
 
 struct tokens_plugin {
 	struct store store;
 	struct token_hasher hasher;
 	struct persist *persist;
 	struct sessions sessions;
-	struct expiry_queue expiry;
+	struct expiry_queue expiry;     /* tokens with connections, by validUntil */
+	struct expiry_queue notices;    /* tokens owed tokenExpiring or tokenExpired */
 	tokens_log_fn log;
 	tokens_clock_fn now;
+	tokens_publish_fn publish;      /* NULL: no events or metrics */
 	void *broker_identifier;
 
 	/* lastUsed changes only in memory at login; the tick saves them at
@@ -57,7 +66,21 @@ struct tokens_plugin {
 
 	/* The connection whose control request is being handled, or NULL. */
 	const struct mosquitto *requesting_client;
+
+	/* Metrics ($SYS/broker/tokens/...), counted as things happen so that a
+	 * refresh costs the same however many tokens there are. */
+	int64_t metrics_interval;        /* seconds; 0: off */
+	int64_t metrics_published_at;
+	uint64_t logins_accepted;
+	uint64_t logins_refused;
+	size_t expired_tokens;           /* tokens whose tokenExpired was sent */
 };
+
+/* Queues a token's pending expiry notices (after load, create, rotate). */
+void tokens_plugin_schedule_notices(struct tokens_plugin *plugin, struct token *token);
+/* Forgets a token that leaves the store: connections closed (returns how
+ * many), queues left, counters updated. The caller frees it. */
+size_t tokens_plugin_forget_token(struct tokens_plugin *plugin, struct token *token);
 
 /* Creates an instance and loads its state file; NULL with a sentence in
  * error when the file cannot be used. */
@@ -76,8 +99,17 @@ void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, 
  * journal still has every change. */
 void tokens_plugin_snapshot(struct tokens_plugin *plugin);
 
-/* Detaches the token's connections (queued to be closed at the next tick)
- * and forgets its expiry; returns how many connections it had. */
-size_t tokens_plugin_close_token_sessions(struct tokens_plugin *plugin, struct token *token);
+/* Fills the notice queue from the store (after load) with the warning
+ * window in seconds, and counts expired tokens. False when out of memory. */
+bool tokens_plugin_start_notices(struct tokens_plugin *plugin, int64_t warning_seconds);
+/* A rotation: the replacement takes the old token's place, connections and
+ * queues. With previous (allocated by the caller, taken over) the old
+ * secret lives on until previous->valid_until and the old connections stay
+ * (as made with it); without, they are closed now. Returns how many
+ * connections are closed. The caller frees old. */
+size_t tokens_plugin_replace_token(struct tokens_plugin *plugin, struct token *old, struct token *replacement,
+		struct previous_secret *previous);
+/* Closes the connections of previous secrets whose grace period is over. */
+void tokens_plugin_end_grace_periods(struct tokens_plugin *plugin, int64_t now);
 
 #endif

@@ -20,15 +20,21 @@ static const char *client_label(const struct mosquitto *client)
 	return client_id ? client_id : "(no client id)";
 }
 
-/* reason names the token by name or hash, never by the password. */
+/* reason names the token by name or hash, never by the password. The
+ * binding of an earlier connection at this pointer goes too. */
 static int refuse(struct tokens_plugin *plugin, const struct mosquitto *client, const char *reason, const char *which)
 {
+	sessions_unbind(&plugin->sessions, client);
+	if(!plugin->rechecking_logins){
+		plugin->logins_refused++;
+	}
 	plugin->log(MOSQ_LOG_NOTICE, "tokens: refused login of client %s: %s%s",
 			client_label(client), reason, which ? which : "");
 	return MOSQ_ERR_AUTH;
 }
 
-static int accept_token(struct tokens_plugin *plugin, const struct mosquitto *client, struct token *token, int64_t now)
+static int accept_token(struct tokens_plugin *plugin, const struct mosquitto *client, struct token *token,
+		bool via_previous, int64_t now)
 {
 	/* A SIGHUP re-check of a connection that is not bound is an offline
 	 * persistent session: the answer is the same, but there is nothing to
@@ -37,12 +43,12 @@ static int accept_token(struct tokens_plugin *plugin, const struct mosquitto *cl
 	if(recheck && sessions_find(&plugin->sessions, client) == NULL){
 		return MOSQ_ERR_SUCCESS;
 	}
-	if(!sessions_bind(&plugin->sessions, client, client_label(client), token)
+	if(!sessions_bind(&plugin->sessions, client, client_label(client), token, via_previous)
 			|| !expiry_add(&plugin->expiry, token)){
-		sessions_unbind(&plugin->sessions, client);
 		return refuse(plugin, client, "out of memory binding token ", token->name);
 	}
 	if(!recheck){
+		plugin->logins_accepted++;
 		tokens_plugin_mark_used(plugin, token, now);
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -61,27 +67,32 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
 	if(shape == TOKEN_MALFORMED){
-		sessions_unbind(&plugin->sessions, login->client);
 		return refuse(plugin, login->client, "malformed token", NULL);
 	}
 	unsigned char hash[TOKEN_HASH_LEN];
 	if(!token_hasher_hash(&plugin->hasher, login->password, hash)){
-		sessions_unbind(&plugin->sessions, login->client);
 		return refuse(plugin, login->client, "could not hash the token", NULL);
 	}
+	int64_t now = plugin->now();
 	struct token *token = store_find_token_by_hash(&plugin->store, hash);
+	bool via_previous = false;
+	if(token == NULL){
+		/* A rotated token's old secret, during its grace period. */
+		const struct previous_secret *previous = store_find_previous_by_hash(&plugin->store, hash);
+		if(previous && now < previous->valid_until){
+			token = previous->token;
+			via_previous = true;
+		}
+	}
 	if(token == NULL){
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 		token_format_hash_to_hex(hash, hash_hex);
-		sessions_unbind(&plugin->sessions, login->client);
 		return refuse(plugin, login->client, "unknown token with hash ", hash_hex);
 	}
-	int64_t now = plugin->now();
 	if(now >= token->valid_until){
-		sessions_unbind(&plugin->sessions, login->client);
 		return refuse(plugin, login->client, "expired token ", token->name);
 	}
-	return accept_token(plugin, login->client, token, now);
+	return accept_token(plugin, login->client, token, via_previous, now);
 }
 
 int authentication_on_disconnect(int event, void *event_data, void *userdata)

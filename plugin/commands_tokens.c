@@ -1,21 +1,33 @@
 /*
- * Token commands: createToken, listTokens, getToken, revokeToken.
- * The secret of a new token exists only in this file's createToken, in the
- * reply it builds, and is wiped from the stack once the reply holds it.
+ * Token commands: createToken, listTokens, getToken, revokeToken,
+ * rotateToken. The secret of a new token exists only in this file's
+ * createToken and rotateToken, in the reply they build, and is wiped from
+ * the stack once the reply holds it.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
 
 #include "command.h"
+#include "events.h"
 #include "fields.h"
 #include "journal.h"
+#include "rfc3339.h"
 #include "state_format.h"
 
-static cJSON *token_metadata(const struct token *token, int64_t now)
+/* The protocol's metadata object: with status, and previousValidUntil
+ * while a rotated token's old secret still works. */
+static cJSON *token_metadata(const struct store *store, const struct token *token, int64_t now)
 {
 	cJSON *object = token_to_json(token);
-	if(object && !cJSON_AddStringToObject(object, "status", now < token->valid_until ? "valid" : "invalid")){
+	const struct previous_secret *previous = store_find_previous(store, token);
+	bool ok = object && cJSON_AddStringToObject(object, "status", now < token->valid_until ? "valid" : "invalid");
+	if(ok && previous && now < previous->valid_until){
+		char until[RFC3339_LEN + 1];
+		rfc3339_format(previous->valid_until, until);
+		ok = cJSON_AddStringToObject(object, "previousValidUntil", until) != NULL;
+	}
+	if(!ok){
 		cJSON_Delete(object);
 		return NULL;
 	}
@@ -73,9 +85,9 @@ static bool new_secret(struct command_context *context, char secret[TOKEN_LEN + 
 	return command_fail(context, CODE_INTERNAL, "Could not generate a unique token");
 }
 
-static cJSON *created_token_data(const struct token *token, const char *secret, int64_t now)
+static cJSON *created_token_data(const struct store *store, const struct token *token, const char *secret, int64_t now)
 {
-	cJSON *data = token_metadata(token, now);
+	cJSON *data = token_metadata(store, token, now);
 	if(data && !cJSON_AddStringToObject(data, "token", secret)){
 		cJSON_Delete(data);
 		return NULL;
@@ -120,18 +132,20 @@ void command_create_token(struct command_context *context)
 		return;
 	}
 	store_link_token(store, token, role);
-	if(!command_commit(context, journal_create_token(token))){
+	if(!command_commit(context, journal_create_token(store, token))){
 		store_unlink_token(store, token);
 		token_free(token);
 		OPENSSL_cleanse(secret, sizeof(secret));
 		return;
 	}
-	command_reply(context, created_token_data(token, secret, context->now));
+	command_reply(context, created_token_data(store, token, secret, context->now));
 	OPENSSL_cleanse(secret, sizeof(secret));
 
 	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 	token_format_hash_to_hex(token->hash, hash_hex);
 	command_log_change(context, "name=%s role=%s hash=%s", token->name, role->name, hash_hex);
+	tokens_plugin_schedule_notices(context->plugin, token);
+	events_publish(context->plugin, "tokenCreated", token, context->requester, NULL);
 }
 
 static bool status_matches(const char *status, const struct token *token, int64_t now)
@@ -140,7 +154,7 @@ static bool status_matches(const char *status, const struct token *token, int64_
 	return strcmp(status, "all") == 0 || (strcmp(status, "valid") == 0) == valid;
 }
 
-static cJSON *token_page(struct token **tokens, size_t count, const char *status,
+static cJSON *token_page(const struct store *store, struct token **tokens, size_t count, const char *status,
 		int64_t offset, int64_t limit, int64_t now)
 {
 	cJSON *data = cJSON_CreateObject();
@@ -155,7 +169,7 @@ static cJSON *token_page(struct token **tokens, size_t count, const char *status
 			continue;
 		}
 		if(matching >= offset && matching - offset < limit){
-			cJSON *item = token_metadata(tokens[i], now);
+			cJSON *item = token_metadata(store, tokens[i], now);
 			if(item == NULL || !cJSON_AddItemToArray(list, item)){
 				cJSON_Delete(item);
 				cJSON_Delete(data);
@@ -191,7 +205,7 @@ void command_list_tokens(struct command_context *context)
 		command_fail(context, CODE_INTERNAL, "Out of memory");
 		return;
 	}
-	command_reply(context, token_page(tokens, count, status, offset, limit, context->now));
+	command_reply(context, token_page(&context->plugin->store, tokens, count, status, offset, limit, context->now));
 	free(tokens);
 }
 
@@ -199,7 +213,7 @@ void command_get_token(struct command_context *context)
 {
 	struct token *token = find_target_token(context);
 	if(token){
-		command_reply(context, token_metadata(token, context->now));
+		command_reply(context, token_metadata(&context->plugin->store, token, context->now));
 	}
 }
 
@@ -229,10 +243,104 @@ void command_revoke_token(struct command_context *context)
 		store_link_token(store, token, role);
 		return;
 	}
-	size_t disconnected = tokens_plugin_close_token_sessions(context->plugin, token);
+	size_t disconnected = tokens_plugin_forget_token(context->plugin, token);
 	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 	token_format_hash_to_hex(token->hash, hash_hex);
 	command_reply(context, revoked_data(token->name, hash_hex, disconnected));
 	command_log_change(context, "name=%s hash=%s disconnected=%zu", token->name, hash_hex, disconnected);
+	events_publish(context->plugin, "tokenRevoked", token, context->requester, NULL);
 	token_free(token);
+}
+
+/* Where the old secret stands after a rotation: NULL when it stops now
+ * (no grace, or it would have expired anyway). */
+static struct previous_secret *grace_for(const struct token *old, int64_t grace, int64_t now, bool *failed)
+{
+	int64_t until = now + grace < old->valid_until ? now + grace : old->valid_until;
+	*failed = false;
+	if(grace == 0 || until <= now){
+		return NULL;
+	}
+	struct previous_secret *previous = calloc(1, sizeof(*previous));
+	*failed = previous == NULL;
+	if(previous){
+		memcpy(previous->hash, old->hash, TOKEN_HASH_LEN);
+		previous->valid_until = until;
+	}
+	return previous;
+}
+
+static bool rotation_valid_until(struct command_context *context, const struct token *old, int64_t *valid_until)
+{
+	if(cJSON_GetObjectItemCaseSensitive(context->command, "validUntil")){
+		if(!field_time(context, "validUntil", valid_until)){
+			return false;
+		}
+	}else{
+		/* The same lifetime as before, from now. */
+		int64_t lifetime = old->valid_until - old->issued_at;
+		*valid_until = context->now + (lifetime > 0 ? lifetime : 0);
+		if(*valid_until > RFC3339_MAX) *valid_until = RFC3339_MAX;
+	}
+	if(*valid_until <= context->now){
+		return command_fail(context, CODE_INVALID, "Field 'validUntil' must be in the future");
+	}
+	return true;
+}
+
+static cJSON *rotated_data(const struct store *store, const struct token *token, const char *secret,
+		const struct previous_secret *previous, int64_t now)
+{
+	cJSON *data = created_token_data(store, token, secret, now);
+	if(data && previous && !cJSON_GetObjectItemCaseSensitive(data, "previousValidUntil")){
+		char until[RFC3339_LEN + 1];
+		rfc3339_format(previous->valid_until, until);
+		if(!cJSON_AddStringToObject(data, "previousValidUntil", until)){
+			cJSON_Delete(data);
+			return NULL;
+		}
+	}
+	return data;
+}
+
+void command_rotate_token(struct command_context *context)
+{
+	struct tokens_plugin *plugin = context->plugin;
+	int64_t grace = 0, valid_until;
+	struct token *old = find_target_token(context);
+	if(old == NULL
+			|| !field_optional_int(context, "graceSeconds", 0, MAX_GRACE_SECONDS, &grace)
+			|| !rotation_valid_until(context, old, &valid_until)){
+		return;
+	}
+	char secret[TOKEN_LEN + 1];
+	unsigned char hash[TOKEN_HASH_LEN], old_hash[TOKEN_HASH_LEN];
+	bool failed;
+	if(!new_secret(context, secret, hash)){
+		return;
+	}
+	memcpy(old_hash, old->hash, TOKEN_HASH_LEN);
+	struct token *replacement = token_new(old->name, context->requester, hash, context->now, valid_until, old->last_used);
+	struct previous_secret *previous = grace_for(old, grace, context->now, &failed);
+	if(replacement){
+		replacement->role = old->role;   /* for the journal line; linked later */
+	}
+	if(replacement == NULL || failed){
+		command_fail(context, CODE_INTERNAL, "Out of memory");
+	}else if(command_commit(context, journal_rotate_token(old_hash, replacement, previous))){
+		/* Recorded first, applied after: applying cannot fail. */
+		size_t closed = tokens_plugin_replace_token(plugin, old, replacement, previous);
+		token_free(old);
+		command_reply(context, rotated_data(&plugin->store, replacement, secret, previous, context->now));
+		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
+		token_format_hash_to_hex(replacement->hash, hash_hex);
+		command_log_change(context, "name=%s hash=%s graceSeconds=%lld disconnected=%zu",
+				replacement->name, hash_hex, (long long)grace, closed);
+		events_publish(plugin, "tokenRotated", replacement, context->requester, old_hash);
+		replacement = NULL;
+		previous = NULL;
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+	token_free(replacement);
+	free(previous);
 }

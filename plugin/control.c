@@ -21,6 +21,7 @@ static const struct {
 	{"listTokens", command_list_tokens},
 	{"getToken", command_get_token},
 	{"revokeToken", command_revoke_token},
+	{"rotateToken", command_rotate_token},
 	{"createRole", command_create_role},
 	{"getRole", command_get_role},
 	{"listRoles", command_list_roles},
@@ -80,9 +81,6 @@ bool command_commit(struct command_context *context, cJSON *change)
 	if(!recorded){
 		plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
 		return command_fail(context, CODE_STORAGE, "The change could not be saved, nothing was changed: %s", error);
-	}
-	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
-		tokens_plugin_snapshot(plugin);
 	}
 	return true;
 }
@@ -148,6 +146,11 @@ static void run_command(struct tokens_plugin *plugin, const char *requester, int
 		return;
 	}
 	handler(&context);
+	/* Here, not in command_commit: a handler may record its change before
+	 * it applies it, and the snapshot must hold it. */
+	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
+		tokens_plugin_snapshot(plugin);
+	}
 }
 
 /* Copies the payload, replacing each escaped NUL inside a string with

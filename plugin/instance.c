@@ -22,6 +22,8 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 	store_init(&plugin->store);
 	sessions_init(&plugin->sessions);
 	expiry_init(&plugin->expiry);
+	expiry_init_notices(&plugin->notices, DEFAULT_EXPIRY_WARNING_DAYS * 86400);
+	plugin->metrics_interval = DEFAULT_METRICS_INTERVAL;
 	plugin->log = log;
 	plugin->now = now;
 	plugin->last_used_save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
@@ -49,6 +51,7 @@ void tokens_plugin_free(struct tokens_plugin *plugin)
 	}
 	sessions_clear(&plugin->sessions);
 	expiry_clear(&plugin->expiry);
+	expiry_clear(&plugin->notices);
 	store_clear(&plugin->store);
 	persist_close(plugin->persist);
 	token_hasher_free(&plugin->hasher);
@@ -56,10 +59,83 @@ void tokens_plugin_free(struct tokens_plugin *plugin)
 	free(plugin);
 }
 
-size_t tokens_plugin_close_token_sessions(struct tokens_plugin *plugin, struct token *token)
+size_t tokens_plugin_forget_token(struct tokens_plugin *plugin, struct token *token)
 {
 	expiry_remove(&plugin->expiry, token);
+	expiry_remove(&plugin->notices, token);
+	store_drop_previous(&plugin->store, token);
+	if(token->expired_noticed){
+		plugin->expired_tokens--;
+	}
 	return sessions_close_token(&plugin->sessions, token, plugin->requesting_client);
+}
+
+void tokens_plugin_schedule_notices(struct tokens_plugin *plugin, struct token *token)
+{
+	if(!token->expired_noticed && !expiry_add(&plugin->notices, token)){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: out of memory: no expiry notices for %s", token->name);
+	}
+}
+
+bool tokens_plugin_start_notices(struct tokens_plugin *plugin, int64_t warning_seconds)
+{
+	expiry_clear(&plugin->notices);
+	expiry_init_notices(&plugin->notices, warning_seconds);
+	plugin->expired_tokens = 0;
+	for(struct token *token = plugin->store.tokens_by_hash; token; token = token->hh_hash.next){
+		if(token->expired_noticed){
+			plugin->expired_tokens++;
+		}else if(!expiry_add_unordered(&plugin->notices, token)){
+			return false;
+		}
+	}
+	expiry_heapify(&plugin->notices);
+	return true;
+}
+
+size_t tokens_plugin_replace_token(struct tokens_plugin *plugin, struct token *old, struct token *replacement,
+		struct previous_secret *previous)
+{
+	struct store *store = &plugin->store;
+	size_t closed = 0;
+	struct role *role = old->role;
+	expiry_remove(&plugin->expiry, old);
+	expiry_remove(&plugin->notices, old);
+	if(old->expired_noticed){
+		plugin->expired_tokens--;
+	}
+	/* Connections made with an even older secret lose it now. */
+	closed += sessions_close_previous(&plugin->sessions, old);
+	if(previous == NULL){
+		closed += sessions_close_token(&plugin->sessions, old, plugin->requesting_client);
+	}
+	store_drop_previous(store, old);
+	store_unlink_token(store, old);
+	store_link_token(store, replacement, role);
+	sessions_move(old, replacement);
+	if(previous){
+		previous->token = replacement;
+		store_adopt_previous(store, previous);
+	}
+	if(replacement->sessions){
+		expiry_add(&plugin->expiry, replacement);
+	}
+	tokens_plugin_schedule_notices(plugin, replacement);
+	return closed;
+}
+
+void tokens_plugin_end_grace_periods(struct tokens_plugin *plugin, int64_t now)
+{
+	struct previous_secret *previous, *next;
+	HASH_ITER(hh_hash, plugin->store.previous_by_hash, previous, next){
+		if(previous->valid_until <= now){
+			struct token *token = previous->token;
+			size_t closed = sessions_close_previous(&plugin->sessions, token);
+			store_drop_previous(&plugin->store, token);
+			plugin->log(MOSQ_LOG_NOTICE, "tokens: the previous secret of %s has expired, closing %zu connection%s",
+					token->name, closed, closed == 1 ? "" : "s");
+		}
+	}
 }
 
 void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, int64_t now)

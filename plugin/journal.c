@@ -45,9 +45,23 @@ static cJSON *hash_string(const unsigned char hash[TOKEN_HASH_LEN])
 	return cJSON_CreateString(hex);
 }
 
-cJSON *journal_create_token(const struct token *token)
+cJSON *journal_create_token(const struct store *store, const struct token *token)
 {
-	return with_item(change_of("createToken"), "token", token_to_json(token));
+	return with_item(change_of("createToken"), "token", token_state_to_json(store, token));
+}
+
+cJSON *journal_rotate_token(const unsigned char old_hash[TOKEN_HASH_LEN], const struct token *replacement,
+		const struct previous_secret *previous)
+{
+	return with_item(with_item(change_of("rotateToken"), "hash", hash_string(old_hash)),
+			"token", token_state_json_with(replacement, previous));
+}
+
+cJSON *journal_noticed(const struct token *token)
+{
+	cJSON *change = with_item(change_of("noticed"), "hash", hash_string(token->hash));
+	change = with_item(change, "expiring", cJSON_CreateBool(token->expiring_noticed));
+	return with_item(change, "expired", cJSON_CreateBool(token->expired_noticed));
 }
 
 cJSON *journal_revoke_token(const struct token *token)
@@ -259,10 +273,56 @@ static bool apply_last_used(struct replay *replay)
 	return true;
 }
 
+/* The token record is replaced: name, role and requester may stay, the
+ * hash, times and previous secret change. */
+static bool apply_rotate_token(struct replay *replay)
+{
+	const char *hash = string_of(replay, "hash");
+	struct token *old = hash ? token_of(replay, hash) : NULL;
+	if(old == NULL){
+		return false;
+	}
+	struct state_loader loader;
+	struct previous_secret previous;
+	state_loader_init(&loader, replay->store, replay->problem, replay->problem_len);
+	struct token *replacement = state_parse_token(&loader,
+			cJSON_GetObjectItemCaseSensitive(replay->change, "token"), 0, &previous);
+	if(replacement == NULL){
+		return false;
+	}
+	if(strcmp(replacement->name, old->name) != 0){
+		token_free(replacement);
+		return refuse(replay, "a rotation renamed token \"%s\"", old->name);
+	}
+	store_drop_previous(replay->store, old);
+	store_unlink_token(replay->store, old);
+	token_free(old);
+	return state_add_token(&loader, replacement, 0) && state_add_previous(&loader, &previous);
+}
+
+static bool apply_noticed(struct replay *replay)
+{
+	const char *hash = string_of(replay, "hash");
+	struct token *token = hash ? token_of(replay, hash) : NULL;
+	const cJSON *expiring = cJSON_GetObjectItemCaseSensitive(replay->change, "expiring");
+	const cJSON *expired = cJSON_GetObjectItemCaseSensitive(replay->change, "expired");
+	if(token == NULL){
+		return false;
+	}
+	if(!cJSON_IsBool(expiring) || !cJSON_IsBool(expired)){
+		return refuse(replay, "'expiring' and 'expired' must be booleans");
+	}
+	token->expiring_noticed = cJSON_IsTrue(expiring);
+	token->expired_noticed = cJSON_IsTrue(expired);
+	return true;
+}
+
 static const struct {
 	const char *op;
 	bool (*apply)(struct replay *replay);
 } appliers[] = {
+	{"rotateToken", apply_rotate_token},
+	{"noticed", apply_noticed},
 	{"createToken", apply_create_token},
 	{"revokeToken", apply_revoke_token},
 	{"createRole", apply_create_role},

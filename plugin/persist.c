@@ -438,7 +438,7 @@ static void write_snapshot(struct snapshot_writer *writer, const struct store *s
 		}
 		writer_put(writer, "],\n\"tokens\": [\n");
 		for(size_t i = 0; i < token_count && !writer->failed; i++){
-			writer_put_item(writer, token_to_json(tokens[i]), i + 1 == token_count);
+			writer_put_item(writer, token_state_to_json(store, tokens[i]), i + 1 == token_count);
 		}
 		writer_put(writer, "]\n}\n");
 		writer_flush(writer);

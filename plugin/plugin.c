@@ -24,6 +24,13 @@ static int64_t wall_clock_now(void)
 	return (int64_t)time(NULL);
 }
 
+/* Events at QoS 1 (a subscriber asking for it gets them reliably),
+ * metrics retained at QoS 0 like the broker's own $SYS topics. */
+static void broker_publish(const char *topic, const char *payload, bool retain)
+{
+	mosquitto_broker_publish_copy(NULL, topic, (int)strlen(payload), payload, retain ? 0 : 1, retain, NULL);
+}
+
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
 	for(int i = 0; i < supported_version_count; i++){
@@ -150,8 +157,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	}
 	int64_t save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
 	int64_t snapshot_after = 0;
+	int64_t warning_days = DEFAULT_EXPIRY_WARNING_DAYS, metrics_interval = DEFAULT_METRICS_INTERVAL;
 	if(!seconds_option(options, option_count, "last_used_save_interval", 1, 86400, &save_interval)
-			|| !whole_number_option(options, option_count, "snapshot_after", 0, 1000000000, &snapshot_after)){
+			|| !whole_number_option(options, option_count, "snapshot_after", 0, 1000000000, &snapshot_after)
+			|| !whole_number_option(options, option_count, "expiry_warning_days", 0, 3650, &warning_days)
+			|| !seconds_option(options, option_count, "metrics_interval", 0, 86400, &metrics_interval)){
 		return MOSQ_ERR_INVAL;
 	}
 
@@ -163,7 +173,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_UNKNOWN;
 	}
 	plugin->last_used_save_interval = save_interval;
+	plugin->metrics_interval = metrics_interval;
+	plugin->publish = broker_publish;
 	persist_set_snapshot_after(plugin->persist, (size_t)snapshot_after);
+	if(!tokens_plugin_start_notices(plugin, warning_days * 86400)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: out of memory");
+		tokens_plugin_free(plugin);
+		return MOSQ_ERR_NOMEM;
+	}
 	plugin->broker_identifier = identifier;
 	if(!register_callbacks(identifier, plugin)){
 		tokens_plugin_free(plugin);

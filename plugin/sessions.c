@@ -11,7 +11,13 @@ void sessions_init(struct sessions *sessions)
 	memset(sessions, 0, sizeof(*sessions));
 }
 
-static void detach_from_token(struct session *session)
+/* `attached` counts sessions that have a token and are still connected. */
+static bool counts(const struct session *session)
+{
+	return session->token != NULL && !session->disconnected;
+}
+
+static void detach_from_token(struct sessions *sessions, struct session *session)
 {
 	struct token *token = session->token;
 	if(token == NULL){
@@ -25,13 +31,20 @@ static void detach_from_token(struct session *session)
 	if(session->token_next){
 		session->token_next->token_previous = session->token_previous;
 	}
+	if(counts(session)){
+		sessions->attached--;
+	}
 	session->token = NULL;
+	session->via_previous = false;
 	session->token_previous = session->token_next = NULL;
 }
 
-static void attach_to_token(struct session *session, struct token *token)
+static void attach_to_token(struct sessions *sessions, struct session *session, struct token *token)
 {
 	session->token = token;
+	if(counts(session)){
+		sessions->attached++;
+	}
 	session->token_previous = NULL;
 	session->token_next = token->sessions;
 	if(token->sessions){
@@ -44,7 +57,7 @@ void sessions_clear(struct sessions *sessions)
 {
 	struct session *session, *next;
 	HASH_ITER(hh, sessions->by_client, session, next){
-		detach_from_token(session);
+		detach_from_token(sessions, session);
 		HASH_DEL(sessions->by_client, session);
 		free(session);
 	}
@@ -61,7 +74,7 @@ struct session *sessions_find(const struct sessions *sessions, const struct mosq
 }
 
 bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
-		struct token *token)
+		struct token *token, bool via_previous)
 {
 	sessions_unbind(sessions, client);
 	size_t id_length = strlen(client_id);
@@ -71,7 +84,8 @@ bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, co
 	}
 	session->client = client;
 	memcpy(session->client_id, client_id, id_length + 1);
-	attach_to_token(session, token);
+	attach_to_token(sessions, session, token);
+	session->via_previous = via_previous;
 	HASH_ADD_PTR(sessions->by_client, client, session);
 	return true;
 }
@@ -80,7 +94,7 @@ void sessions_unbind(struct sessions *sessions, const struct mosquitto *client)
 {
 	struct session *session = sessions_find(sessions, client);
 	if(session){
-		detach_from_token(session);
+		detach_from_token(sessions, session);
 		HASH_DEL(sessions->by_client, session);
 		free(session);
 	}
@@ -129,6 +143,9 @@ void sessions_depart(struct sessions *sessions, const struct mosquitto *client)
 	if(session == NULL || session->disconnected){
 		return;
 	}
+	if(counts(session)){
+		sessions->attached--;
+	}
 	session->disconnected = true;
 	if(!push_client(&sessions->leaving, &sessions->leaving_count, &sessions->leaving_capacity, client)){
 		sessions_unbind(sessions, client);   /* no memory to wait: unbind now */
@@ -146,21 +163,54 @@ void sessions_unbind_departed(struct sessions *sessions)
 	sessions->leaving_count = 0;
 }
 
-size_t sessions_close_token(struct sessions *sessions, struct token *token, const struct mosquitto *requester)
+static size_t close_sessions(struct sessions *sessions, struct token *token, const struct mosquitto *requester,
+		bool only_previous)
 {
 	size_t closed = 0;
-	while(token->sessions){
-		struct session *session = token->sessions;
-		detach_from_token(session);
-		if(session->disconnected){
-			continue;
+	struct session *session = token->sessions;
+	while(session){
+		struct session *next = session->token_next;
+		if(!only_previous || session->via_previous){
+			bool connected = !session->disconnected;
+			detach_from_token(sessions, session);
+			/* Without memory for the kick the connection stays open, but it
+			 * is detached: every ACL check it makes is denied. */
+			if(connected){
+				queue_kick(sessions, session->client, session->client == requester ? 2 : 0);
+				closed++;
+			}
 		}
-		/* Without memory for the kick the connection stays open, but it is
-		 * detached: every ACL check it makes is denied. */
-		queue_kick(sessions, session->client, session->client == requester ? 2 : 0);
-		closed++;
+		session = next;
 	}
 	return closed;
+}
+
+size_t sessions_close_token(struct sessions *sessions, struct token *token, const struct mosquitto *requester)
+{
+	return close_sessions(sessions, token, requester, false);
+}
+
+size_t sessions_close_previous(struct sessions *sessions, struct token *token)
+{
+	return close_sessions(sessions, token, NULL, true);
+}
+
+void sessions_move(struct token *from, struct token *to)
+{
+	struct session *last = NULL;
+	for(struct session *session = from->sessions; session; session = session->token_next){
+		session->token = to;
+		session->via_previous = true;
+		last = session;
+	}
+	if(last){
+		last->token_next = to->sessions;
+		if(to->sessions){
+			to->sessions->token_previous = last;
+		}
+		to->sessions = from->sessions;
+	}
+	from->sessions = NULL;
 }
 
 const struct mosquitto **sessions_take_due_kicks(struct sessions *sessions, size_t *count)

@@ -134,9 +134,22 @@ struct token_share {
 	bool ends_the_array;          /* its last line must have no comma */
 	struct token **tokens;
 	size_t count;
+	struct previous_secret *previous;   /* tokens in a rotation's grace period */
+	size_t previous_count;
 	enum outcome outcome;
 	char problem[512];
 };
+
+static bool keep_previous(struct token_share *share, const struct previous_secret *previous)
+{
+	struct previous_secret *grown = realloc(share->previous, (share->previous_count + 1) * sizeof(*grown));
+	if(grown == NULL){
+		return false;
+	}
+	share->previous = grown;
+	share->previous[share->previous_count++] = *previous;
+	return true;
+}
 
 static void *parse_share(void *argument)
 {
@@ -157,8 +170,14 @@ static void *parse_share(void *argument)
 			share->outcome = NOT_OUR_LAYOUT;
 			break;
 		}
-		struct token *token = state_parse_token(&loader, item, share->first_index + (int)share->count);
+		struct previous_secret previous;
+		struct token *token = state_parse_token(&loader, item, share->first_index + (int)share->count, &previous);
 		cJSON_Delete(item);
+		if(token && previous.token && !keep_previous(share, &previous)){
+			snprintf(share->problem, sizeof(share->problem), "out of memory");
+			token_free(token);
+			token = NULL;
+		}
 		if(token && share->count == capacity){
 			capacity = capacity ? 2 * capacity : 4096;
 			struct token **grown = realloc(share->tokens, capacity * sizeof(*grown));
@@ -199,6 +218,7 @@ static void free_share(struct token_share *share)
 		token_free(share->tokens[i]);
 	}
 	free(share->tokens);
+	free(share->previous);
 }
 
 /* Parses the token lines in two halves at once, then adds them in order. */
@@ -236,6 +256,13 @@ static enum outcome read_tokens(struct text *text, struct state_loader *loader, 
 			struct token *token = shares[s].tokens[i];
 			shares[s].tokens[i] = NULL;   /* added, or freed by state_add_token */
 			if(!state_add_token(loader, token, shares[s].first_index + (int)i)){
+				outcome = READ_INVALID;
+			}
+		}
+	}
+	for(int s = 0; s < 2; s++){
+		for(size_t i = 0; i < shares[s].previous_count && outcome == READ_OK; i++){
+			if(!state_add_previous(loader, &shares[s].previous[i])){
 				outcome = READ_INVALID;
 			}
 		}

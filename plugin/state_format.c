@@ -41,6 +41,34 @@ cJSON *token_to_json(const struct token *token)
 	return object;
 }
 
+cJSON *token_state_to_json(const struct store *store, const struct token *token)
+{
+	return token_state_json_with(token, store_find_previous(store, token));
+}
+
+cJSON *token_state_json_with(const struct token *token, const struct previous_secret *previous)
+{
+	cJSON *object = token_to_json(token);
+	bool ok = object != NULL;
+	if(ok && previous){
+		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
+		token_format_hash_to_hex(previous->hash, hash_hex);
+		ok = cJSON_AddStringToObject(object, "previousHash", hash_hex)
+			&& add_time(object, "previousValidUntil", previous->valid_until);
+	}
+	if(ok && token->expiring_noticed){
+		ok = cJSON_AddTrueToObject(object, "expiringNotified") != NULL;
+	}
+	if(ok && token->expired_noticed){
+		ok = cJSON_AddTrueToObject(object, "expiredNotified") != NULL;
+	}
+	if(!ok){
+		cJSON_Delete(object);
+		return NULL;
+	}
+	return object;
+}
+
 cJSON *role_acl_to_json(const struct role_acl *acl)
 {
 	cJSON *object = cJSON_CreateObject();
@@ -105,7 +133,7 @@ static bool add_sorted_tokens(cJSON *array, const struct store *store)
 	}
 	bool ok = true;
 	for(size_t i = 0; ok && i < count; i++){
-		cJSON *item = token_to_json(tokens[i]);
+		cJSON *item = token_state_to_json(store, tokens[i]);
 		ok = item && cJSON_AddItemToArray(array, item);
 		if(!ok) cJSON_Delete(item);
 	}
@@ -255,7 +283,34 @@ bool state_load_role(struct state_loader *loader, const cJSON *item, int index)
 	return true;
 }
 
-struct token *state_parse_token(struct state_loader *loader, const cJSON *item, int index)
+/* A boolean field that may be absent (false). */
+static bool optional_true(struct state_loader *loader, const cJSON *object, const char *key, bool *out)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+	*out = cJSON_IsTrue(item);
+	return item == NULL || cJSON_IsBool(item) || fail(loader, "'%s' is not a boolean", key);
+}
+
+/* previousHash and previousValidUntil: both or neither. */
+static bool previous_fields(struct state_loader *loader, const cJSON *object, struct previous_secret *previous)
+{
+	const cJSON *hash = cJSON_GetObjectItemCaseSensitive(object, "previousHash");
+	const cJSON *until = cJSON_GetObjectItemCaseSensitive(object, "previousValidUntil");
+	memset(previous, 0, sizeof(*previous));
+	if(hash == NULL && until == NULL){
+		return true;
+	}
+	if(!cJSON_IsString(hash) || !token_format_hash_from_hex(hash->valuestring, previous->hash)){
+		return fail(loader, "'previousHash' is %s", hash ? "not 64 lowercase hex digits" : "missing");
+	}
+	if(!time_field(loader, object, "previousValidUntil", false, &previous->valid_until)){
+		return false;
+	}
+	return true;
+}
+
+struct token *state_parse_token(struct state_loader *loader, const cJSON *item, int index,
+		struct previous_secret *previous)
 {
 	set_item(loader, "token", index, NULL);
 	if(!cJSON_IsObject(item)){
@@ -293,12 +348,21 @@ struct token *state_parse_token(struct state_loader *loader, const cJSON *item, 
 		fail(loader, "role \"%s\" does not exist", role_name);
 		return NULL;
 	}
+	bool expiring_noticed, expired_noticed;
+	if(!optional_true(loader, item, "expiringNotified", &expiring_noticed)
+			|| !optional_true(loader, item, "expiredNotified", &expired_noticed)
+			|| !previous_fields(loader, item, previous)){
+		return NULL;
+	}
 	struct token *token = token_new(name, requested_by, hash, issued_at, valid_until, last_used);
 	if(token == NULL){
 		fail(loader, "out of memory");
 		return NULL;
 	}
 	token->role = role;
+	token->expiring_noticed = expiring_noticed;
+	token->expired_noticed = expired_noticed;
+	previous->token = previous->valid_until ? token : NULL;
 	return token;
 }
 
@@ -314,10 +378,26 @@ bool state_add_token(struct state_loader *loader, struct token *token, int index
 	return true;
 }
 
+bool state_add_previous(struct state_loader *loader, const struct previous_secret *previous)
+{
+	if(previous->token == NULL){
+		return true;
+	}
+	if(store_find_token_by_hash(loader->store, previous->hash) || store_find_previous_by_hash(loader->store, previous->hash)){
+		set_item(loader, "token", 0, previous->token->name);
+		return fail(loader, "'previousHash' is another token's hash");
+	}
+	if(!store_set_previous(loader->store, previous->token, previous->hash, previous->valid_until)){
+		return fail(loader, "out of memory");
+	}
+	return true;
+}
+
 bool state_load_token(struct state_loader *loader, const cJSON *item, int index)
 {
-	struct token *token = state_parse_token(loader, item, index);
-	return token && state_add_token(loader, token, index);
+	struct previous_secret previous;
+	struct token *token = state_parse_token(loader, item, index, &previous);
+	return token && state_add_token(loader, token, index) && state_add_previous(loader, &previous);
 }
 
 bool state_check_header(struct state_loader *loader, const cJSON *document, int64_t *journal_sequence)

@@ -66,6 +66,10 @@ void store_init(struct store *store)
 
 void store_clear(struct store *store)
 {
+	struct previous_secret *previous, *next_previous;
+	HASH_ITER(hh_hash, store->previous_by_hash, previous, next_previous){
+		store_drop_previous(store, previous->token);
+	}
 	struct token *token, *next_token;
 	HASH_ITER(hh_hash, store->tokens_by_hash, token, next_token){
 		store_unlink_token(store, token);
@@ -208,6 +212,52 @@ struct token **store_sorted_tokens(const struct store *store, size_t *count)
 	}
 	qsort(tokens, *count, sizeof(*tokens), compare_tokens);
 	return tokens;
+}
+
+struct previous_secret *store_find_previous_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN])
+{
+	struct previous_secret *previous;
+	HASH_FIND_BYHASHVALUE(hh_hash, store->previous_by_hash, hash, TOKEN_HASH_LEN, bucket_of_hash(hash), previous);
+	return previous;
+}
+
+struct previous_secret *store_find_previous(const struct store *store, const struct token *token)
+{
+	struct previous_secret *previous;
+	HASH_FIND(hh_token, store->previous_by_token, &token, sizeof(token), previous);
+	return previous;
+}
+
+void store_drop_previous(struct store *store, struct token *token)
+{
+	struct previous_secret *previous = store_find_previous(store, token);
+	if(previous){
+		HASH_DELETE(hh_hash, store->previous_by_hash, previous);
+		HASH_DELETE(hh_token, store->previous_by_token, previous);
+		free(previous);
+	}
+}
+
+void store_adopt_previous(struct store *store, struct previous_secret *previous)
+{
+	store_drop_previous(store, previous->token);
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh_hash, store->previous_by_hash, previous->hash, TOKEN_HASH_LEN,
+			bucket_of_hash(previous->hash), previous);
+	HASH_ADD_KEYPTR(hh_token, store->previous_by_token, &previous->token, sizeof(previous->token), previous);
+}
+
+bool store_set_previous(struct store *store, struct token *token, const unsigned char hash[TOKEN_HASH_LEN],
+		int64_t valid_until)
+{
+	struct previous_secret *previous = calloc(1, sizeof(*previous));
+	if(previous == NULL){
+		return false;
+	}
+	memcpy(previous->hash, hash, TOKEN_HASH_LEN);
+	previous->token = token;
+	previous->valid_until = valid_until;
+	store_adopt_previous(store, previous);
+	return true;
 }
 
 struct role *role_new(const char *name)

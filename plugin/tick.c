@@ -11,6 +11,7 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
+#include "events.h"
 #include "tick.h"
 #include "tokens_plugin.h"
 
@@ -59,7 +60,13 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	plugin->rechecking_logins = false;
 	sessions_unbind_departed(&plugin->sessions);
 	close_expired_tokens(plugin, now);
+	tokens_plugin_end_grace_periods(plugin, now);
+	events_send_due_notices(plugin, now);
 	run_kicks(plugin);
+	if(plugin->metrics_interval > 0 && now - plugin->metrics_published_at >= plugin->metrics_interval){
+		plugin->metrics_published_at = now;
+		events_publish_metrics(plugin);
+	}
 	if(plugin->last_used_queued > 0 && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
 		tokens_plugin_save_last_used(plugin);
 	}

@@ -354,6 +354,9 @@ struct test_plugin *test_plugin_new(void)
 
 	char error[1024] = "";
 	store_init(&test_plugin->plugin.store);
+	sessions_init(&test_plugin->plugin.sessions);
+	expiry_init(&test_plugin->plugin.expiry);
+	expiry_init_notices(&test_plugin->plugin.notices, 7 * 86400);
 	test_plugin->plugin.persist = persist_open(test_plugin->state_path, error, sizeof(error));
 	if(test_plugin->plugin.persist == NULL){
 		fail_msg("persist_open(%s): %s", test_plugin->state_path, error);
@@ -371,6 +374,9 @@ void test_plugin_free(struct test_plugin *test_plugin)
 	if(test_plugin == NULL){
 		return;
 	}
+	sessions_clear(&test_plugin->plugin.sessions);
+	expiry_clear(&test_plugin->plugin.expiry);
+	expiry_clear(&test_plugin->plugin.notices);
 	store_clear(&test_plugin->plugin.store);
 	persist_close(test_plugin->plugin.persist);
 	test_remove_dir(test_plugin->dir);

@@ -1,0 +1,105 @@
+/*
+ * Events and metrics. See include/events.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <mosquitto.h>
+
+#include "events.h"
+#include "journal.h"
+#include "rfc3339.h"
+#include "state_format.h"
+
+static cJSON *event_json(const char *event, const struct token *token, int64_t now,
+		const char *by, const unsigned char *previous_hash)
+{
+	char at[RFC3339_LEN + 1], previous_hex[TOKEN_HASH_HEX_LEN + 1];
+	cJSON *object = token_to_json(token);
+	rfc3339_format(now, at);
+	bool ok = object
+		&& cJSON_AddStringToObject(object, "status", now < token->valid_until ? "valid" : "invalid")
+		&& cJSON_AddStringToObject(object, "event", event)
+		&& cJSON_AddStringToObject(object, "at", at);
+	if(ok && by){
+		ok = cJSON_AddStringToObject(object, "by", by) != NULL;
+	}
+	if(ok && previous_hash){
+		token_format_hash_to_hex(previous_hash, previous_hex);
+		ok = cJSON_AddStringToObject(object, "previousHash", previous_hex) != NULL;
+	}
+	if(!ok){
+		cJSON_Delete(object);
+		return NULL;
+	}
+	return object;
+}
+
+void events_publish(struct tokens_plugin *plugin, const char *event, const struct token *token,
+		const char *by, const unsigned char *previous_hash)
+{
+	if(plugin->publish == NULL){
+		return;
+	}
+	cJSON *object = event_json(event, token, plugin->now(), by, previous_hash);
+	char *payload = object ? cJSON_PrintUnformatted(object) : NULL;
+	cJSON_Delete(object);
+	if(payload == NULL){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: out of memory sending %s for %s", event, token->name);
+		return;
+	}
+	plugin->publish(EVENTS_TOPIC, payload, false);
+	free(payload);
+}
+
+static void record_notice(struct tokens_plugin *plugin, const struct token *token)
+{
+	char error[512];
+	cJSON *change = journal_noticed(token);
+	if(change == NULL || !persist_record(plugin->persist, change, error, sizeof(error))){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: could not record the expiry notice of %s "
+				"(it may be sent again after a restart): %s", token->name, change ? error : "out of memory");
+	}
+	cJSON_Delete(change);
+}
+
+void events_send_due_notices(struct tokens_plugin *plugin, int64_t now)
+{
+	struct token *token;
+	while((token = expiry_pop_due(&plugin->notices, now)) != NULL){
+		if(now < token->valid_until){
+			token->expiring_noticed = true;
+			events_publish(plugin, "tokenExpiring", token, NULL, NULL);
+		}else{
+			/* A token that expired while the broker was down gets no warning. */
+			token->expiring_noticed = true;
+			token->expired_noticed = true;
+			plugin->expired_tokens++;
+			events_publish(plugin, "tokenExpired", token, NULL, NULL);
+		}
+		record_notice(plugin, token);
+		tokens_plugin_schedule_notices(plugin, token);
+	}
+}
+
+static void publish_number(struct tokens_plugin *plugin, const char *name, uint64_t value)
+{
+	char topic[96], payload[32];
+	snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "%s", name);
+	snprintf(payload, sizeof(payload), "%" PRIu64, value);
+	plugin->publish(topic, payload, true);
+}
+
+void events_publish_metrics(struct tokens_plugin *plugin)
+{
+	if(plugin->publish == NULL){
+		return;
+	}
+	size_t total = store_token_count(&plugin->store);
+	publish_number(plugin, "total", total);
+	publish_number(plugin, "valid", total - plugin->expired_tokens);
+	publish_number(plugin, "invalid", plugin->expired_tokens);
+	publish_number(plugin, "connections", plugin->sessions.attached);
+	publish_number(plugin, "logins/accepted", plugin->logins_accepted);
+	publish_number(plugin, "logins/refused", plugin->logins_refused);
+}
