@@ -98,16 +98,9 @@ bool expiry_add(struct expiry_queue *queue, struct token *token)
 	if(*queue->slot(token)){
 		return true;
 	}
-	if(queue->count == queue->capacity){
-		size_t capacity = queue->capacity ? 2 * queue->capacity : 64;
-		struct token **grown = realloc(queue->heap, capacity * sizeof(*grown));
-		if(grown == NULL){
-			return false;
-		}
-		queue->heap = grown;
-		queue->capacity = capacity;
+	if(!expiry_add_unordered(queue, token)){
+		return false;
 	}
-	place(queue, queue->count++, token);
 	sift_up(queue, queue->count - 1);
 	return true;
 }
