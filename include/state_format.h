@@ -14,6 +14,8 @@
 #include "store.h"
 
 #define STATE_FORMAT_VERSION 1
+/* Sequence numbers stay exact in a JSON number (a double). */
+#define JOURNAL_SEQUENCE_MAX 9000000000000000LL
 
 /* The token's metadata as the protocol shows it (no "status"). */
 cJSON *token_to_json(const struct token *token);

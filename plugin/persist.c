@@ -184,8 +184,13 @@ static bool replay_line(struct persist *persist, struct store *store, char *line
 	if(change == NULL){
 		snprintf(problem, problem_len, "not valid JSON");
 	}else if(!cJSON_IsNumber(sequence) || sequence->valuedouble != (double)(int64_t)sequence->valuedouble
-			|| (int64_t)sequence->valuedouble <= *previous){
-		snprintf(problem, problem_len, "'seq' is missing or not increasing");
+			|| (*previous && (int64_t)sequence->valuedouble != *previous + 1)){
+		snprintf(problem, problem_len, "'seq' is missing or not increasing by one");
+	}else if((int64_t)sequence->valuedouble > persist->sequence + 1 && *previous <= persist->sequence){
+		/* The first new change must follow the snapshot's last. */
+		snprintf(problem, problem_len, "'seq' %lld skips changes %lld to %lld: they are in neither the snapshot "
+				"nor the journal", (long long)sequence->valuedouble, (long long)(persist->sequence + 1),
+				(long long)sequence->valuedouble - 1);
 	}else{
 		*previous = (int64_t)sequence->valuedouble;
 		/* Changes the snapshot already holds (a crash between writing it

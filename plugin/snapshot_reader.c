@@ -95,7 +95,8 @@ static enum outcome read_header(struct text *text, int64_t *journal_sequence)
 	number[digits] = '\0';
 	char *end;
 	long long value = strtoll(number, &end, 10);
-	if(digits == 0 || *end != '\0' || value < 0 || number[0] == '-' || number[0] == '+'){
+	if(digits == 0 || *end != '\0' || value < 0 || value > JOURNAL_SEQUENCE_MAX
+			|| number[0] == '-' || number[0] == '+'){
 		return NOT_OUR_LAYOUT;
 	}
 	*journal_sequence = value;
@@ -195,6 +196,9 @@ static void *parse_share(void *argument)
 		}
 		share->tokens[share->count++] = token;
 	}
+	if(share->outcome == READ_OK && share->lines.at != share->lines.end){
+		share->outcome = NOT_OUR_LAYOUT;   /* something after the last newline */
+	}
 	if(share->outcome == READ_OK && share->count > 0 && more == share->ends_the_array){
 		share->outcome = NOT_OUR_LAYOUT;   /* a comma missing, or one too many at the end */
 	}
@@ -230,6 +234,10 @@ static enum outcome read_tokens(struct text *text, struct state_loader *loader, 
 		return NOT_OUR_LAYOUT;
 	}
 	const char *lines_end = text->end - (sizeof(tail) - 1);
+	/* The last token must end its own line, or a share would miss it. */
+	if(lines_end > text->at && lines_end[-1] != '\n'){
+		return NOT_OUR_LAYOUT;
+	}
 	const char *middle = text->at + (size_t)(lines_end - text->at) / 2;
 	const char *split = memchr(middle, '\n', (size_t)(lines_end - middle));
 	split = split ? split + 1 : lines_end;
@@ -293,7 +301,8 @@ static bool read_document(const char *path, struct text text, struct store *stor
 	const char *parse_end = NULL;
 	cJSON *document = cJSON_ParseWithLengthOpts(text.at, (size_t)(text.end - text.at), &parse_end, false);
 	/* Only whitespace may follow the document. */
-	while(document && parse_end < text.end && strchr(" \t\r\n", *parse_end)){
+	while(document && parse_end < text.end
+			&& (*parse_end == ' ' || *parse_end == '\t' || *parse_end == '\r' || *parse_end == '\n')){
 		parse_end++;
 	}
 	if(document == NULL || parse_end != text.end){

@@ -414,7 +414,7 @@ bool state_check_header(struct state_loader *loader, const cJSON *document, int6
 	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(document, "journalSequence");
 	*journal_sequence = 0;
 	if(sequence){
-		if(!cJSON_IsNumber(sequence) || sequence->valuedouble < 0 || sequence->valuedouble > 9e15
+		if(!cJSON_IsNumber(sequence) || sequence->valuedouble < 0 || sequence->valuedouble > (double)JOURNAL_SEQUENCE_MAX
 				|| sequence->valuedouble != (double)(int64_t)sequence->valuedouble){
 			return fail(loader, "'journalSequence' is not a whole number");
 		}
