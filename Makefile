@@ -27,6 +27,10 @@ PLUGIN := $(BUILD)/mosquitto_tokens.so
 CTRL_MODULE := $(BUILD)/mosquitto_ctrl_tokens.so
 CTRL_SOURCES := $(wildcard ctrl/*.c)
 CTRL_OBJECTS := $(CTRL_SOURCES:%.c=$(BUILD)/%.o)
+CONSOLE := $(BUILD)/mosquitto_tokens_console
+CONSOLE_SOURCES := $(wildcard console/*.c)
+CONSOLE_OBJECTS := $(CONSOLE_SOURCES:%.c=$(BUILD)/%.o)
+PAGE_FILES := console/page/index.html console/page/app.js console/page/style.css
 # What the module shares with the plugin: the token format and the state file.
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o journal.o snapshot_reader.o)
 
@@ -39,11 +43,12 @@ LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 # Debian packages the build and the tests need.
 DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgrind \
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
+	libmicrohttpd-dev xxd \
 	python3-pytest python3-paho-mqtt
 
 .PHONY: all deps test unit-test integration-test demo install uninstall bench clean
 
-all: $(PLUGIN) $(CTRL_MODULE)
+all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
@@ -52,6 +57,18 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h)
 $(BUILD)/ctrl/%.o: ctrl/%.c $(wildcard include/*.h ctrl/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ictrl -c $< -o $@
+
+# The page is compiled into the console daemon.
+$(BUILD)/console/page_files.h: $(PAGE_FILES)
+	@mkdir -p $(dir $@)
+	(cd console/page && for f in index.html app.js style.css; do xxd -i $$f; done) > $@
+
+$(BUILD)/console/%.o: console/%.c $(wildcard include/*.h console/*.h) $(BUILD)/console/page_files.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iconsole -I$(BUILD)/console -c $< -o $@
+
+$(CONSOLE): $(CONSOLE_OBJECTS) $(BUILD)/plugin/token_format.o
+	$(CC) -o $@ $^ $(LDFLAGS) -lmicrohttpd -lmosquitto -lcjson -lcrypto -lz -pthread
 
 $(CTRL_MODULE): $(CTRL_OBJECTS) $(CTRL_CORE_OBJECTS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -109,11 +126,14 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR)
 	install -m 0644 $(PLUGIN) $(DESTDIR)$(LIBDIR)/mosquitto_tokens.so
 	install -m 0644 $(CTRL_MODULE) $(DESTDIR)$(LIBDIR)/mosquitto_ctrl_tokens.so
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(CONSOLE) $(DESTDIR)$(PREFIX)/bin/mosquitto_tokens_console
 	@if [ -z "$(DESTDIR)" ]; then ldconfig; fi
 	@echo "Installed in $(DESTDIR)$(LIBDIR). Load the plugin with: plugin $(LIBDIR)/mosquitto_tokens.so"
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/mosquitto_tokens.so $(DESTDIR)$(LIBDIR)/mosquitto_ctrl_tokens.so
+	rm -f $(DESTDIR)$(LIBDIR)/mosquitto_tokens.so $(DESTDIR)$(LIBDIR)/mosquitto_ctrl_tokens.so \
+		$(DESTDIR)$(PREFIX)/bin/mosquitto_tokens_console
 	@if [ -z "$(DESTDIR)" ]; then ldconfig; fi
 
 clean:

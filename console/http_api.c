@@ -1,0 +1,326 @@
+/*
+ * Routing and the REST API. Each API call becomes one control command,
+ * sent with the bearer token, and the plugin's answer becomes an HTTP
+ * status: the broker decides what the caller may do; the console has no
+ * rights of its own and writes no secret anywhere.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+
+#include "assets.h"
+#include "http_api.h"
+#include "token_format.h"
+
+#define API_PREFIX "/api/"
+
+struct request_state {
+	char *body;
+	size_t length;
+	bool too_large;
+};
+
+static const char *const page_policy =
+	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+static enum MHD_Result send_text(struct MHD_Connection *connection, unsigned status, const char *type,
+		const void *body, size_t length, bool is_api)
+{
+	struct MHD_Response *response = MHD_create_response_from_buffer(length, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if(response == NULL){
+		return MHD_NO;
+	}
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(response, "X-Frame-Options", "DENY");
+	MHD_add_response_header(response, "Content-Security-Policy", page_policy);
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, is_api ? "no-store" : "no-cache");
+	if(status == MHD_HTTP_METHOD_NOT_ALLOWED){
+		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, POST, DELETE");
+	}
+	enum MHD_Result result = MHD_queue_response(connection, status, response);
+	MHD_destroy_response(response);
+	return result;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *connection, unsigned status, cJSON *body)
+{
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	enum MHD_Result result = text
+		? send_text(connection, status, "application/json", text, strlen(text), true)
+		: send_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
+				"{\"error\":\"out of memory\",\"code\":\"internal\"}", 44, true);
+	/* A reply may hold a new token: wipe our copy. */
+	if(text){
+		OPENSSL_cleanse(text, strlen(text));
+		free(text);
+	}
+	return result;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *connection, unsigned status, const char *code,
+		const char *message)
+{
+	cJSON *body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "error", message);
+	cJSON_AddStringToObject(body, "code", code);
+	enum MHD_Result result = send_json(connection, status, body);
+	cJSON_Delete(body);
+	return result;
+}
+
+/* ---- the page ---- */
+
+static enum MHD_Result send_asset(struct MHD_Connection *connection, const char *url)
+{
+	const struct asset *asset = asset_find(strcmp(url, "/") == 0 ? "/index.html" : url);
+	if(asset == NULL){
+		return send_error(connection, MHD_HTTP_NOT_FOUND, "notFound", "No such page");
+	}
+	return send_text(connection, MHD_HTTP_OK, asset->type, asset->data, asset->length, false);
+}
+
+/* ---- the caller's token ---- */
+
+static const char *bearer_token(struct MHD_Connection *connection)
+{
+	const char *header = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if(header && strncmp(header, "Bearer ", 7) == 0){
+		return header + 7;
+	}
+	/* Accepted for compatibility, discouraged: URLs end up in logs. */
+	return MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "token");
+}
+
+/* ---- the control command and its answer ---- */
+
+static unsigned status_of_code(const char *code)
+{
+	if(strcmp(code, "notFound") == 0) return MHD_HTTP_NOT_FOUND;
+	if(strcmp(code, "exists") == 0) return MHD_HTTP_CONFLICT;
+	return MHD_HTTP_BAD_REQUEST;
+}
+
+static enum MHD_Result answer(struct console *console, struct MHD_Connection *connection, const char *token,
+		cJSON *command, unsigned success_status)
+{
+	cJSON *request = cJSON_CreateObject();
+	cJSON *commands = cJSON_AddArrayToObject(request, "commands");
+	char *payload = NULL;
+	if(commands && cJSON_AddItemToArray(commands, command)){
+		payload = cJSON_PrintUnformatted(request);
+	}else{
+		cJSON_Delete(command);
+	}
+	cJSON_Delete(request);
+	if(payload == NULL){
+		return send_error(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "Out of memory");
+	}
+	char *reply_text = NULL;
+	enum broker_outcome outcome = broker_pool_request(console->pool, token, payload, &reply_text);
+	free(payload);
+	switch(outcome){
+		case BROKER_REFUSED_LOGIN:
+			return send_error(connection, MHD_HTTP_UNAUTHORIZED, "unauthorized", "The broker refused this token");
+		case BROKER_FORBIDDEN:
+			return send_error(connection, MHD_HTTP_FORBIDDEN, "forbidden",
+					"This token's role may not use the control topic");
+		case BROKER_UNREACHABLE:
+			return send_error(connection, MHD_HTTP_BAD_GATEWAY, "unreachable", "The broker cannot be reached");
+		case BROKER_TIMEOUT:
+			return send_error(connection, MHD_HTTP_GATEWAY_TIMEOUT, "timeout", "The broker did not answer in time");
+		case BROKER_REPLIED:
+			break;
+	}
+	cJSON *reply = cJSON_Parse(reply_text);
+	OPENSSL_cleanse(reply_text, strlen(reply_text));
+	free(reply_text);
+	const cJSON *response = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "responses"), 0);
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(response, "error");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(response, "code");
+	enum MHD_Result result;
+	if(!cJSON_IsObject(response)){
+		result = send_error(connection, MHD_HTTP_BAD_GATEWAY, "internal", "The broker's answer is not a tokens reply");
+	}else if(cJSON_IsString(error)){
+		const char *code_text = cJSON_IsString(code) ? code->valuestring : "internal";
+		result = send_error(connection, status_of_code(code_text), code_text, error->valuestring);
+	}else{
+		cJSON *data = cJSON_GetObjectItemCaseSensitive(response, "data");
+		result = data ? send_json(connection, success_status, data)
+			: send_text(connection, success_status, "application/json", "{}", 2, true);
+	}
+	cJSON_Delete(reply);
+	return result;
+}
+
+/* ---- the API's routes ---- */
+
+static cJSON *command_named(const char *name)
+{
+	cJSON *command = cJSON_CreateObject();
+	cJSON_AddStringToObject(command, "command", name);
+	return command;
+}
+
+/* Query numbers are passed on as numbers, so the plugin checks them. */
+static bool add_query(struct MHD_Connection *connection, cJSON *command, const char *key, bool numeric)
+{
+	const char *value = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, key);
+	if(value == NULL){
+		return true;
+	}
+	if(!numeric){
+		return cJSON_AddStringToObject(command, key, value) != NULL;
+	}
+	char *end;
+	double number = strtod(value, &end);
+	return end != value && *end == '\0' && cJSON_AddNumberToObject(command, key, number) != NULL;
+}
+
+static enum MHD_Result list_tokens(struct console *console, struct MHD_Connection *connection, const char *token)
+{
+	cJSON *command = command_named("listTokens");
+	if(!add_query(connection, command, "status", false) || !add_query(connection, command, "count", true)
+			|| !add_query(connection, command, "offset", true)){
+		cJSON_Delete(command);
+		return send_error(connection, MHD_HTTP_BAD_REQUEST, "invalid", "count and offset must be numbers");
+	}
+	return answer(console, connection, token, command, MHD_HTTP_OK);
+}
+
+static enum MHD_Result create_token(struct console *console, struct MHD_Connection *connection, const char *token,
+		const struct request_state *state)
+{
+	cJSON *body = state->body ? cJSON_ParseWithLength(state->body, state->length) : NULL;
+	if(!cJSON_IsObject(body)){
+		cJSON_Delete(body);
+		return send_error(connection, MHD_HTTP_BAD_REQUEST, "invalid",
+				"The body must be a JSON object with name, role and validUntil");
+	}
+	cJSON *command = command_named("createToken");
+	static const char *const fields[] = {"name", "role", "validUntil"};
+	for(size_t i = 0; i < 3; i++){
+		cJSON *field = cJSON_DetachItemFromObjectCaseSensitive(body, fields[i]);
+		if(field){
+			cJSON_AddItemToObject(command, fields[i], field);
+		}
+	}
+	cJSON_Delete(body);
+	return answer(console, connection, token, command, MHD_HTTP_CREATED);
+}
+
+static enum MHD_Result on_token(struct console *console, struct MHD_Connection *connection, const char *token,
+		const char *method, const char *hash)
+{
+	unsigned char digest[TOKEN_HASH_LEN];
+	bool is_delete = strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
+	if(!is_delete && strcmp(method, MHD_HTTP_METHOD_GET) != 0){
+		return send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET or DELETE");
+	}
+	if(!token_format_hash_from_hex(hash, digest)){
+		return send_error(connection, MHD_HTTP_NOT_FOUND, "notFound", "Token not found");
+	}
+	cJSON *command = command_named(is_delete ? "revokeToken" : "getToken");
+	cJSON_AddStringToObject(command, "hash", hash);
+	return answer(console, connection, token, command, MHD_HTTP_OK);
+}
+
+static enum MHD_Result route_api(struct console *console, struct MHD_Connection *connection, const char *url,
+		const char *method, const struct request_state *state)
+{
+	const char *path = url + strlen(API_PREFIX);
+	bool known = strcmp(path, "tokens") == 0 || strcmp(path, "roles") == 0 || strncmp(path, "tokens/", 7) == 0;
+	if(!known){
+		return send_error(connection, MHD_HTTP_NOT_FOUND, "notFound", "No such API path");
+	}
+	if(state->too_large){
+		return send_error(connection, MHD_HTTP_CONTENT_TOO_LARGE, "invalid", "The request body is too large");
+	}
+	const char *token = bearer_token(connection);
+	if(token == NULL || token_format_check(token) != TOKEN_WELL_FORMED){
+		return send_error(connection, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+				"An application token is required: Authorization: Bearer mqtk_...");
+	}
+	if(strncmp(path, "tokens/", 7) == 0){
+		return on_token(console, connection, token, method, path + 7);
+	}
+	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+	if(strcmp(path, "roles") == 0){
+		return get ? answer(console, connection, token, command_named("listRoles"), MHD_HTTP_OK)
+			: send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET");
+	}
+	if(get){
+		return list_tokens(console, connection, token);
+	}
+	if(strcmp(method, MHD_HTTP_METHOD_POST) == 0){
+		return create_token(console, connection, token, state);
+	}
+	return send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET or POST");
+}
+
+/* Collects the body (bounded); false when it is too large. */
+static void take_upload(struct request_state *state, const char *data, size_t size)
+{
+	if(state->too_large || state->length + size > MAX_BODY_BYTES){
+		state->too_large = true;
+		return;
+	}
+	char *grown = realloc(state->body, state->length + size + 1);
+	if(grown == NULL){
+		state->too_large = true;
+		return;
+	}
+	memcpy(grown + state->length, data, size);
+	state->body = grown;
+	state->length += size;
+	state->body[state->length] = '\0';
+}
+
+enum MHD_Result console_handle_request(void *console, struct MHD_Connection *connection, const char *url,
+		const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
+		void **request_state)
+{
+	(void)version;
+	struct request_state *state = *request_state;
+	if(state == NULL){
+		state = calloc(1, sizeof(*state));
+		if(state == NULL){
+			return MHD_NO;
+		}
+		*request_state = state;
+		return MHD_YES;
+	}
+	if(*upload_data_size > 0){
+		take_upload(state, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if(strncmp(url, API_PREFIX, strlen(API_PREFIX)) == 0){
+		return route_api(console, connection, url, method, state);
+	}
+	if(strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0){
+		return send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET");
+	}
+	return send_asset(connection, url);
+}
+
+void console_request_completed(void *console, struct MHD_Connection *connection, void **request_state,
+		enum MHD_RequestTerminationCode code)
+{
+	(void)console;
+	(void)connection;
+	(void)code;
+	struct request_state *state = *request_state;
+	if(state){
+		if(state->body){
+			OPENSSL_cleanse(state->body, state->length);
+			free(state->body);
+		}
+		free(state);
+		*request_state = NULL;
+	}
+}
