@@ -1,12 +1,14 @@
 #!/bin/sh
 # `make demo`: a broker with the plugin on 127.0.0.1:$PORT, a fresh demo
-# state (an admin token, a "sensors" role and a device token), and the
-# exact commands to try. Runs until Ctrl-C. The demo state lives in
-# build/demo and is made anew on every run (tokens cannot be shown twice).
+# state (an admin token, a "sensors" role and a device token), the web
+# console on 127.0.0.1:$CONSOLE_PORT, and the exact commands to try. Runs
+# until Ctrl-C. The demo state lives in build/demo and is made anew on every
+# run (tokens cannot be shown twice).
 set -eu
 
 build=$(realpath "${BUILD:-build}")
 port=${PORT:-1884}
+console_port=${CONSOLE_PORT:-8088}
 dir=$build/demo
 export LD_LIBRARY_PATH="$build${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
@@ -28,7 +30,8 @@ admin=$(token_of "$dir/init.txt")
 
 mosquitto -c "$dir/mosquitto.conf" > "$dir/broker.log" 2>&1 &
 broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; echo; echo "Broker stopped."' EXIT
+console=
+trap 'kill $console $broker 2>/dev/null; wait $broker 2>/dev/null; echo; echo "Broker and console stopped."' EXIT
 trap 'exit 0' INT TERM
 for attempt in $(seq 50); do
 	grep -q "running" "$dir/broker.log" && break
@@ -42,6 +45,10 @@ ctrl addRoleACL sensors publishClientSend 'sensors/#' allow > /dev/null
 ctrl addRoleACL sensors subscribePattern 'sensors/#' allow > /dev/null
 ctrl create boiler-7 sensors 7d > "$dir/device.txt"
 device=$(token_of "$dir/device.txt")
+
+"$build/mosquitto_tokens_console" --broker "127.0.0.1:$port" --listen "127.0.0.1:$console_port" \
+	> "$dir/console.log" 2>&1 &
+console=$!
 
 cat <<HELP
 
@@ -61,6 +68,10 @@ Try, in another terminal:
   mosquitto_ctrl -p $port -u admin -P '$admin' tokens create ci-bot sensors 12h
   mosquitto_ctrl -p $port -u admin -P '$admin' tokens revoke boiler-7         # closes the subscriber
 
-Stop the broker with Ctrl-C.
+The web console (log in with the admin token above):
+
+  http://127.0.0.1:$console_port/
+
+Stop the broker and the console with Ctrl-C.
 HELP
 wait $broker
