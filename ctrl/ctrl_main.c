@@ -87,6 +87,18 @@ static bool build_token_target(int argc, char *argv[], cJSON *command)
 	return cJSON_AddStringToObject(command, key, argv[0]) != NULL;
 }
 
+/* A duration, or a plain number of seconds (0 included). */
+static bool grace_seconds(const char *text, int64_t *seconds)
+{
+	char *end;
+	long long value = strtoll(text, &end, 10);
+	if(end != text && *end == '\0' && value >= 0 && text[0] != '-' && text[0] != '+'){
+		*seconds = value;
+		return true;
+	}
+	return ctrl_parse_duration(text, seconds);
+}
+
 /* rotate <name|hash> [validUntil] [--grace 10m] */
 static bool build_rotate(int argc, char *argv[], cJSON *command)
 {
@@ -97,8 +109,8 @@ static bool build_rotate(int argc, char *argv[], cJSON *command)
 	for(int i = 1; i < argc; i++){
 		int64_t seconds;
 		if(strcmp(argv[i], "--grace") == 0){
-			if(i + 1 >= argc || !ctrl_parse_duration(argv[i + 1], &seconds)){
-				fprintf(stderr, "Error: --grace needs a duration such as 10m, 2h or 1d\n");
+			if(i + 1 >= argc || !grace_seconds(argv[i + 1], &seconds)){
+				fprintf(stderr, "Error: --grace needs a duration such as 10m, 2h or 1d (or seconds)\n");
 				return false;
 			}
 			cJSON_AddNumberToObject(command, "graceSeconds", (double)seconds);

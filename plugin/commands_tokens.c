@@ -253,10 +253,14 @@ void command_revoke_token(struct command_context *context)
 }
 
 /* Where the old secret stands after a rotation: NULL when it stops now
- * (no grace, or it would have expired anyway). */
-static struct previous_secret *grace_for(const struct token *old, int64_t grace, int64_t now, bool *failed)
+ * (no grace, or it would have expired anyway). It never outlives its own
+ * validUntil, nor the token's new one. */
+static struct previous_secret *grace_for(const struct token *old, int64_t grace, int64_t new_valid_until,
+		int64_t now, bool *failed)
 {
-	int64_t until = now + grace < old->valid_until ? now + grace : old->valid_until;
+	int64_t until = now + grace;
+	if(until > old->valid_until) until = old->valid_until;
+	if(until > new_valid_until) until = new_valid_until;
 	*failed = false;
 	if(grace == 0 || until <= now){
 		return NULL;
@@ -321,7 +325,7 @@ void command_rotate_token(struct command_context *context)
 	}
 	memcpy(old_hash, old->hash, TOKEN_HASH_LEN);
 	struct token *replacement = token_new(old->name, context->requester, hash, context->now, valid_until, old->last_used);
-	struct previous_secret *previous = grace_for(old, grace, context->now, &failed);
+	struct previous_secret *previous = grace_for(old, grace, valid_until, context->now, &failed);
 	if(replacement){
 		replacement->role = old->role;   /* for the journal line; linked later */
 	}

@@ -35,11 +35,12 @@ ENCRYPTION_WARNING = re.compile(r"Warning: You are running mosquitto_ctrl withou
                                 r"This means all of the configuration changes you are making are "
                                 r"visible on the network, including passwords\.\n\n?")
 COLUMNS = ["Name", "Role", "Requested by", "Issue date", "Valid until", "Last used", "Hash", "Status"]
-SUBCOMMANDS = ["create", "list", "get", "revoke", "createRole", "getRole", "listRoles",
+SUBCOMMANDS = ["create", "list", "get", "revoke", "rotate", "createRole", "getRole", "listRoles",
                "deleteRole", "addRoleACL", "removeRoleACL"]
 ADMIN_ACLS = [
     {"acltype": "publishClientSend", "topic": "$CONTROL/tokens/v1", "priority": 0, "allow": True},
     {"acltype": "subscribeLiteral", "topic": "$CONTROL/tokens/v1/response", "priority": 0, "allow": True},
+    {"acltype": "subscribeLiteral", "topic": "$CONTROL/tokens/v1/events", "priority": 0, "allow": True},
 ]
 
 # An empty HOME, so that no ~/.config/mosquitto_ctrl of whoever runs the

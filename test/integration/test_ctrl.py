@@ -381,7 +381,8 @@ def test_roles_from_create_to_delete(admin):
     roles = role_lines(listed.stdout)
     assert set(roles) == {"admin", "fleet"}
     assert set(roles["admin"]) == {("allow", "publishClientSend", "$CONTROL/tokens/v1", 0),
-                                   ("allow", "subscribeLiteral", "$CONTROL/tokens/v1/response", 0)}
+                                   ("allow", "subscribeLiteral", "$CONTROL/tokens/v1/response", 0),
+                                   ("allow", "subscribeLiteral", "$CONTROL/tokens/v1/events", 0)}
     assert set(roles["fleet"]) == expected
     assert listed.stdout.endswith("2 roles.\n")
 

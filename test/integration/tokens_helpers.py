@@ -606,15 +606,26 @@ def replay_state(state_file, journal_file):
             match = [a for a in acls if a["acltype"] == change["acltype"] and a["topic"] == change["topic"]]
             assert len(match) == 1
             acls.remove(match[0])
+        elif op == "rotateToken":
+            del tokens[change["hash"]]
+            tokens[change["token"]["hash"]] = change["token"]
+        elif op == "noticed":
+            tokens[change["hash"]]["expiringNotified"] = change["expiring"]
+            tokens[change["hash"]]["expiredNotified"] = change["expired"]
         elif op == "lastUsed":
             for token_hash, when in change["tokens"]:
                 if token_hash in tokens:
                     tokens[token_hash]["lastUsed"] = when
         else:
             raise AssertionError(f"unknown journal op {op!r}")
+    # The optional bookkeeping fields (rotation, expiry notices) are not
+    # part of a token's metadata: leave them out, so that what is on disk
+    # compares with what listTokens shows.
+    bookkeeping = {"previousHash", "previousValidUntil", "expiringNotified", "expiredNotified"}
+    tokens = [{k: v for k, v in t.items() if k not in bookkeeping} for t in tokens.values()]
     return {"version": document["version"],
             "roles": sorted(roles.values(), key=lambda r: r["rolename"].encode()),
-            "tokens": sorted(tokens.values(), key=lambda t: (t["issuedAt"], t["name"].encode()))}
+            "tokens": sorted(tokens, key=lambda t: (t["issuedAt"], t["name"].encode()))}
 
 
 def snapshot(client, broker=None):
