@@ -46,7 +46,7 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 	libmicrohttpd-dev xxd \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test integration-test demo install uninstall bench clean
+.PHONY: all deps test unit-test integration-test browser-test demo install uninstall bench clean
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 
@@ -92,12 +92,18 @@ deps:
 unit-test: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done
 
-integration-test: $(PLUGIN)
+integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 	$(PYTHON) -m pytest -q test/integration
+
+# Headless Chromium through playwright-core; run.sh installs Debian's
+# chromium and the npm package when they are missing.
+browser-test: all
+	test/browser/run.sh
 
 test: deps
 	$(MAKE) all unit-test
 	$(MAKE) integration-test
+	$(MAKE) browser-test
 
 # Installs what is missing, builds, and runs a broker with the plugin and a
 # demo state in the foreground on 127.0.0.1:1884 (PORT=... to change).

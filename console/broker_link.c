@@ -45,6 +45,8 @@ struct broker_link {
 	bool puback_seen;
 	unsigned char correlation[CORRELATION_BYTES];
 	char *reply;
+	bool retired;                 /* out of the pool, destroyed once unused */
+	struct broker_link *next_retired;
 	UT_hash_handle hh;
 };
 
@@ -55,6 +57,7 @@ struct broker_pool {
 	bool stopping;
 	pthread_t reaper;
 	struct broker_link *links;
+	struct broker_link *retired;
 };
 
 static void set_state(struct broker_link *link, enum link_state state)
@@ -276,9 +279,31 @@ static enum broker_outcome request_on(struct broker_link *link, const struct bro
 	return outcome;
 }
 
+/* Takes a connection out of the pool (pool->lock held); it is destroyed
+ * by reap once no request uses it. */
+static void retire(struct broker_pool *pool, struct broker_link *link)
+{
+	if(!link->retired){
+		HASH_DEL(pool->links, link);
+		link->retired = true;
+		link->next_retired = pool->retired;
+		pool->retired = link;
+	}
+}
+
 /* Drops connections that are idle, closed or refused (pool->lock held). */
 static void reap(struct broker_pool *pool, time_t now)
 {
+	struct broker_link **cursor = &pool->retired;
+	while(*cursor){
+		struct broker_link *retired = *cursor;
+		if(retired->users == 0){
+			*cursor = retired->next_retired;
+			destroy_link(retired);
+		}else{
+			cursor = &retired->next_retired;
+		}
+	}
 	struct broker_link *link, *next;
 	HASH_ITER(hh, pool->links, link, next){
 		pthread_mutex_lock(&link->lock);
@@ -336,11 +361,34 @@ void broker_pool_free(struct broker_pool *pool)
 		HASH_DEL(pool->links, link);
 		destroy_link(link);
 	}
+	while(pool->retired){
+		link = pool->retired;
+		pool->retired = link->next_retired;
+		destroy_link(link);
+	}
 	free(pool);
 }
 
+/* One attempt; *reused tells whether the connection was already open. */
+static enum broker_outcome request_once(struct broker_pool *pool, const char *token, const char *payload,
+		char **reply, bool *reused);
+
 enum broker_outcome broker_pool_request(struct broker_pool *pool, const char *token, const char *payload,
 		char **reply)
+{
+	bool reused;
+	enum broker_outcome outcome = request_once(pool, token, payload, reply, &reused);
+	/* An open connection may have lost its rights since it logged in (its
+	 * token revoked, by this very caller perhaps, and the broker about to
+	 * close it): ask again on a new login, which gets the broker's answer. */
+	if(reused && (outcome == BROKER_FORBIDDEN || outcome == BROKER_UNREACHABLE)){
+		outcome = request_once(pool, token, payload, reply, &reused);
+	}
+	return outcome;
+}
+
+static enum broker_outcome request_once(struct broker_pool *pool, const char *token, const char *payload,
+		char **reply, bool *reused)
 {
 	unsigned char key[TOKEN_HASH_LEN];
 	token_format_hash(token, key);
@@ -349,6 +397,7 @@ enum broker_outcome broker_pool_request(struct broker_pool *pool, const char *to
 	reap(pool, time(NULL));
 	struct broker_link *link;
 	HASH_FIND(hh, pool->links, key, TOKEN_HASH_LEN, link);
+	*reused = link != NULL;
 	if(link == NULL){
 		link = open_link(&pool->settings, token, key);
 		if(link == NULL){
@@ -367,6 +416,10 @@ enum broker_outcome broker_pool_request(struct broker_pool *pool, const char *to
 	pthread_mutex_lock(&pool->lock);
 	link->users--;
 	link->last_used = time(NULL);
+	if(outcome == BROKER_FORBIDDEN || outcome == BROKER_UNREACHABLE){
+		/* Not worth keeping: the next request logs in anew. */
+		retire(pool, link);
+	}
 	pthread_mutex_unlock(&pool->lock);
 	return outcome;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
@@ -26,8 +27,8 @@ static const char *const page_policy =
 	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-static enum MHD_Result send_text(struct MHD_Connection *connection, unsigned status, const char *type,
-		const void *body, size_t length, bool is_api)
+static enum MHD_Result send_response(struct MHD_Connection *connection, unsigned status, const char *type,
+		const void *body, size_t length, bool is_api, const char *allow)
 {
 	struct MHD_Response *response = MHD_create_response_from_buffer(length, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if(response == NULL){
@@ -39,12 +40,21 @@ static enum MHD_Result send_text(struct MHD_Connection *connection, unsigned sta
 	MHD_add_response_header(response, "X-Frame-Options", "DENY");
 	MHD_add_response_header(response, "Content-Security-Policy", page_policy);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, is_api ? "no-store" : "no-cache");
-	if(status == MHD_HTTP_METHOD_NOT_ALLOWED){
-		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, POST, DELETE");
+	if(allow){
+		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);
+	}
+	if(status == MHD_HTTP_UNAUTHORIZED){
+		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	}
 	enum MHD_Result result = MHD_queue_response(connection, status, response);
 	MHD_destroy_response(response);
 	return result;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *connection, unsigned status, const char *type,
+		const void *body, size_t length, bool is_api)
+{
+	return send_response(connection, status, type, body, length, is_api, NULL);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *connection, unsigned status, cJSON *body)
@@ -60,6 +70,15 @@ static enum MHD_Result send_json(struct MHD_Connection *connection, unsigned sta
 		free(text);
 	}
 	return result;
+}
+
+/* 405, naming the methods the path takes. */
+static enum MHD_Result send_wrong_method(struct MHD_Connection *connection, const char *allow)
+{
+	char body[128];
+	int length = snprintf(body, sizeof(body), "{\"error\":\"Use %s\",\"code\":\"invalid\"}", allow);
+	return send_response(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", body, (size_t)length,
+			true, allow);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *connection, unsigned status, const char *code,
@@ -89,7 +108,7 @@ static enum MHD_Result send_asset(struct MHD_Connection *connection, const char 
 static const char *bearer_token(struct MHD_Connection *connection)
 {
 	const char *header = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if(header && strncmp(header, "Bearer ", 7) == 0){
+	if(header && strncasecmp(header, "Bearer ", 7) == 0){
 		return header + 7;
 	}
 	/* Accepted for compatibility, discouraged: URLs end up in logs. */
@@ -219,7 +238,7 @@ static enum MHD_Result on_token(struct console *console, struct MHD_Connection *
 	unsigned char digest[TOKEN_HASH_LEN];
 	bool is_delete = strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
 	if(!is_delete && strcmp(method, MHD_HTTP_METHOD_GET) != 0){
-		return send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET or DELETE");
+		return send_wrong_method(connection, "GET, DELETE");
 	}
 	if(!token_format_hash_from_hex(hash, digest)){
 		return send_error(connection, MHD_HTTP_NOT_FOUND, "notFound", "Token not found");
@@ -251,7 +270,7 @@ static enum MHD_Result route_api(struct console *console, struct MHD_Connection 
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 	if(strcmp(path, "roles") == 0){
 		return get ? answer(console, connection, token, command_named("listRoles"), MHD_HTTP_OK)
-			: send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET");
+			: send_wrong_method(connection, "GET");
 	}
 	if(get){
 		return list_tokens(console, connection, token);
@@ -259,7 +278,7 @@ static enum MHD_Result route_api(struct console *console, struct MHD_Connection 
 	if(strcmp(method, MHD_HTTP_METHOD_POST) == 0){
 		return create_token(console, connection, token, state);
 	}
-	return send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET or POST");
+	return send_wrong_method(connection, "GET, POST");
 }
 
 /* Collects the body (bounded); false when it is too large. */
@@ -303,7 +322,7 @@ enum MHD_Result console_handle_request(void *console, struct MHD_Connection *con
 		return route_api(console, connection, url, method, state);
 	}
 	if(strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0){
-		return send_error(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid", "Use GET");
+		return send_wrong_method(connection, "GET, HEAD");
 	}
 	return send_asset(connection, url);
 }
