@@ -7,7 +7,10 @@ PYTHON := /usr/bin/python3
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude
+# SANITIZE: extra compiler and linker flags, for sanitizer builds.
+SANITIZE ?=
+CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude $(SANITIZE)
+LDFLAGS += $(SANITIZE)
 LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lm -pthread
 
 # Everything except the broker entry points and glue: the unit tests link it.
@@ -43,10 +46,10 @@ LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 # Debian packages the build and the tests need.
 DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgrind \
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
-	libmicrohttpd-dev xxd \
+	libmicrohttpd-dev xxd clang libclang-rt-14-dev \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test integration-test browser-test demo install uninstall bench clean
+.PHONY: all deps test unit-test sanitize-test integration-test browser-test demo install uninstall bench clean
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 
@@ -92,6 +95,12 @@ deps:
 unit-test: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done
 
+# The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer
+# (clang), in their own build folder; any report fails the run.
+sanitize-test:
+	$(MAKE) CC=clang BUILD=$(BUILD)/sanitize \
+		SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit-test
+
 integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 	$(PYTHON) -m pytest -q test/integration
 
@@ -102,6 +111,7 @@ browser-test: all
 
 test: deps
 	$(MAKE) all unit-test
+	$(MAKE) sanitize-test
 	$(MAKE) integration-test
 	$(MAKE) browser-test
 
