@@ -54,9 +54,16 @@ def installed(tmp_path_factory, multiarch):
     return destdir, os.path.join(destdir, "usr", "lib", multiarch), done.stdout
 
 
+CONSOLE = "mosquitto_tokens_console"
+
+
 def test_install_puts_both_libraries_in_the_multiarch_folder(installed, multiarch):
     destdir, libdir, output = installed
-    assert installed_files(destdir) == [os.path.join("usr", "lib", multiarch, name) for name in LIBRARIES]
+    assert installed_files(destdir) == sorted(
+        [os.path.join("usr", "lib", multiarch, name) for name in LIBRARIES] + [os.path.join("usr", "bin", CONSOLE)])
+    console = os.path.join(destdir, "usr", "bin", CONSOLE)
+    assert stat.S_IMODE(os.stat(console).st_mode) == 0o755
+    assert filecmp.cmp(console, os.path.join(BUILD, CONSOLE), shallow=False)
     for name in LIBRARIES:
         path = os.path.join(libdir, name)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
@@ -69,15 +76,15 @@ def test_install_puts_both_libraries_in_the_multiarch_folder(installed, multiarc
 def test_install_with_a_prefix(tmp_path, multiarch):
     destdir = str(tmp_path / "staging")
     done = make("install", "PREFIX=/usr/local", f"DESTDIR={destdir}")
-    assert installed_files(destdir) == [os.path.join("usr", "local", "lib", multiarch, name)
-                                        for name in LIBRARIES]
+    assert installed_files(destdir) == sorted([os.path.join("usr", "local", "lib", multiarch, name)
+                                               for name in LIBRARIES] + [os.path.join("usr", "local", "bin", CONSOLE)])
     assert f"plugin /usr/local/lib/{multiarch}/mosquitto_tokens.so" in done.stdout
 
 
-def test_uninstall_removes_both(tmp_path):
+def test_uninstall_removes_everything(tmp_path):
     destdir = str(tmp_path / "staging")
     make("install", f"DESTDIR={destdir}")
-    assert len(installed_files(destdir)) == 2
+    assert len(installed_files(destdir)) == 3
     make("uninstall", f"DESTDIR={destdir}")
     assert installed_files(destdir) == []
 
