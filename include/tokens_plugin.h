@@ -30,6 +30,18 @@
 #define DEFAULT_METRICS_INTERVAL 10
 #define MAX_GRACE_SECONDS (7 * 86400)
 
+/* Limits, each a plugin option (README); 0 means none. */
+struct tokens_limits {
+	int64_t request_bytes;     /* a control request's payload */
+	int64_t commands;          /* commands in one request */
+	int64_t tokens;            /* tokens in the store */
+	int64_t acls_per_role;
+	int64_t topic_bytes;       /* an ACL's topic filter */
+};
+
+#define DEFAULT_LIMITS {.request_bytes = 65536, .commands = 100, .tokens = 10000000, \
+		.acls_per_role = 1000, .topic_bytes = 1024}
+
 struct mosquitto;
 
 typedef void (*tokens_log_fn)(int level, const char *format, ...);
@@ -47,6 +59,7 @@ struct tokens_plugin {
 	tokens_log_fn log;
 	tokens_clock_fn now;
 	tokens_publish_fn publish;      /* NULL: no events or metrics */
+	struct tokens_limits limits;
 	void *broker_identifier;
 
 	/* lastUsed changes only in memory at login; the tick saves them at

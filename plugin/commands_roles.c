@@ -46,6 +46,10 @@ static bool topic_field(struct command_context *context, const cJSON *object, co
 		return false;
 	}
 	size_t length = strlen(*topic);
+	int64_t max_bytes = context->plugin->limits.topic_bytes;
+	if(max_bytes && (int64_t)length > max_bytes){
+		return command_fail(context, CODE_LIMIT, "Field 'topic' is longer than %lld bytes", (long long)max_bytes);
+	}
 	if(length == 0 || length > TOPIC_MAX_BYTES
 			|| mosquitto_validate_utf8(*topic, (int)length) != MOSQ_ERR_SUCCESS
 			|| mosquitto_sub_topic_check(*topic) != MOSQ_ERR_SUCCESS){
@@ -75,9 +79,21 @@ static struct role_acl *acl_from_object(struct command_context *context, const c
 	return acl;
 }
 
+static bool acl_room(struct command_context *context, const struct role *role, size_t adding)
+{
+	int64_t max_acls = context->plugin->limits.acls_per_role;
+	if(max_acls && (int64_t)(role->acl_count + adding) > max_acls){
+		return command_fail(context, CODE_LIMIT, "A role may hold at most %lld ACLs", (long long)max_acls);
+	}
+	return true;
+}
+
 static bool add_acls_from_array(struct command_context *context, struct role *role, const cJSON *acls)
 {
 	const cJSON *item;
+	if(!acl_room(context, role, (size_t)cJSON_GetArraySize(acls))){
+		return false;
+	}
 	cJSON_ArrayForEach(item, acls){
 		if(!cJSON_IsObject(item)){
 			return command_fail(context, CODE_INVALID, "Field 'acls' must hold ACL objects");
@@ -184,6 +200,9 @@ void command_add_role_acl(struct command_context *context)
 {
 	struct role *role = find_target_role(context);
 	if(role == NULL){
+		return;
+	}
+	if(!acl_room(context, role, 1)){
 		return;
 	}
 	struct role_acl *acl = acl_from_object(context, context->command);

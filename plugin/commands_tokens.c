@@ -119,6 +119,11 @@ void command_create_token(struct command_context *context)
 		command_fail(context, CODE_EXISTS, "Token name already exists");
 		return;
 	}
+	int64_t max_tokens = context->plugin->limits.tokens;
+	if(max_tokens && (int64_t)store_token_count(store) >= max_tokens){
+		command_fail(context, CODE_LIMIT, "The store holds the most tokens allowed (%lld)", (long long)max_tokens);
+		return;
+	}
 
 	char secret[TOKEN_LEN + 1];
 	unsigned char hash[TOKEN_HASH_LEN];

@@ -204,6 +204,22 @@ cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requeste
 	}
 
 	const cJSON *commands_item = cJSON_GetObjectItemCaseSensitive(request, "commands");
+	const struct tokens_limits *limits = &plugin->limits;
+	char limit_message[128];
+	if(limits->request_bytes && (int64_t)payload_len > limits->request_bytes){
+		snprintf(limit_message, sizeof(limit_message), "The request is larger than %lld bytes",
+				(long long)limits->request_bytes);
+		cJSON_AddItemToArray(responses, error_response("Unknown command", "limit", limit_message));
+		cJSON_Delete(request);
+		return reply;
+	}
+	if(limits->commands && cJSON_IsArray(commands_item) && cJSON_GetArraySize(commands_item) > limits->commands){
+		snprintf(limit_message, sizeof(limit_message), "A request may hold at most %lld commands",
+				(long long)limits->commands);
+		cJSON_AddItemToArray(responses, error_response("Unknown command", "limit", limit_message));
+		cJSON_Delete(request);
+		return reply;
+	}
 	if(!cJSON_IsArray(commands_item)){
 		cJSON_AddItemToArray(responses, error_response("Unknown command", "invalid",
 				request ? "The payload has no 'commands' array" : "The payload is not valid JSON"));

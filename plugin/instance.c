@@ -24,6 +24,7 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 	expiry_init(&plugin->expiry);
 	expiry_init_notices(&plugin->notices, DEFAULT_EXPIRY_WARNING_DAYS * 86400);
 	plugin->metrics_interval = DEFAULT_METRICS_INTERVAL;
+	plugin->limits = (struct tokens_limits)DEFAULT_LIMITS;
 	plugin->log = log;
 	plugin->now = now;
 	plugin->last_used_save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;

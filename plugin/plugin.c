@@ -156,6 +156,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 	int64_t save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
+	struct tokens_limits limits = DEFAULT_LIMITS;
+	if(!whole_number_option(options, option_count, "max_request_bytes", 1024, 268435455, &limits.request_bytes)
+			|| !whole_number_option(options, option_count, "max_commands", 1, 100000, &limits.commands)
+			|| !whole_number_option(options, option_count, "max_tokens", 1, 100000000, &limits.tokens)
+			|| !whole_number_option(options, option_count, "max_acls_per_role", 1, 100000, &limits.acls_per_role)
+			|| !whole_number_option(options, option_count, "max_topic_bytes", 1, 65535, &limits.topic_bytes)){
+		return MOSQ_ERR_INVAL;
+	}
 	int64_t snapshot_after = 0;
 	int64_t warning_days = DEFAULT_EXPIRY_WARNING_DAYS, metrics_interval = DEFAULT_METRICS_INTERVAL;
 	if(!seconds_option(options, option_count, "last_used_save_interval", 1, 86400, &save_interval)
@@ -174,6 +182,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	}
 	plugin->last_used_save_interval = save_interval;
 	plugin->metrics_interval = metrics_interval;
+	plugin->limits = limits;
 	plugin->publish = broker_publish;
 	persist_set_snapshot_after(plugin->persist, (size_t)snapshot_after);
 	if(!tokens_plugin_start_notices(plugin, warning_days * 86400)){

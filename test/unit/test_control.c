@@ -780,12 +780,89 @@ static void list_tokens_follows_the_clock(void **state)
 	cJSON_Delete(response);
 }
 
+
+/* ---- limits ---- */
+
+static cJSON *only_response(cJSON *reply)
+{
+	cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
+	assert_int_equal(cJSON_GetArraySize(responses), 1);
+	return cJSON_GetArrayItem(responses, 0);
+}
+
+static void requests_over_the_limits_are_refused_whole(void **state)
+{
+	struct tokens_plugin *plugin = plugin_of(state);
+	plugin->limits.commands = 2;
+	plugin->limits.request_bytes = 200;
+
+	cJSON *reply = test_request(plugin, "alice", "{\"commands\": [{\"command\": \"createRole\", \"rolename\": \"a\"},"
+			"{\"command\": \"createRole\", \"rolename\": \"b\"}, {\"command\": \"createRole\", \"rolename\": \"c\"}]}");
+	test_assert_error(only_response(reply), "limit", "at most 2 commands");
+	cJSON_Delete(reply);
+
+	char payload[400];
+	snprintf(payload, sizeof(payload), "{\"commands\": [{\"command\": \"createRole\", \"rolename\": \"x\", \"pad\": \"%0250d\"}]}", 0);
+	reply = test_request(plugin, "alice", payload);
+	test_assert_error(only_response(reply), "limit", "larger than 200 bytes");
+	cJSON_Delete(reply);
+
+	/* Nothing of either request ran. */
+	cJSON *data = test_command_ok(plugin, "alice", "{\"command\": \"listRoles\"}");
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(data, "totalCount")->valueint, 1);   /* "reader" */
+	cJSON_Delete(data);
+}
+
+static void stores_and_roles_over_the_limits_are_refused(void **state)
+{
+	struct tokens_plugin *plugin = plugin_of(state);
+	plugin->limits.tokens = 1;
+	plugin->limits.acls_per_role = 2;
+	plugin->limits.topic_bytes = 10;
+
+	cJSON_Delete(test_command_ok(plugin, "alice", "{\"command\": \"createToken\", \"name\": \"second\", "
+			"\"role\": \"reader\", \"validUntil\": \"2027-01-01T00:00:00Z\"}"));
+	cJSON *response = test_command(plugin, "alice", "{\"command\": \"createToken\", \"name\": \"third\", "
+			"\"role\": \"reader\", \"validUntil\": \"2027-01-01T00:00:00Z\"}");
+	test_assert_error(response, "limit", "most tokens allowed (1)");
+	cJSON_Delete(response);
+
+	response = test_command(plugin, "alice", "{\"command\": \"createRole\", \"rolename\": \"big\", \"acls\": ["
+			"{\"acltype\": \"subscribeLiteral\", \"topic\": \"a\", \"allow\": true},"
+			"{\"acltype\": \"subscribeLiteral\", \"topic\": \"b\", \"allow\": true},"
+			"{\"acltype\": \"subscribeLiteral\", \"topic\": \"c\", \"allow\": true}]}");
+	test_assert_error(response, "limit", "at most 2 ACLs");
+	cJSON_Delete(response);
+	response = test_command(plugin, "alice", "{\"command\": \"getRole\", \"rolename\": \"big\"}");
+	test_assert_error(response, "notFound", NULL);
+	cJSON_Delete(response);
+
+	cJSON_Delete(test_command_ok(plugin, "alice", "{\"command\": \"createRole\", \"rolename\": \"small\"}"));
+	for(int i = 0; i < 2; i++){
+		char command[200];
+		snprintf(command, sizeof(command), "{\"command\": \"addRoleACL\", \"rolename\": \"small\", "
+				"\"acltype\": \"subscribeLiteral\", \"topic\": \"t%d\", \"allow\": true}", i);
+		cJSON_Delete(test_command_ok(plugin, "alice", command));
+	}
+	response = test_command(plugin, "alice", "{\"command\": \"addRoleACL\", \"rolename\": \"small\", "
+			"\"acltype\": \"subscribeLiteral\", \"topic\": \"t9\", \"allow\": true}");
+	test_assert_error(response, "limit", "at most 2 ACLs");
+	cJSON_Delete(response);
+
+	response = test_command(plugin, "alice", "{\"command\": \"createRole\", \"rolename\": \"long\", \"acls\": ["
+			"{\"acltype\": \"subscribePattern\", \"topic\": \"eleven/byte\", \"allow\": true}]}");
+	test_assert_error(response, "limit", "longer than 10 bytes");
+	cJSON_Delete(response);
+}
+
 #define CONTROL_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		CONTROL_TEST(create_token_returns_metadata_and_secret_once),
+		CONTROL_TEST(requests_over_the_limits_are_refused_whole),
+		CONTROL_TEST(stores_and_roles_over_the_limits_are_refused),
 		CONTROL_TEST(each_created_token_is_new),
 		CONTROL_TEST(bad_fields_are_invalid),
 		CONTROL_TEST(unknown_targets_are_not_found),
