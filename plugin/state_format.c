@@ -187,9 +187,8 @@ static bool fail(struct state_loader *loader, const char *format, ...)
 	return false;
 }
 
-static const char *string_field(struct state_loader *loader, const cJSON *object, const char *key)
+static const char *string_value(struct state_loader *loader, const cJSON *item, const char *key)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
 	if(!cJSON_IsString(item)){
 		fail(loader, "'%s' is %s", key, item ? "not a string" : "missing");
 		return NULL;
@@ -197,9 +196,13 @@ static const char *string_field(struct state_loader *loader, const cJSON *object
 	return item->valuestring;
 }
 
-static bool time_field(struct state_loader *loader, const cJSON *object, const char *key, bool nullable, int64_t *out)
+static const char *string_field(struct state_loader *loader, const cJSON *object, const char *key)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
+	return string_value(loader, cJSON_GetObjectItemCaseSensitive(object, key), key);
+}
+
+static bool time_value(struct state_loader *loader, const cJSON *item, const char *key, bool nullable, int64_t *out)
+{
 	if(nullable && cJSON_IsNull(item)){
 		*out = TIME_NEVER;
 		return true;
@@ -208,6 +211,34 @@ static bool time_field(struct state_loader *loader, const cJSON *object, const c
 		return fail(loader, "'%s' is %s", key, item ? "not an RFC 3339 time" : "missing");
 	}
 	return true;
+}
+
+/* A token's fields, found in one pass over the object (a million tokens
+ * load at start-up; looking each key up again costs more than the rest). */
+enum token_field {
+	FIELD_NAME, FIELD_ROLE, FIELD_REQUESTED_BY, FIELD_ISSUED_AT, FIELD_VALID_UNTIL, FIELD_LAST_USED,
+	FIELD_HASH, FIELD_EXPIRING, FIELD_EXPIRED, FIELD_PREVIOUS_HASH, FIELD_PREVIOUS_VALID_UNTIL, FIELD_COUNT
+};
+
+static const char *const token_field_names[FIELD_COUNT] = {
+	"name", "role", "requestedBy", "issuedAt", "validUntil", "lastUsed",
+	"hash", "expiringNotified", "expiredNotified", "previousHash", "previousValidUntil",
+};
+
+/* Like cJSON_GetObjectItemCaseSensitive for each name: the first wins. */
+static void find_token_fields(const cJSON *object, const cJSON *fields[FIELD_COUNT])
+{
+	memset(fields, 0, FIELD_COUNT * sizeof(*fields));
+	const cJSON *child;
+	cJSON_ArrayForEach(child, object){
+		for(int f = 0; f < FIELD_COUNT; f++){
+			if(fields[f] == NULL && child->string && child->string[0] == token_field_names[f][0]
+					&& strcmp(child->string, token_field_names[f]) == 0){
+				fields[f] = child;
+				break;
+			}
+		}
+	}
 }
 
 bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item)
@@ -284,18 +315,16 @@ bool state_load_role(struct state_loader *loader, const cJSON *item, int index)
 }
 
 /* A boolean field that may be absent (false). */
-static bool optional_true(struct state_loader *loader, const cJSON *object, const char *key, bool *out)
+static bool optional_true(struct state_loader *loader, const cJSON *item, const char *key, bool *out)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
 	*out = cJSON_IsTrue(item);
 	return item == NULL || cJSON_IsBool(item) || fail(loader, "'%s' is not a boolean", key);
 }
 
 /* previousHash and previousValidUntil: both or neither. */
-static bool previous_fields(struct state_loader *loader, const cJSON *object, struct previous_secret *previous)
+static bool previous_fields(struct state_loader *loader, const cJSON *hash, const cJSON *until,
+		struct previous_secret *previous)
 {
-	const cJSON *hash = cJSON_GetObjectItemCaseSensitive(object, "previousHash");
-	const cJSON *until = cJSON_GetObjectItemCaseSensitive(object, "previousValidUntil");
 	memset(previous, 0, sizeof(*previous));
 	if(hash == NULL && until == NULL){
 		return true;
@@ -303,7 +332,7 @@ static bool previous_fields(struct state_loader *loader, const cJSON *object, st
 	if(!cJSON_IsString(hash) || !token_format_hash_from_hex(hash->valuestring, previous->hash)){
 		return fail(loader, "'previousHash' is %s", hash ? "not 64 lowercase hex digits" : "missing");
 	}
-	if(!time_field(loader, object, "previousValidUntil", false, &previous->valid_until)){
+	if(!time_value(loader, until, "previousValidUntil", false, &previous->valid_until)){
 		return false;
 	}
 	return true;
@@ -317,7 +346,9 @@ struct token *state_parse_token(struct state_loader *loader, const cJSON *item, 
 		fail(loader, "not an object");
 		return NULL;
 	}
-	const char *name = string_field(loader, item, "name");
+	const cJSON *fields[FIELD_COUNT];
+	find_token_fields(item, fields);
+	const char *name = string_value(loader, fields[FIELD_NAME], "name");
 	if(name == NULL){
 		return NULL;
 	}
@@ -328,15 +359,15 @@ struct token *state_parse_token(struct state_loader *loader, const cJSON *item, 
 	}
 	loader->item_name = name;
 
-	const char *role_name = string_field(loader, item, "role");
-	const char *requested_by = role_name ? string_field(loader, item, "requestedBy") : NULL;
-	const char *hash_hex = requested_by ? string_field(loader, item, "hash") : NULL;
+	const char *role_name = string_value(loader, fields[FIELD_ROLE], "role");
+	const char *requested_by = role_name ? string_value(loader, fields[FIELD_REQUESTED_BY], "requestedBy") : NULL;
+	const char *hash_hex = requested_by ? string_value(loader, fields[FIELD_HASH], "hash") : NULL;
 	int64_t issued_at, valid_until, last_used;
 	unsigned char hash[TOKEN_HASH_LEN];
 	if(hash_hex == NULL
-			|| !time_field(loader, item, "issuedAt", false, &issued_at)
-			|| !time_field(loader, item, "validUntil", false, &valid_until)
-			|| !time_field(loader, item, "lastUsed", true, &last_used)){
+			|| !time_value(loader, fields[FIELD_ISSUED_AT], "issuedAt", false, &issued_at)
+			|| !time_value(loader, fields[FIELD_VALID_UNTIL], "validUntil", false, &valid_until)
+			|| !time_value(loader, fields[FIELD_LAST_USED], "lastUsed", true, &last_used)){
 		return NULL;
 	}
 	if(!token_format_hash_from_hex(hash_hex, hash)){
@@ -349,9 +380,9 @@ struct token *state_parse_token(struct state_loader *loader, const cJSON *item, 
 		return NULL;
 	}
 	bool expiring_noticed, expired_noticed;
-	if(!optional_true(loader, item, "expiringNotified", &expiring_noticed)
-			|| !optional_true(loader, item, "expiredNotified", &expired_noticed)
-			|| !previous_fields(loader, item, previous)){
+	if(!optional_true(loader, fields[FIELD_EXPIRING], "expiringNotified", &expiring_noticed)
+			|| !optional_true(loader, fields[FIELD_EXPIRED], "expiredNotified", &expired_noticed)
+			|| !previous_fields(loader, fields[FIELD_PREVIOUS_HASH], fields[FIELD_PREVIOUS_VALID_UNTIL], previous)){
 		return NULL;
 	}
 	struct token *token = token_new(name, requested_by, hash, issued_at, valid_until, last_used);
