@@ -88,8 +88,8 @@ def init_tokens(path, name):
 # ---------------------------------------------------------------- 1. login storm
 
 def login_storm(folder):
-    seconds = 1 if QUICK else 2
-    rounds = 1 if QUICK else 7
+    seconds = 1
+    rounds = 1 if QUICK else 15
     passwd = os.path.join(folder, "passwd")
     subprocess.run(["mosquitto_passwd", "-b", "-c", passwd, "alice", "alice-password"], check=True)
     dynsec = os.path.join(folder, "dynsec.json")
