@@ -68,57 +68,6 @@ static int teardown(void **state)
 
 /* ---- comparing stores ---- */
 
-static void assert_acls_equal(const struct role *a, const struct role *b)
-{
-	assert_int_equal(a->acl_count, b->acl_count);
-	for(int type = 0; type < ACL_TYPE_COUNT; type++){
-		const struct role_acl *x = a->acls[type], *y = b->acls[type];
-		for(; x && y; x = x->next, y = y->next){
-			assert_string_equal(x->topic, y->topic);
-			assert_int_equal(x->type, y->type);
-			assert_int_equal(x->priority, y->priority);
-			assert_int_equal(x->allow, y->allow);
-		}
-		assert_null(x);
-		assert_null(y);
-	}
-}
-
-/* Same roles (names, ACLs in order, token counts) and same tokens (every
- * field, both indexes). */
-static void assert_stores_equal(const struct store *expected, const struct store *actual)
-{
-	size_t a_count, b_count;
-	struct role **a_roles = store_sorted_roles(expected, &a_count);
-	struct role **b_roles = store_sorted_roles(actual, &b_count);
-	assert_int_equal(a_count, b_count);
-	for(size_t i = 0; i < a_count; i++){
-		assert_string_equal(a_roles[i]->name, b_roles[i]->name);
-		assert_int_equal(a_roles[i]->token_count, b_roles[i]->token_count);
-		assert_acls_equal(a_roles[i], b_roles[i]);
-	}
-	free(a_roles);
-	free(b_roles);
-
-	struct token **a_tokens = store_sorted_tokens(expected, &a_count);
-	struct token **b_tokens = store_sorted_tokens(actual, &b_count);
-	assert_int_equal(a_count, b_count);
-	for(size_t i = 0; i < a_count; i++){
-		const struct token *x = a_tokens[i], *y = b_tokens[i];
-		assert_string_equal(x->name, y->name);
-		assert_string_equal(x->requested_by, y->requested_by);
-		assert_string_equal(x->role->name, y->role->name);
-		assert_memory_equal(x->hash, y->hash, TOKEN_HASH_LEN);
-		assert_int_equal(x->issued_at, y->issued_at);
-		assert_int_equal(x->valid_until, y->valid_until);
-		assert_int_equal(x->last_used, y->last_used);
-		assert_ptr_equal(store_find_token_by_hash(actual, x->hash), y);
-		assert_ptr_equal(store_find_token_by_name(actual, x->name), y);
-	}
-	free(a_tokens);
-	free(b_tokens);
-}
-
 static void assert_store_empty(const struct store *store)
 {
 	assert_int_equal(store_token_count(store), 0);
@@ -160,7 +109,7 @@ static void assert_restart_gives_the_same_store(struct fixture *fixture)
 {
 	struct store loaded;
 	restart_and_load(fixture, &loaded);
-	assert_stores_equal(&fixture->store, &loaded);
+	test_assert_stores_equal(&fixture->store, &loaded);
 	store_clear(&loaded);
 }
 
@@ -372,7 +321,7 @@ static void recorded_changes_reload_into_the_same_store(void **state)
 	struct store loaded;
 	restart_and_load(fixture, &loaded);
 	assert_null(persist_load_notice(fixture->persist));
-	assert_stores_equal(&fixture->store, &loaded);
+	test_assert_stores_equal(&fixture->store, &loaded);
 
 	/* Spelled out, in case both sides went wrong the same way. */
 	assert_int_equal(store_token_count(&loaded), 2);
@@ -481,7 +430,7 @@ static void journal_already_in_the_snapshot_is_skipped(void **state)
 	 * or change the store; it must be skipped. */
 	struct store loaded;
 	restart_and_load(fixture, &loaded);
-	assert_stores_equal(&fixture->store, &loaded);
+	test_assert_stores_equal(&fixture->store, &loaded);
 	assert_null(persist_load_notice(fixture->persist));
 	/* Nothing in it is pending: no reason for another snapshot. */
 	persist_set_snapshot_after(fixture->persist, 1);
@@ -546,7 +495,7 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 		restart_and_load(fixture, &loaded);
 		assert_non_null(persist_load_notice(fixture->persist));
 		assert_null(store_find_token_by_name(&loaded, "torn"));
-		assert_stores_equal(&fixture->store, &loaded);
+		test_assert_stores_equal(&fixture->store, &loaded);
 		store_clear(&loaded);
 
 		/* The next change goes where the torn one was, with its seq. */
@@ -568,7 +517,7 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 		/* Which reloads cleanly, without a notice. */
 		restart_and_load(fixture, &loaded);
 		assert_null(persist_load_notice(fixture->persist));
-		assert_stores_equal(&fixture->store, &loaded);
+		test_assert_stores_equal(&fixture->store, &loaded);
 		store_clear(&loaded);
 
 		/* Back to the two complete lines for the next cut. */

@@ -83,55 +83,6 @@ static void fill_store(struct store *store)
 	store_link_token(store, odd, admin);
 }
 
-static void assert_acls_equal(const struct role *a, const struct role *b)
-{
-	assert_int_equal(a->acl_count, b->acl_count);
-	for(int type = 0; type < ACL_TYPE_COUNT; type++){
-		const struct role_acl *x = a->acls[type], *y = b->acls[type];
-		for(; x && y; x = x->next, y = y->next){
-			assert_string_equal(x->topic, y->topic);
-			assert_int_equal(x->type, y->type);
-			assert_int_equal(x->priority, y->priority);
-			assert_int_equal(x->allow, y->allow);
-		}
-		assert_null(x);
-		assert_null(y);
-	}
-}
-
-static void assert_stores_equal(const struct store *a, const struct store *b)
-{
-	size_t a_count, b_count;
-	struct role **a_roles = store_sorted_roles(a, &a_count);
-	struct role **b_roles = store_sorted_roles(b, &b_count);
-	assert_int_equal(a_count, b_count);
-	for(size_t i = 0; i < a_count; i++){
-		assert_string_equal(a_roles[i]->name, b_roles[i]->name);
-		assert_int_equal(a_roles[i]->token_count, b_roles[i]->token_count);
-		assert_acls_equal(a_roles[i], b_roles[i]);
-	}
-	free(a_roles);
-	free(b_roles);
-
-	struct token **a_tokens = store_sorted_tokens(a, &a_count);
-	struct token **b_tokens = store_sorted_tokens(b, &b_count);
-	assert_int_equal(a_count, b_count);
-	for(size_t i = 0; i < a_count; i++){
-		const struct token *x = a_tokens[i], *y = b_tokens[i];
-		assert_string_equal(x->name, y->name);
-		assert_string_equal(x->requested_by, y->requested_by);
-		assert_string_equal(x->role->name, y->role->name);
-		assert_memory_equal(x->hash, y->hash, TOKEN_HASH_LEN);
-		assert_int_equal(x->issued_at, y->issued_at);
-		assert_int_equal(x->valid_until, y->valid_until);
-		assert_int_equal(x->last_used, y->last_used);
-		assert_ptr_equal(store_find_token_by_hash(b, x->hash), y);
-		assert_ptr_equal(store_find_token_by_name(b, x->name), y);
-	}
-	free(a_tokens);
-	free(b_tokens);
-}
-
 static void save(struct fixture *fixture)
 {
 	if(!persist_save(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error))){
@@ -157,7 +108,7 @@ static void saved_state_loads_back_equal(void **state)
 	if(!ok){
 		fail_msg("persist_load: %s", fixture->error);
 	}
-	assert_stores_equal(&fixture->store, &loaded);
+	test_assert_stores_equal(&fixture->store, &loaded);
 
 	/* Saving what was loaded writes the same bytes. */
 	struct test_snapshot before;

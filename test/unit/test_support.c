@@ -461,3 +461,56 @@ void test_assert_error(const cJSON *response, const char *code, const char *frag
 				code, fragment ? fragment : "", text);
 	}
 }
+
+/* ---- comparing stores ---- */
+
+static void assert_acls_equal(const struct role *a, const struct role *b)
+{
+	assert_int_equal(a->acl_count, b->acl_count);
+	for(int type = 0; type < ACL_TYPE_COUNT; type++){
+		const struct role_acl *x = a->acls[type], *y = b->acls[type];
+		for(; x && y; x = x->next, y = y->next){
+			assert_string_equal(x->topic, y->topic);
+			assert_int_equal(x->type, y->type);
+			assert_int_equal(x->priority, y->priority);
+			assert_int_equal(x->allow, y->allow);
+		}
+		assert_null(x);
+		assert_null(y);
+	}
+}
+
+/* Same roles (names, ACLs in order, token counts) and same tokens (every
+ * field, both indexes). */
+void test_assert_stores_equal(const struct store *expected, const struct store *actual)
+{
+	size_t a_count, b_count;
+	struct role **a_roles = store_sorted_roles(expected, &a_count);
+	struct role **b_roles = store_sorted_roles(actual, &b_count);
+	assert_int_equal(a_count, b_count);
+	for(size_t i = 0; i < a_count; i++){
+		assert_string_equal(a_roles[i]->name, b_roles[i]->name);
+		assert_int_equal(a_roles[i]->token_count, b_roles[i]->token_count);
+		assert_acls_equal(a_roles[i], b_roles[i]);
+	}
+	free(a_roles);
+	free(b_roles);
+
+	struct token **a_tokens = store_sorted_tokens(expected, &a_count);
+	struct token **b_tokens = store_sorted_tokens(actual, &b_count);
+	assert_int_equal(a_count, b_count);
+	for(size_t i = 0; i < a_count; i++){
+		const struct token *x = a_tokens[i], *y = b_tokens[i];
+		assert_string_equal(x->name, y->name);
+		assert_string_equal(x->requested_by, y->requested_by);
+		assert_string_equal(x->role->name, y->role->name);
+		assert_memory_equal(x->hash, y->hash, TOKEN_HASH_LEN);
+		assert_int_equal(x->issued_at, y->issued_at);
+		assert_int_equal(x->valid_until, y->valid_until);
+		assert_int_equal(x->last_used, y->last_used);
+		assert_ptr_equal(store_find_token_by_hash(actual, x->hash), y);
+		assert_ptr_equal(store_find_token_by_name(actual, x->name), y);
+	}
+	free(a_tokens);
+	free(b_tokens);
+}

@@ -126,4 +126,8 @@ void test_assert_success(const cJSON *response);
  * sentence contains fragment (when fragment is not NULL), and no data. */
 void test_assert_error(const cJSON *response, const char *code, const char *fragment);
 
+/* Same roles (names, ACLs in order, token counts) and same tokens (every
+ * field, both indexes); fails the test otherwise. */
+void test_assert_stores_equal(const struct store *expected, const struct store *actual);
+
 #endif
