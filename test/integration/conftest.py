@@ -115,3 +115,25 @@ def module_broker(tmp_path_factory):
     brokers = _Brokers(tmp_path_factory.mktemp("module"))
     yield brokers.make()
     brokers.finish()
+
+
+@pytest.fixture
+def admin(broker, make_client):
+    """An anonymous control client on the test broker (its acl_file lets it
+    use the control topic). Files that need another admin define their own."""
+    return make_client(broker=broker)
+
+
+@pytest.fixture
+def devices():
+    """devices(...): token clients (access_helpers.device), closed after the test."""
+    from access_helpers import device
+    made = []
+
+    def make(*args, **kwargs):
+        made.append(device(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.close()

@@ -16,18 +16,13 @@ import subprocess
 import pytest
 
 from access_helpers import (
-    NOT_AUTHORIZED, SUBACK_FAILURE_V311, Device, MosquittoSub, acl, device, issue, make_role,
+    NOT_AUTHORIZED, SUBACK_FAILURE_V311, Device, MosquittoSub, acl, issue, make_role,
     mosquitto_pub,
 )
 from tokens_helpers import (
     CONTROL_TOPIC, FUTURE, MOSQUITTO_RR, QUIET_PERIOD, RESPONSE_TOPIC, V5, V311, check_created,
     snapshot,
 )
-
-
-@pytest.fixture
-def admin(broker, make_client):
-    return make_client(broker=broker)
 
 
 @pytest.fixture
@@ -43,19 +38,6 @@ def observe(broker):
     yield make
     for observer in observers:
         observer.close()
-
-
-@pytest.fixture
-def devices():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(device(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
 
 
 def denied(protocol):

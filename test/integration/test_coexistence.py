@@ -19,19 +19,6 @@ DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
 MOSQUITTO_CTRL = "/usr/bin/mosquitto_ctrl"
 
 
-@pytest.fixture
-def devices():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(device(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
-
-
 def topics(seen):
     return [topic for topic, _ in seen]
 

@@ -12,29 +12,11 @@ import time
 import pytest
 
 from access_helpers import (
-    Device, acl, attempt_login, device, issue, issue_short_lived, make_role, refused, wait_until,
+    Device, acl, attempt_login, issue, issue_short_lived, make_role, refused, wait_until,
 )
 from tokens_helpers import V5, V311, format_time, parse_time, sha256_hex, state_token, write_state
 
 RELOADED = "Reloading config."
-
-
-@pytest.fixture
-def admin(broker, make_client):
-    return make_client(broker=broker)
-
-
-@pytest.fixture
-def devices():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(device(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
 
 
 def reload(broker):

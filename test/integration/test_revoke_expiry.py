@@ -9,31 +9,13 @@ import time
 import pytest
 
 from access_helpers import (
-    acl, attempt_login, device, issue, issue_short_lived, make_role, refused,
+    acl, attempt_login, issue, issue_short_lived, make_role, refused,
 )
 from tokens_helpers import V5, V311
 
 # "At once": the kicks run at the broker's next tick (about 10 per second).
 AT_ONCE = 1.0
 EXPIRY_GRACE = 2.0
-
-
-@pytest.fixture
-def admin(broker, make_client):
-    return make_client(broker=broker)
-
-
-@pytest.fixture
-def devices():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(device(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from access_helpers import (
-    NOT_AUTHORIZED, acl, attempt_login, device, issue, issue_short_lived, make_role, refused,
+    NOT_AUTHORIZED, acl, attempt_login, issue, issue_short_lived, make_role, refused,
     wait_until,
 )
 from beyond_helpers import GRACE_MAX, check_rotated, seconds
@@ -27,25 +27,6 @@ AT_ONCE = 1.0
 # Connections of an expired secret are closed within 2 s.
 EXPIRY_GRACE = 2.0
 DAY = 86400
-
-
-@pytest.fixture
-def admin(broker, make_client):
-    """An anonymous control client (the test acl_file lets it do anything)."""
-    return make_client(broker=broker)
-
-
-@pytest.fixture
-def devices():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(device(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
 
 
 @pytest.fixture
