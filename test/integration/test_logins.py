@@ -246,7 +246,7 @@ def test_last_used_moves_with_each_login(broker, admin, sensor):
     first = admin.call("getToken", name="boiler-7")["lastUsed"]
     # The broker's time() reads a coarse clock that may lag time.time() by a
     # few milliseconds: wait until the next second is surely there for it too.
-    wait_until(lambda: format_time(time.time() - 0.05) != first, timeout=2.5, message="next second")
+    wait_until(lambda: time.time() - 0.05 >= parse_time(first).timestamp() + 1, timeout=2.5, message="next second")
     assert attempt_login(broker.port, "boiler-7", secret) == 0
     second = admin.call("getToken", name="boiler-7")["lastUsed"]
     assert parse_time(second) > parse_time(first)

@@ -32,7 +32,7 @@ def reload(broker):
 def next_second(after):
     """Waits until the wall clock shows a later second than the RFC 3339
     time `after`, so that a new lastUsed would differ from it."""
-    wait_until(lambda: format_time(time.time() - 0.05) != after, timeout=2.5, message="next second")  # the broker's coarse clock lags
+    wait_until(lambda: time.time() - 0.05 >= parse_time(after).timestamp() + 1, timeout=2.5, message="next second")  # the broker's coarse clock lags
 
 
 def connections_logged(broker, client_id):

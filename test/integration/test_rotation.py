@@ -19,7 +19,7 @@ from ctrl_helpers import (  # noqa: F401  (admin_factory is a fixture)
     TOKEN_IN_TEXT, admin_factory, fields, seconds_between, the_token,
 )
 from tokens_helpers import (
-    FUTURE, METADATA_KEYS, V5, V311, ControlClient, format_time, sha256_hex,
+    FUTURE, METADATA_KEYS, V5, V311, ControlClient, format_time, parse_time, sha256_hex,
 )
 
 # "At once": kicks run at the broker's next tick (about 10 per second).
@@ -38,7 +38,7 @@ def role(admin):
 def next_second(after_text):
     """Waits until the clock shows a later second than the RFC 3339 time
     `after_text`, so that a new issuedAt differs from it."""
-    wait_until(lambda: format_time(time.time() - 0.05) != after_text, timeout=2.5, message="next second")  # the broker's coarse clock lags
+    wait_until(lambda: time.time() - 0.05 >= parse_time(after_text).timestamp() + 1, timeout=2.5, message="next second")  # the broker's coarse clock lags
 
 
 def get(admin, **which):
