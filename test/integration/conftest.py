@@ -137,3 +137,11 @@ def devices():
     yield make
     for d in made:
         d.close()
+
+
+@pytest.fixture
+def role(admin):
+    """A role "dev" that may publish and subscribe under d/."""
+    from access_helpers import acl, make_role
+    make_role(admin, "dev", [acl("publishClientSend", "d/#"), acl("subscribePattern", "d/#")])
+    return "dev"

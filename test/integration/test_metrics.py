@@ -36,19 +36,6 @@ def admin(metered, make_client):
     return make_client(broker=metered)
 
 
-@pytest.fixture
-def devices():
-    made = []
-
-    def make(*args, **kwargs):
-        made.append(device(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for d in made:
-        d.close()
-
-
 def check_published(values, retained):
     """Every metric is there, a decimal number, and retained."""
     for name in METRIC_NAMES:

@@ -9,19 +9,13 @@ import time
 import pytest
 
 from access_helpers import (
-    acl, attempt_login, issue, issue_short_lived, make_role, refused,
+    attempt_login, issue, issue_short_lived, refused,
 )
 from tokens_helpers import V5, V311
 
 # "At once": the kicks run at the broker's next tick (about 10 per second).
 AT_ONCE = 1.0
 EXPIRY_GRACE = 2.0
-
-
-@pytest.fixture
-def role(admin):
-    make_role(admin, "dev", [acl("publishClientSend", "d/#"), acl("subscribePattern", "d/#")])
-    return "dev"
 
 
 # ---------------------------------------------------------------- revoke

@@ -29,12 +29,6 @@ EXPIRY_GRACE = 2.0
 DAY = 86400
 
 
-@pytest.fixture
-def role(admin):
-    make_role(admin, "dev", [acl("publishClientSend", "d/#"), acl("subscribePattern", "d/#")])
-    return "dev"
-
-
 def next_second(after_text):
     """Waits until the clock shows a later second than the RFC 3339 time
     `after_text`, so that a new issuedAt differs from it."""
