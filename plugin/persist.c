@@ -175,6 +175,14 @@ static bool load_snapshot(struct persist *persist, struct store *store, char *er
 	return snapshot_read(persist->path, store, &persist->sequence, error, error_len);
 }
 
+/* Checked before any conversion: a double out of int64_t's range does not
+ * convert. */
+static bool is_sequence_number(const cJSON *item)
+{
+	return cJSON_IsNumber(item) && item->valuedouble >= 1 && item->valuedouble <= (double)JOURNAL_SEQUENCE_MAX
+			&& item->valuedouble == (double)(int64_t)item->valuedouble;
+}
+
 static bool replay_line(struct persist *persist, struct store *store, char *line, size_t length,
 		int64_t *previous, char *problem, size_t problem_len)
 {
@@ -183,8 +191,7 @@ static bool replay_line(struct persist *persist, struct store *store, char *line
 	bool applied = false;
 	if(change == NULL){
 		snprintf(problem, problem_len, "not valid JSON");
-	}else if(!cJSON_IsNumber(sequence) || sequence->valuedouble != (double)(int64_t)sequence->valuedouble
-			|| (*previous && (int64_t)sequence->valuedouble != *previous + 1)){
+	}else if(!is_sequence_number(sequence) || (*previous && (int64_t)sequence->valuedouble != *previous + 1)){
 		snprintf(problem, problem_len, "'seq' is missing or not increasing by one");
 	}else if((int64_t)sequence->valuedouble > persist->sequence + 1 && *previous <= persist->sequence){
 		/* The first new change must follow the snapshot's last. */

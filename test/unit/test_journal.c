@@ -795,6 +795,17 @@ static void journal_that_skips_changes_is_refused(void **state)
 	const char *late = "{\"op\":\"createRole\",\"role\":{\"rolename\":\"r2\",\"acls\":[]},\"seq\":2}\n";
 	test_write_file(fixture->journal_path, late, strlen(late));
 	assert_journal_refused(fixture, "a journal starting at 2", 1, "seq");
+
+	/* Numbers that are no sequence number, some beyond what an int64_t
+	 * holds (found by fuzzing: converting them was undefined). */
+	static const char *const not_sequences[] = {"0", "-1", "1.5", "1e19", "-1e300", "9000000000000001"};
+	for(size_t i = 0; i < sizeof(not_sequences) / sizeof(not_sequences[0]); i++){
+		char *line = test_format("{\"op\":\"createRole\",\"role\":{\"rolename\":\"r\",\"acls\":[]},\"seq\":%s}\n",
+				not_sequences[i]);
+		test_write_file(fixture->journal_path, line, strlen(line));
+		assert_journal_refused(fixture, not_sequences[i], 1, "seq");
+		free(line);
+	}
 }
 
 /* ==== 6. appends that fail ==== */
