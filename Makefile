@@ -49,7 +49,7 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 	libmicrohttpd-dev xxd clang libclang-rt-14-dev \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test sanitize-test integration-test browser-test demo install uninstall bench clean
+.PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build demo install uninstall bench clean
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 
@@ -100,6 +100,23 @@ unit-test: $(UNIT_TESTS)
 sanitize-test:
 	$(MAKE) CC=clang BUILD=$(BUILD)/sanitize \
 		SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit-test
+
+# Fuzzing (libFuzzer, clang) with ASan and UBSan: test/fuzz/run.sh runs
+# each harness for FUZZ_SECONDS on a copy of its committed seed corpus and
+# fails on any crash, leak or sanitizer report.
+FUZZERS := control state
+FUZZ_SECONDS ?= 60
+FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SUPPORT := test/fuzz/fuzz_support.c
+
+$(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(CORE_OBJECTS)
+	$(CC) $(CFLAGS) -Itest/fuzz -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT) $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) CC=clang BUILD=$(BUILD)/fuzz SANITIZE="$(FUZZ_SANITIZE)" $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz: deps fuzz-build
+	FUZZ_BUILD=$(BUILD)/fuzz test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 	$(PYTHON) -m pytest -q test/integration

@@ -1,0 +1,142 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+
+#include "state_format.h"
+#include "fuzz_support.h"
+
+const char *fuzz_scratch_dir(void)
+{
+	static char dir[256];
+	if(dir[0] == '\0'){
+		struct stat shm;
+		const char *base = stat("/dev/shm", &shm) == 0 && S_ISDIR(shm.st_mode) ? "/dev/shm" : "/tmp";
+		snprintf(dir, sizeof(dir), "%s/mosquitto-tokens-fuzz.XXXXXX", base);
+		if(mkdtemp(dir) == NULL){
+			fuzz_fail("cannot create a scratch folder under %s: %s", base, strerror(errno));
+		}
+	}
+	return dir;
+}
+
+void fuzz_path(char *out, size_t out_len, const char *dir, const char *name)
+{
+	if((size_t)snprintf(out, out_len, "%s/%s", dir, name) >= out_len){
+		fuzz_fail("path too long: %s/%s", dir, name);
+	}
+}
+
+void fuzz_write_file(const char *path, const void *bytes, size_t length)
+{
+	FILE *file = fopen(path, "wb");
+	if(file == NULL || fwrite(bytes, 1, length, file) != length || fclose(file) != 0){
+		fuzz_fail("cannot write %s: %s", path, strerror(errno));
+	}
+}
+
+void fuzz_remove(const char *path)
+{
+	if(unlink(path) != 0 && errno != ENOENT){
+		fuzz_fail("cannot remove %s: %s", path, strerror(errno));
+	}
+}
+
+unsigned char *fuzz_read_file(const char *path, size_t *length)
+{
+	FILE *file = fopen(path, "rb");
+	if(file == NULL){
+		if(errno == ENOENT){
+			return NULL;
+		}
+		fuzz_fail("cannot open %s: %s", path, strerror(errno));
+	}
+	size_t capacity = 4096;
+	unsigned char *bytes = malloc(capacity);
+	*length = 0;
+	while(bytes != NULL){
+		*length += fread(bytes + *length, 1, capacity - *length, file);
+		if(*length < capacity){
+			break;
+		}
+		capacity *= 2;
+		unsigned char *bigger = realloc(bytes, capacity);
+		if(bigger == NULL){
+			free(bytes);
+		}
+		bytes = bigger;
+	}
+	if(bytes == NULL || ferror(file)){
+		fuzz_fail("cannot read %s", path);
+	}
+	fclose(file);
+	return bytes;
+}
+
+void fuzz_fail(const char *format, ...)
+{
+	va_list args;
+	va_start(args, format);
+	fputs("fuzz expectation broken: ", stderr);
+	vfprintf(stderr, format, args);
+	fputc('\n', stderr);
+	va_end(args);
+	abort();
+}
+
+void fuzz_assert_same_state(const struct store *expected, const struct store *actual, const char *when)
+{
+	cJSON *expected_json = state_to_json(expected);
+	cJSON *actual_json = state_to_json(actual);
+	if(expected_json == NULL || actual_json == NULL){
+		fuzz_fail("out of memory");
+	}
+	if(!cJSON_Compare(expected_json, actual_json, true)){
+		char *expected_text = cJSON_Print(expected_json);
+		char *actual_text = cJSON_Print(actual_json);
+		fuzz_fail("%s: the state differs.\nexpected: %s\nactual: %s", when,
+				expected_text ? expected_text : "?", actual_text ? actual_text : "?");
+	}
+	cJSON_Delete(expected_json);
+	cJSON_Delete(actual_json);
+}
+
+void fuzz_log(int level, const char *format, ...)
+{
+	(void)level;
+	(void)format;
+}
+
+int64_t fuzz_clock(void)
+{
+	return 1795860000; /* 2026-11-28T10:00:00Z */
+}
+
+static ssize_t write_enospc(int fd, const void *buffer, size_t count)
+{
+	(void)fd; (void)buffer; (void)count;
+	errno = ENOSPC;
+	return -1;
+}
+
+static int fsync_eio(int fd)
+{
+	(void)fd;
+	errno = EIO;
+	return -1;
+}
+
+static int rename_eacces(const char *from, const char *to)
+{
+	(void)from; (void)to;
+	errno = EACCES;
+	return -1;
+}
+
+const struct persist_io fuzz_io_write_fails = {.write = write_enospc, .fsync = fsync, .rename = rename};
+const struct persist_io fuzz_io_fsync_fails = {.write = write, .fsync = fsync_eio, .rename = rename};
+const struct persist_io fuzz_io_rename_fails = {.write = write, .fsync = fsync, .rename = rename_eacces};

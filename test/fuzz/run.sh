@@ -1,0 +1,43 @@
+#!/bin/sh
+# Runs each libFuzzer harness for SECONDS on a scratch copy of its seed
+# corpus (the committed corpus stays as it is), then prints what each
+# reached. Fails on the first crash, leak or sanitizer report; the input
+# that caused it is kept in $FUZZ_BUILD/artifacts/.
+#
+#   FUZZ_BUILD=build/fuzz test/fuzz/run.sh SECONDS HARNESS...
+set -eu
+seconds=$1
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+build=${FUZZ_BUILD:-build/fuzz}
+mkdir -p "$build/artifacts"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+summary="$scratch/summary"
+printf '%-8s %12s %8s %9s %8s %7s\n' harness executions exec/s "edges" "of" features > "$summary"
+
+for harness in "$@"; do
+	corpus="$scratch/corpus-$harness"
+	mkdir -p "$corpus"
+	cp "$here/corpus/$harness"/* "$corpus"/
+	log="$build/fuzz_$harness.log"
+	echo "== fuzzing $harness for $seconds s (log: $log)"
+	if ! "$build/fuzz_$harness" -max_total_time="$seconds" -print_final_stats=1 \
+			-dict="$here/json.dict" -artifact_prefix="$build/artifacts/$harness-" \
+			-timeout=10 -rss_limit_mb=2048 "$corpus" > "$log" 2>&1; then
+		grep -v "^#[0-9]" "$log" | tail -n 60
+		echo "fuzz_$harness failed: see $log and $build/artifacts/" >&2
+		exit 1
+	fi
+	# libFuzzer's last status line holds cov (edges reached) and ft
+	# (features); the "Loaded ... counters" line holds the edges instrumented.
+	status=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
+	executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+	edges=$(echo "$status" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
+	features=$(echo "$status" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
+	total=$(sed -n 's/.*Loaded [0-9]* modules *(\([0-9]*\) inline 8-bit counters).*/\1/p' "$log" | head -n 1)
+	printf '%-8s %12s %8s %9s %8s %7s\n' "$harness" "$executions" "$rate" "$edges" "$total" "$features" >> "$summary"
+done
+echo
+cat "$summary"
