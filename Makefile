@@ -129,6 +129,8 @@ browser-test: all
 test: deps
 	$(MAKE) all unit-test
 	$(MAKE) sanitize-test
+	$(MAKE) fuzz-build
+	FUZZ_BUILD=$(BUILD)/fuzz test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 	$(MAKE) integration-test
 	$(MAKE) browser-test
 

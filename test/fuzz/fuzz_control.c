@@ -3,11 +3,13 @@
  * payload, as a client would publish it on $CONTROL/tokens/v1.
  *
  * Each input runs against a fresh instance loaded from the same small state
- * (roles, a valid, an expired and a rotating token), three times:
+ * (roles, a valid, an expired and a rotating token), four times:
  *   1. with working disk I/O: the reply must be a {"responses": [...]}
  *      document, and the files written must load back into exactly the
  *      state the instance holds in memory;
- *   2. and 3. with every journal write, then every fsync failing: whatever
+ *   2. with every rename failing, so that no snapshot can replace the
+ *      old one: the same, as the journal still holds every change;
+ *   3. and 4. with every journal write, then every fsync failing: whatever
  *      the request asked, memory and disk must still hold the state before.
  * A snapshot is forced after two changes so that its path (temporary file,
  * rename) is fuzzed too.
@@ -101,11 +103,14 @@ static void check_disk_matches(struct tokens_plugin *plugin, const char *when)
 	tokens_plugin_free(plugin);
 }
 
-static void run_with_working_disk(const uint8_t *data, size_t size)
+/* io NULL: the real system calls. */
+static void run_and_compare_disk(const uint8_t *data, size_t size, const struct persist_io *io, const char *when)
 {
 	struct tokens_plugin *plugin = fresh_instance();
+	persist_set_io(plugin->persist, io);
 	handle(plugin, data, size);
-	check_disk_matches(plugin, "after the request, memory against disk");
+	persist_set_io(plugin->persist, NULL);
+	check_disk_matches(plugin, when);
 }
 
 static void run_with_failing_disk(const uint8_t *data, size_t size, const struct persist_io *io,
@@ -125,7 +130,8 @@ static void run_with_failing_disk(const uint8_t *data, size_t size, const struct
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	run_with_working_disk(data, size);
+	run_and_compare_disk(data, size, NULL, "after the request, memory against disk");
+	run_and_compare_disk(data, size, &fuzz_io_rename_fails, "snapshot renames failing, memory against disk");
 	run_with_failing_disk(data, size, &fuzz_io_write_fails, "journal writes failing");
 	run_with_failing_disk(data, size, &fuzz_io_fsync_fails, "journal fsyncs failing");
 	return 0;
