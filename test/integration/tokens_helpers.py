@@ -154,11 +154,14 @@ class Broker:
     `prelude` lines come first, before the listener (per_listener_settings
     must precede every security setting). `acl`, when given, is the whole
     text of the acl_file instead of the generated one. `allow_anonymous`
-    sets the broker option of that name.
+    sets the broker option of that name. `wrapper`, a command line that
+    mosquitto runs under (valgrind and its options, say), and the seconds
+    that a start and a stop may take, longer under such a wrapper.
     """
 
     def __init__(self, directory, port=None, state_file=None, extra_config=(), users=None,
-                 name="broker", plugin=PLUGIN, prelude=(), acl=None, allow_anonymous=True):
+                 name="broker", plugin=PLUGIN, prelude=(), acl=None, allow_anonymous=True,
+                 wrapper=(), start_timeout=5.0, stop_timeout=5.0):
         self.directory = str(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.name = name
@@ -175,6 +178,9 @@ class Broker:
         self.acl = acl
         self.allow_anonymous = allow_anonymous
         self.plugin = plugin
+        self.wrapper = list(wrapper)
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
         self.process = None
         self.returncode = None
         self._log_file = None
@@ -231,15 +237,16 @@ class Broker:
         self.starts += 1
         self._log_file.write(f"==== test harness: start #{self.starts}\n".encode())
         self._log_file.flush()
-        self.process = subprocess.Popen([MOSQUITTO, "-c", self.conf_path],
+        self.process = subprocess.Popen(self.wrapper + [MOSQUITTO, "-c", self.conf_path],
                                         stdout=self._log_file, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL)
         self.returncode = None
 
-    def start(self, timeout=5.0):
+    def start(self, timeout=None):
         """Starts the broker and waits until it accepts connections. A port
         picked by free_port that someone else took meanwhile is replaced,
         at the first start only (a restart keeps its port)."""
+        timeout = self.start_timeout if timeout is None else timeout
         for attempt in range(3):
             try:
                 return self._start_once(timeout)
@@ -267,8 +274,9 @@ class Broker:
         self.kill()
         raise BrokerStartError(f"mosquitto did not listen on port {self.port} within {timeout}s:\n{self.log}")
 
-    def start_expecting_failure(self, timeout=5.0):
+    def start_expecting_failure(self, timeout=None):
         """Starts the broker, expecting it to refuse; returns its exit status."""
+        timeout = self.start_timeout if timeout is None else timeout
         self._spawn()
         try:
             code = self.process.wait(timeout)
@@ -286,8 +294,9 @@ class Broker:
             self._log_file.close()
             self._log_file = None
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout=None):
         """SIGTERM, then wait (SIGKILL if it hangs). Returns the exit status."""
+        timeout = self.stop_timeout if timeout is None else timeout
         if self.process is None:
             return self.returncode
         if self.process.poll() is None:

@@ -1,0 +1,382 @@
+"""
+The broker under valgrind's memcheck, with the plugin loaded, used the way
+an operator and devices use it: roles and tokens made through the control
+topic, logins (good, malformed, unknown, revoked, expired), publishes and
+subscriptions allowed and denied by role, rotation with a grace period,
+revocation of a connected token, listing, events, metrics, the configured
+limits, malformed requests, a reload, then a clean stop (SIGTERM) that folds
+the journal. A second run loads that state, and a third replays a journal.
+
+After each run, valgrind's report must hold no error (invalid access, use of
+uninitialised memory, definite or indirect leak) with a frame in the plugin.
+What it reports against mosquitto or the libraries alone is not ours to fix:
+it is printed (pytest -s shows it) and given as a warning.
+
+The tests share one broker and run in order; the last one stops it and reads
+the report.
+"""
+import json
+import os
+import shutil
+import signal
+import time
+import types
+import warnings
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from access_helpers import (
+    NOT_AUTHORIZED, Device, acl, attempt_login, device, forge_token, issue,
+    issue_short_lived, make_role, refused, wait_until,
+)
+from beyond_helpers import ACL_WITH_SYS, EventWatcher, read_metrics
+from tokens_helpers import (
+    FUTURE, PLUGIN, REPO, V5, V311, Broker, format_time, response_properties,
+)
+
+VALGRIND = shutil.which("valgrind")
+PLUGIN_SOURCES = os.path.join(REPO, "plugin")
+pytestmark = pytest.mark.skipif(VALGRIND is None, reason="valgrind is not installed (Debian package valgrind)")
+
+# Everything is 10 to 50 times slower under valgrind; these are waits for
+# something that must happen, not measurements.
+SLOW = 30.0
+DAY = 86400
+
+# Small limits, so that reaching them takes a few commands.
+MAX_COMMANDS = 20
+MAX_TOKENS = 12
+MAX_ACLS = 5
+MAX_TOPIC_BYTES = 64
+MAX_REQUEST_BYTES = 4096
+
+# Report kinds that fail the test when a frame is the plugin's. Possibly
+# lost blocks are only shown: a pointer into a block's middle, which
+# libraries keep for their own reasons, is enough to make one.
+FAILING_KINDS = {"InvalidRead", "InvalidWrite", "InvalidFree", "MismatchedFree", "InvalidJump",
+                 "Overlap", "InvalidMemPool", "UninitCondition", "UninitValue", "SyscallParam",
+                 "ClientCheck", "FishyValue", "Leak_DefinitelyLost", "Leak_IndirectlyLost"}
+
+
+def valgrind_command(directory):
+    # --keep-debuginfo: mosquitto unloads the plugin before exiting, so the
+    # leak report would otherwise show "???" where the plugin's frames are.
+    return [VALGRIND, "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
+            "--errors-for-leak-kinds=definite,indirect", "--track-origins=no", "--keep-debuginfo=yes",
+            "--num-callers=30", "--xml=yes", f"--xml-file={directory}/valgrind-%p.xml"]
+
+
+def valgrind_broker(directory, **kwargs):
+    return Broker(directory, wrapper=valgrind_command(directory), start_timeout=SLOW, stop_timeout=120.0,
+                  acl=ACL_WITH_SYS, users={"alice": "alice-password"},
+                  extra_config=["plugin_opt_metrics_interval 1",
+                                f"plugin_opt_max_commands {MAX_COMMANDS}",
+                                f"plugin_opt_max_tokens {MAX_TOKENS}",
+                                f"plugin_opt_max_acls_per_role {MAX_ACLS}",
+                                f"plugin_opt_max_topic_bytes {MAX_TOPIC_BYTES}",
+                                f"plugin_opt_max_request_bytes {MAX_REQUEST_BYTES}",
+                                "plugin_opt_last_used_save_interval 1"],
+                  **kwargs)
+
+
+# ---------------------------------------------------------------- the report
+
+def frame_text(frame):
+    fields = {child.tag: child.text for child in frame}
+    where = fields.get("fn") or fields.get("ip", "?")
+    if fields.get("file"):
+        where += f" ({fields.get('dir', '')}/{fields['file']}:{fields.get('line', '?')})"
+    return f"{where} in {fields.get('obj', '?')}"
+
+
+def is_plugin_frame(frame):
+    """The plugin's object file, or one of our sources under plugin/."""
+    obj = frame.findtext("obj") or ""
+    source_dir = os.path.realpath(frame.findtext("dir") or "/")
+    return os.path.basename(obj) == os.path.basename(PLUGIN) or source_dir == PLUGIN_SOURCES
+
+
+def error_text(error):
+    """One error as valgrind prints it: what happened, its stack, and the
+    stacks that explain it (where the block was allocated or freed)."""
+    lines = [f"{error.findtext('kind')}:"]
+    for part in error:
+        if part.tag in ("what", "auxwhat"):
+            lines.append(f"  {part.text}")
+        elif part.tag in ("xwhat", "xauxwhat"):
+            lines.append(f"  {part.findtext('text')}")
+        elif part.tag == "stack":
+            lines.extend(f"      {frame_text(frame)}" for frame in part.iter("frame"))
+    return "\n".join(lines)
+
+
+def read_report(path):
+    """valgrind's XML report: a list of (kind, text, whether a frame in any
+    of its stacks is the plugin's)."""
+    root = ElementTree.parse(path).getroot()
+    assert root.find("status[state='FINISHED']") is not None, f"{path}: valgrind did not finish"
+    return [(error.findtext("kind"), error_text(error), any(map(is_plugin_frame, error.iter("frame"))))
+            for error in root.iter("error")]
+
+
+def check_report(broker, pid):
+    """Fails on every error of ours in the run with that pid; prints the rest."""
+    path = os.path.join(broker.directory, f"valgrind-{pid}.xml")
+    assert os.path.exists(path), f"no valgrind report {path}:\n{broker.log[-3000:]}"
+    errors = read_report(path)
+    ours = [text for kind, text, in_plugin in errors if in_plugin and kind in FAILING_KINDS]
+    others = [text for kind, text, in_plugin in errors if not (in_plugin and kind in FAILING_KINDS)]
+    print(f"\nvalgrind, run {pid}: {len(ours)} error(s) in the plugin, {len(others)} other report(s)"
+          + "".join(f"\n{text}" for text in others))
+    if others:
+        warnings.warn(f"valgrind reported {len(others)} error(s) or possible leak(s) outside the plugin; "
+                      f"see {path}")
+    if ours:
+        pytest.fail(f"valgrind found {len(ours)} error(s) in the plugin (report {path}):\n"
+                    + "\n\n".join(ours), pytrace=False)
+
+
+def stop_and_check(broker):
+    pid = broker.process.pid
+    code = broker.stop()
+    assert code == 0, f"mosquitto exited with status {code}:\n{broker.log[-3000:]}"
+    check_report(broker, pid)
+
+
+# ---------------------------------------------------------------- shared broker
+
+@pytest.fixture(scope="module")
+def vg(tmp_path_factory):
+    """The broker under valgrind, an admin client and an event watcher."""
+    broker = valgrind_broker(str(tmp_path_factory.mktemp("valgrind")))
+    broker.start()
+    shared = types.SimpleNamespace(broker=broker, admin=broker.client(), events=EventWatcher(broker.port),
+                                   devices=[], secrets={})
+
+    def make_device(*args, **kwargs):
+        kwargs.setdefault("subscribe_response", False)
+        shared.devices.append(device(broker, *args, **kwargs))
+        return shared.devices[-1]
+
+    shared.device = make_device
+    yield shared
+    for d in shared.devices:
+        d.close()
+    shared.events.close()
+    shared.admin.close()
+    broker.stop()
+
+
+def codes(responses):
+    return [r.get("code") for r in responses]
+
+
+def test_roles(vg):
+    admin = vg.admin
+    make_role(admin, "dev", [acl("publishClientSend", "d/#"), acl("subscribePattern", "d/#"),
+                             acl("publishClientReceive", "d/secret", allow=False, priority=5)])
+    admin.call("addRoleACL", rolename="dev", acltype="subscribeLiteral", topic="lit/x", allow=True)
+    make_role(admin, "spare", [acl("unsubscribePattern", "x/#", allow=False)])
+    admin.call("addRoleACL", rolename="spare", acltype="publishClientSend", topic="x/+/y", priority=3,
+               allow=True)
+    admin.call("removeRoleACL", rolename="spare", acltype="unsubscribePattern", topic="x/#")
+    role = admin.call("getRole", rolename="dev")
+    assert [a["acltype"] for a in role["acls"]] == ["publishClientSend", "publishClientReceive",
+                                                    "subscribeLiteral", "subscribePattern"]
+    listed = admin.call("listRoles")
+    assert listed["totalCount"] == 2
+    admin.call("deleteRole", rolename="spare")
+    assert admin.call("listRoles")["totalCount"] == 1
+
+    too_many = admin.request([dict(command="addRoleACL", rolename="dev", acltype="unsubscribeLiteral",
+                                   topic="u/1", allow=True)] * 2)
+    assert codes(too_many) == [None, "limit"], too_many
+    long_topic = admin.request([dict(command="createRole", rolename="long",
+                                     acls=[acl("publishClientSend", "t/" + "a" * MAX_TOPIC_BYTES)])])
+    assert codes(long_topic) == ["limit"], long_topic
+    missing = admin.request([dict(command="getRole", rolename="nobody"),
+                             dict(command="createRole", rolename="dev")])
+    assert codes(missing) == ["notFound", "exists"], missing
+
+
+def test_tokens_and_logins(vg):
+    admin, broker = vg.admin, vg.broker
+    for name in ("dev-1", "dev-2", "dev-3"):
+        vg.secrets[name], _ = issue(admin, name, "dev", format_time(time.time() + 30 * DAY))
+    # Inside the expiry warning window at once: a tokenExpiring event.
+    vg.secrets["soon"], _ = issue(admin, "soon", "dev", format_time(time.time() + 2 * DAY))
+    assert admin.request([dict(command="deleteRole", rolename="dev")])[0]["code"] == "inUse"
+
+    listing = admin.call("listTokens", status="valid", count=2, offset=1)
+    assert listing["totalCount"] == 4 and len(listing["tokens"]) == 2
+    assert admin.call("getToken", name="dev-1")["role"] == "dev"
+
+    d5 = vg.device("dev-1", vg.secrets["dev-1"], client_id="dev-1-v5")
+    d3 = vg.device("dev-1", vg.secrets["dev-1"], protocol=V311, client_id="dev-1-v311")
+    assert d5.is_connected and d3.is_connected
+    typo = vg.secrets["dev-1"][:-1] + ("1" if vg.secrets["dev-1"][-1] == "0" else "0")
+    assert refused(V5, attempt_login(broker.port, "dev-1", typo, timeout=SLOW))
+    assert refused(V5, attempt_login(broker.port, "dev-1", forge_token(), timeout=SLOW))
+    assert refused(V311, attempt_login(broker.port, "x", "mqtk_short", protocol=V311, timeout=SLOW))
+    # Not a token: left to the broker's password_file.
+    assert attempt_login(broker.port, "alice", "alice-password", timeout=SLOW) == 0
+    assert refused(V5, attempt_login(broker.port, "alice", "wrong-password", timeout=SLOW))
+    broker.wait_for_log("malformed token")
+    broker.wait_for_log("unknown token")
+    assert admin.call("getToken", name="dev-1")["lastUsed"] is not None
+
+
+def test_access_by_role(vg):
+    d = vg.device("dev-2", vg.secrets["dev-2"], client_id="dev-2-a")
+    assert d.subscribe_code("d/#") in (0, 1)
+    assert d.subscribe_code("lit/x") in (0, 1)
+    assert d.subscribe_code("e/#") == NOT_AUTHORIZED
+    assert d.unsubscribe_code("d/#") == 0
+    assert d.subscribe_code("d/+") in (0, 1)
+    assert d.publish_code("d/open", "hello") == 0
+    assert d.publish_code("e/closed", "no") == NOT_AUTHORIZED
+    assert d.publish_code("d/secret", "not delivered to a dev") == 0
+    assert d.publish_code("d/marker", "last") == 0
+    seen = d.expect("d/marker", "last", timeout=SLOW)
+    assert ("d/open", b"hello") in seen
+    assert ("d/secret", b"not delivered to a dev") not in seen
+
+
+def test_rotation_with_grace(vg):
+    admin = vg.admin
+    old = vg.device("dev-3", vg.secrets["dev-3"], client_id="dev-3-old")
+    data = admin.call("rotateToken", name="dev-3", graceSeconds=8)
+    assert "previousValidUntil" in data
+    assert old.is_connected, "the old secret's connection was closed during its grace period"
+    assert attempt_login(vg.broker.port, "dev-3", vg.secrets["dev-3"], timeout=SLOW) == 0, \
+        "the old secret was refused during its grace period"
+    new = vg.device("dev-3", data["token"], client_id="dev-3-new")
+    assert old.wait_disconnected(SLOW), "the old secret's connection outlived its grace period"
+    assert new.is_connected
+    assert refused(V5, attempt_login(vg.broker.port, "dev-3", vg.secrets["dev-3"], timeout=SLOW))
+    vg.secrets["dev-3"] = data["token"]
+    vg.events.wait_for("tokenRotated", name="dev-3", timeout=SLOW)
+
+
+def test_revoke_while_connected(vg):
+    d = vg.device("dev-2", vg.secrets["dev-2"], client_id="dev-2-b")
+    data = vg.admin.call("revokeToken", name="dev-2")
+    assert data["disconnected"] >= 1
+    assert d.wait_disconnected(SLOW), "a revoked token's connection stayed open"
+    assert refused(V5, attempt_login(vg.broker.port, "dev-2", vg.secrets["dev-2"], timeout=SLOW))
+    vg.events.wait_for("tokenRevoked", name="dev-2", timeout=SLOW)
+
+
+def test_expiry(vg):
+    secret, token_hash, until = issue_short_lived(vg.admin, "brief", "dev", 4)
+    d = vg.device("brief", secret, client_id="brief-1")
+    assert d.wait_disconnected(SLOW), "an expired token's connection stayed open"
+    wait_until(lambda: time.time() > until + 1, timeout=SLOW, message="past validUntil")
+    assert refused(V5, attempt_login(vg.broker.port, "brief", secret, timeout=SLOW))
+    vg.broker.wait_for_log("expired token brief")
+    vg.events.wait_for("tokenExpired", name="brief", timeout=SLOW)
+    vg.events.wait_for("tokenExpiring", name="soon", timeout=SLOW)
+    vg.events.wait_for("tokenCreated", name="dev-1", timeout=SLOW)
+    assert vg.admin.call("getToken", hash=token_hash)["status"] == "invalid"
+    assert vg.admin.call("listTokens", status="invalid")["totalCount"] == 1
+
+
+def test_metrics(vg):
+    def shown():
+        values, _ = read_metrics(vg.broker.port, wait=1.0)
+        return values if values.get("total") == str(4) and values.get("logins/refused") not in (None, "0") \
+            else None
+
+    values = wait_until(shown, timeout=SLOW, interval=0.5, message="metrics showing 4 tokens")
+    assert int(values["logins/accepted"]) >= 5, values
+
+
+def test_limits_and_malformed_requests(vg):
+    admin = vg.admin
+    many = [dict(command="listRoles")] * (MAX_COMMANDS + 1)
+    assert codes(admin.request_raw(json.dumps({"commands": many}))["responses"]) == ["limit"]
+    big = json.dumps({"commands": [dict(command="getRole", rolename="r" * MAX_REQUEST_BYTES)]})
+    assert codes(admin.request_raw(big)["responses"]) == ["limit"]
+    room = MAX_TOKENS - admin.call("listTokens")["totalCount"]
+    creates = [dict(command="createToken", name=f"fill-{i}", role="dev", validUntil=FUTURE)
+               for i in range(room + 1)]
+    assert codes(admin.request(creates)) == [None] * room + ["limit"]
+    for i in range(room):
+        admin.call("revokeToken", name=f"fill-{i}")
+
+    for payload in (b"not json", b"", b"[1, 2]", b'{"commands": 7}', b"\xff\xfe{", b'{"commands": [7]}'):
+        responses = admin.request_raw(payload)["responses"]
+        assert len(responses) == 1 and "error" in responses[0], (payload, responses)
+    bad = admin.request([
+        dict(command="noSuchCommand", correlationData="c1"),
+        dict(command="createToken", name="bad\u0000name", role="dev", validUntil=FUTURE),
+        dict(command="createToken", name=7, role="dev", validUntil=FUTURE),
+        dict(command="createToken", name="past", role="dev", validUntil="2001-01-01T00:00:00Z"),
+        dict(command="createToken", name="nope", role="dev", validUntil="tomorrow"),
+        dict(command="createToken", name="x" * 31, role="dev", validUntil=FUTURE),
+        dict(command="createToken", name="ghost", role="no-role", validUntil=FUTURE),
+        dict(command="createToken", name="dev-1", role="dev", validUntil=FUTURE),
+        dict(command="getToken", name="dev-1", hash="0" * 64),
+        dict(command="revokeToken", hash="not a hash"),
+        dict(command="rotateToken", name="dev-1", graceSeconds=-1),
+        dict(command="listTokens", count=0),
+        dict(command="addRoleACL", rolename="dev", acltype="nonsense", topic="a", allow=True),
+        dict(command="createRole", rolename="r", acls=[{"acltype": "publishClientSend"}]),
+        dict(command="getRole", correlationData=5),
+    ])
+    assert all("error" in r for r in bad), [r for r in bad if "error" not in r]
+    assert bad[0]["correlationData"] == "c1"
+
+
+def test_response_topic_and_reload(vg):
+    admin, broker = vg.admin, vg.broker
+    with Device(broker.port, subscriptions=["answers/me"]) as asker:
+        asker.publish("$CONTROL/tokens/v1", json.dumps({"commands": [{"command": "listRoles"}]}),
+                      properties=response_properties("answers/me", b"corr-1"))
+        message = asker.next_message(SLOW)
+        assert message.topic == "answers/me"
+        assert message.properties.CorrelationData == b"corr-1"
+    d = vg.device("dev-1", vg.secrets["dev-1"], client_id="dev-1-reload")
+    count = broker.log.count("Reloading config.")
+    broker.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: broker.log.count("Reloading config.") > count, timeout=SLOW, message="reload logged")
+    assert d.publish_code("d/after-reload", "still here") == 0
+    assert admin.call("listRoles")["totalCount"] == 1
+
+
+def test_clean_stop_then_load_and_replay(vg):
+    """The shared broker stops; its report is read. Then a second run loads
+    the folded state and changes it, its files are copied while it runs (a
+    snapshot and a journal), and a third run replays that journal."""
+    broker = vg.broker
+    for d in vg.devices:
+        d.close()
+    vg.events.close()
+    vg.admin.close()
+    stop_and_check(broker)
+    assert not os.path.exists(broker.journal_file), "the journal was not folded in at the stop"
+    names = sorted(t["name"] for t in broker.read_state()["tokens"])
+    assert names == ["brief", "dev-1", "dev-3", "soon"], names
+
+    broker.start()
+    with broker.client() as admin:
+        secret, _ = issue(admin, "late", "dev")
+        admin.call("revokeToken", name="soon")
+        with device(broker, "late", secret) as late:
+            assert late.publish_code("d/late", "hi") == 0
+        copy = os.path.join(broker.directory, "copy")
+        os.makedirs(copy)
+        assert os.path.exists(broker.journal_file), "expected the changes in a journal"
+        shutil.copy(broker.state_file, os.path.join(copy, "tokens.json"))
+        shutil.copy(broker.journal_file, os.path.join(copy, "tokens.json.journal"))
+    stop_and_check(broker)
+
+    replayed = valgrind_broker(copy)
+    replayed.start()
+    try:
+        with device(replayed, "late", secret) as late:
+            assert late.publish_code("d/late", "again") == 0
+        assert refused(V5, attempt_login(replayed.port, "soon", vg.secrets["soon"], timeout=SLOW))
+    finally:
+        stop_and_check(replayed)
