@@ -157,6 +157,18 @@ bench: deps
 	$(MAKE) all $(BENCH_BINARIES)
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
+# Fuzzing: the console harness
+# http_api.c behind libmicrohttpd, with a fake broker pool (no network).
+FUZZ_CONSOLE := $(BUILD)/fuzz/fuzz_console
+FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c console/http_api.c \
+	console/assets.c plugin/token_format.c
+FUZZ_CONSOLE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -Iinclude -Iconsole -I$(BUILD)/console \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1
+
+$(FUZZ_CONSOLE): $(FUZZ_CONSOLE_SOURCES) $(wildcard include/*.h console/*.h) $(BUILD)/console/page_files.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CONSOLE_CFLAGS) -o $@ $(FUZZ_CONSOLE_SOURCES) -lmicrohttpd -lcjson -lcrypto -lz
+
 install: all
 	install -d $(DESTDIR)$(LIBDIR)
 	install -m 0644 $(PLUGIN) $(DESTDIR)$(LIBDIR)/mosquitto_tokens.so
