@@ -49,7 +49,7 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 	libmicrohttpd-dev xxd clang libclang-rt-14-dev \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build demo install uninstall bench clean
+.PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run demo install uninstall bench clean
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 
@@ -104,19 +104,30 @@ sanitize-test:
 # Fuzzing (libFuzzer, clang) with ASan and UBSan: test/fuzz/run.sh runs
 # each harness for FUZZ_SECONDS on a copy of its committed seed corpus and
 # fails on any crash, leak or sanitizer report.
-FUZZERS := control state
+FUZZERS := control state console
 FUZZ_SECONDS ?= 60
 FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_SUPPORT := test/fuzz/fuzz_support.c
+# The console's http_api.c behind libmicrohttpd, with a broker pool that
+# answers without a broker (no network).
+FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c console/http_api.c console/assets.c
 
 $(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(CORE_OBJECTS)
 	$(CC) $(CFLAGS) -Itest/fuzz -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT) $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/fuzz_console: $(FUZZ_CONSOLE_SOURCES) $(wildcard include/*.h console/*.h) $(BUILD)/console/page_files.h \
+		$(BUILD)/plugin/token_format.o
+	$(CC) $(CFLAGS) -Iconsole -I$(BUILD)/console -fsanitize=fuzzer -o $@ $(FUZZ_CONSOLE_SOURCES) \
+		$(BUILD)/plugin/token_format.o $(LDFLAGS) -lmicrohttpd -lcjson -lcrypto -lz
+
 fuzz-build:
 	$(MAKE) CC=clang BUILD=$(BUILD)/fuzz SANITIZE="$(FUZZ_SANITIZE)" $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
 
-fuzz: deps fuzz-build
+fuzz-run: fuzz-build
 	FUZZ_BUILD=$(BUILD)/fuzz test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+fuzz: deps
+	$(MAKE) fuzz-run
 
 integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 	$(PYTHON) -m pytest -q test/integration
@@ -129,8 +140,7 @@ browser-test: all
 test: deps
 	$(MAKE) all unit-test
 	$(MAKE) sanitize-test
-	$(MAKE) fuzz-build
-	FUZZ_BUILD=$(BUILD)/fuzz test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+	$(MAKE) fuzz-run
 	$(MAKE) integration-test
 	$(MAKE) browser-test
 
@@ -156,18 +166,6 @@ $(BUILD)/make_state: bench/make_state.c $(CORE_OBJECTS)
 bench: deps
 	$(MAKE) all $(BENCH_BINARIES)
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
-
-# Fuzzing: the console harness
-# http_api.c behind libmicrohttpd, with a fake broker pool (no network).
-FUZZ_CONSOLE := $(BUILD)/fuzz/fuzz_console
-FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c console/http_api.c \
-	console/assets.c plugin/token_format.c
-FUZZ_CONSOLE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -Iinclude -Iconsole -I$(BUILD)/console \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1
-
-$(FUZZ_CONSOLE): $(FUZZ_CONSOLE_SOURCES) $(wildcard include/*.h console/*.h) $(BUILD)/console/page_files.h
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_CONSOLE_CFLAGS) -o $@ $(FUZZ_CONSOLE_SOURCES) -lmicrohttpd -lcjson -lcrypto -lz
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)
