@@ -154,11 +154,12 @@ class Broker:
     `prelude` lines come first, before the listener (per_listener_settings
     must precede every security setting). `acl`, when given, is the whole
     text of the acl_file instead of the generated one. `allow_anonymous`
-    sets the broker option of that name.
+    sets the broker option of that name. `env` ({name: value}) adds to the
+    broker's environment (for example LD_PRELOAD).
     """
 
     def __init__(self, directory, port=None, state_file=None, extra_config=(), users=None,
-                 name="broker", plugin=PLUGIN, prelude=(), acl=None, allow_anonymous=True):
+                 name="broker", plugin=PLUGIN, prelude=(), acl=None, allow_anonymous=True, env=None):
         self.directory = str(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.name = name
@@ -175,6 +176,7 @@ class Broker:
         self.acl = acl
         self.allow_anonymous = allow_anonymous
         self.plugin = plugin
+        self.env = dict(env or {})
         self.process = None
         self.returncode = None
         self._log_file = None
@@ -233,7 +235,8 @@ class Broker:
         self._log_file.flush()
         self.process = subprocess.Popen([MOSQUITTO, "-c", self.conf_path],
                                         stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL,
+                                        env=dict(os.environ, **self.env) if self.env else None)
         self.returncode = None
 
     def start(self, timeout=5.0):
