@@ -1,6 +1,6 @@
 /*
  * An LD_PRELOAD shim for the fault-injection tests: makes write, fsync,
- * fdatasync and rename fail, but only on files in one folder and only
+ * fdatasync, ftruncate and rename fail, but only on files in one folder and only
  * while the test asks for it, so that the broker starts and serves
  * normally and its sockets and log never see a fault.
  *
@@ -8,7 +8,7 @@
  *                    the folder itself included: its fsync after a rename)
  *   FAIL_IO_CONTROL  a file; while it exists, it holds the faults to inject
  *                    as words: the calls to fail ("write", "fsync" (which
- *                    also means fdatasync), "rename") and one errno name
+ *                    also means fdatasync), "ftruncate", "rename") and one errno name
  *                    ("EIO", "ENOSPC", "EROFS", "EDQUOT"; EIO by default),
  *                    for example "write ENOSPC"; with the word
  *                    "partial", a write of more than one byte writes half
@@ -137,6 +137,7 @@ static void *next_symbol(const char *name)
 static ssize_t (*real_write)(int, const void *, size_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
+static int (*real_ftruncate)(int, off_t);
 static int (*real_rename)(const char *, const char *);
 
 /* Resolved before main, while the broker has one thread. */
@@ -145,6 +146,7 @@ __attribute__((constructor)) static void find_real_calls(void)
 	real_write = (ssize_t (*)(int, const void *, size_t))next_symbol("write");
 	real_fsync = (int (*)(int))next_symbol("fsync");
 	real_fdatasync = (int (*)(int))next_symbol("fdatasync");
+	real_ftruncate = (int (*)(int, off_t))next_symbol("ftruncate");
 	real_rename = (int (*)(const char *, const char *))next_symbol("rename");
 }
 
@@ -183,6 +185,16 @@ int fdatasync(int fd)
 	}
 	errno = saved;
 	return real_fdatasync(fd);
+}
+
+int ftruncate(int fd, off_t length)
+{
+	int saved = errno;
+	if(fault_on_fd("ftruncate", fd)){
+		return -1;
+	}
+	errno = saved;
+	return real_ftruncate(fd, length);
 }
 
 int rename(const char *from, const char *to)

@@ -167,6 +167,87 @@ def test_change_that_cannot_be_written_fails_and_changes_nothing(faulty_broker, 
     assert same_state(listing(again), after)
 
 
+def test_failed_fsync_of_a_new_journal_leaves_no_journal(faulty_broker, faults, make_client):
+    """The first change after a clean start creates the journal, whose name
+    must be made durable (the folder fsync'd) before the line counts."""
+    broker = faulty_broker()
+    admin = make_client(broker=broker)
+    populate(admin)
+    admin.close()
+    assert broker.stop() == 0
+    broker.start()
+    admin = make_client(broker=broker)
+    before = listing(admin)
+    disk_before = broker.state_bytes()
+    faults.on("fsync EIO")
+
+    response = admin.request([COMMANDS[0]])[0]
+
+    assert response["code"] == "storage", response
+    assert "cannot fsync the folder" in response["error"], response
+    assert listing(admin) == before
+    assert not os.path.exists(broker.journal_file)
+    assert broker.state_bytes() == disk_before
+    faults.off()
+    assert "error" not in admin.request([COMMANDS[0]])[0]
+    assert_disk_matches(broker, admin)
+
+
+def cut_short(broker, faults, admin):
+    """A change whose line reaches the disk all but its newline and cannot
+    be taken back (ftruncate fails too): returns the listing before it."""
+    before = listing(admin)
+    disk_before = broker.state_bytes()
+    faults.on("write ftruncate ENOSPC partial")
+    response = admin.request([COMMANDS[0]])[0]
+    assert response["code"] == "storage", response
+    assert listing(admin) == before
+    # The line is there, without its newline: it does not count.
+    assert len(broker.state_bytes()) > len(disk_before)
+    with open(broker.journal_file, "rb") as f:
+        assert not f.read().endswith(b"\n")
+    assert_disk_matches(broker, admin)
+    # Nothing more is appended after it while it cannot be cut off.
+    response = admin.request([COMMANDS[3]])[0]
+    assert response["code"] == "storage" and "cannot trim" in response["error"], response
+    assert listing(admin) == before
+    return before
+
+
+def test_line_that_cannot_be_taken_back_is_cut_off_before_the_next_change(faulty_broker, faults, make_client):
+    broker = faulty_broker()
+    admin = make_client(broker=broker)
+    populate(admin)
+    cut_short(broker, faults, admin)
+
+    faults.off()
+    assert "error" not in admin.request([COMMANDS[0]])[0]
+    with open(broker.journal_file, "rb") as f:
+        assert f.read().endswith(b"\n")
+    assert_disk_matches(broker, admin)
+    memory = listing(admin)
+    admin.close()
+    broker.restart(hard=True)
+    assert same_state(listing(make_client(broker=broker)), memory)
+
+
+def test_kill_9_with_a_line_cut_short_loads_without_it(faulty_broker, faults, make_client):
+    broker = faulty_broker()
+    admin = make_client(broker=broker)
+    populate(admin)
+    before = cut_short(broker, faults, admin)
+    admin.close()
+    broker.kill()
+    faults.off()
+
+    broker.start()
+    broker.wait_for_log(r"tokens: the journal's last change was cut short by a crash")
+    admin = make_client(broker=broker)
+    assert same_state(listing(admin), before)
+    assert "error" not in admin.request([COMMANDS[0]])[0]
+    assert_disk_matches(broker, admin)
+
+
 def test_a_fault_on_every_change_of_a_request_fails_each_alone(faulty_broker, faults, make_client):
     """Commands in one request are independent: under the fault each change
     fails and reads still answer; once it is gone the next change works."""
@@ -236,8 +317,9 @@ def run(*command):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 64 KiB tmpfs, unmounted after the test (after its brokers stop:
-    fixtures end in reverse order)."""
+    """A 64 KiB tmpfs, unmounted after the test. Tests name it before
+    broker_factory: fixtures end in reverse order, so the brokers stop
+    before the unmount."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
     folder = tmp_path / "small"
@@ -262,7 +344,7 @@ def fill(folder):
     return path
 
 
-def test_disk_full_fails_the_change_and_changes_nothing(broker_factory, make_client, small_disk):
+def test_disk_full_fails_the_change_and_changes_nothing(small_disk, broker_factory, make_client):
     broker = broker_factory(state_file=small_disk / "tokens.json")
     admin = make_client(broker=broker)
     secrets = populate(admin)
