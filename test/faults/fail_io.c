@@ -1,6 +1,6 @@
 /*
  * An LD_PRELOAD shim for the fault-injection tests: makes write, fsync,
- * fdatasync, ftruncate and rename fail, but only on files in one folder and only
+ * fdatasync, ftruncate, rename and unlink fail, but only on files in one folder and only
  * while the test asks for it, so that the broker starts and serves
  * normally and its sockets and log never see a fault.
  *
@@ -8,7 +8,8 @@
  *                    the folder itself included: its fsync after a rename)
  *   FAIL_IO_CONTROL  a file; while it exists, it holds the faults to inject
  *                    as words: the calls to fail ("write", "fsync" (which
- *                    also means fdatasync), "ftruncate", "rename") and one errno name
+ *                    also means fdatasync), "ftruncate", "rename",
+ *                    "unlink") and one errno name
  *                    ("EIO", "ENOSPC", "EROFS", "EDQUOT"; EIO by default),
  *                    for example "write ENOSPC"; with the word
  *                    "partial", a write of more than one byte writes half
@@ -139,6 +140,7 @@ static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 static int (*real_ftruncate)(int, off_t);
 static int (*real_rename)(const char *, const char *);
+static int (*real_unlink)(const char *);
 
 /* Resolved before main, while the broker has one thread. */
 __attribute__((constructor)) static void find_real_calls(void)
@@ -148,6 +150,7 @@ __attribute__((constructor)) static void find_real_calls(void)
 	real_fdatasync = (int (*)(int))next_symbol("fdatasync");
 	real_ftruncate = (int (*)(int, off_t))next_symbol("ftruncate");
 	real_rename = (int (*)(const char *, const char *))next_symbol("rename");
+	real_unlink = (int (*)(const char *))next_symbol("unlink");
 }
 
 ssize_t write(int fd, const void *buffer, size_t count)
@@ -197,14 +200,33 @@ int ftruncate(int fd, off_t length)
 	return real_ftruncate(fd, length);
 }
 
+/* Sets errno and returns true when this call is to fail. */
+static bool fault_on_path(const char *call, const char *path)
+{
+	char words[CONTROL_SIZE];
+	if(!read_control(words, sizeof(words)) || !has_word(words, call) || !path_in_folder(path)){
+		return false;
+	}
+	errno = chosen_error(words);
+	return true;
+}
+
 int rename(const char *from, const char *to)
 {
 	int saved = errno;
-	char words[CONTROL_SIZE];
-	if(read_control(words, sizeof(words)) && has_word(words, "rename") && path_in_folder(from)){
-		errno = chosen_error(words);
+	if(fault_on_path("rename", from)){
 		return -1;
 	}
 	errno = saved;
 	return real_rename(from, to);
+}
+
+int unlink(const char *path)
+{
+	int saved = errno;
+	if(fault_on_path("unlink", path)){
+		return -1;
+	}
+	errno = saved;
+	return real_unlink(path);
 }

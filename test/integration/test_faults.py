@@ -309,6 +309,35 @@ def test_snapshot_that_cannot_be_renamed_leaves_the_journal_in_charge(faulty_bro
     assert attempt_login(broker.port, "kept", secrets["kept"]) == 0
 
 
+def test_journal_that_cannot_be_removed_after_a_snapshot_loses_no_later_change(faulty_broker, faults,
+                                                                              make_client):
+    """A snapshot holds the journal's changes, so the journal is removed; if
+    that fails, the old lines stay in the file. A later change that cannot
+    be written must then cut off only its own line, not the change before."""
+    broker = faulty_broker(extra_config=["plugin_opt_snapshot_after 3"])
+    admin = make_client(broker=broker)
+    populate(admin)
+    faults.on("unlink EIO")
+    admin.call("createRole", rolename="folded-1")
+    admin.call("createRole", rolename="folded-2")   # the snapshot, whose journal stays
+    with open(broker.journal_file, "rb") as f:
+        assert f.read().count(b"\n") >= 3
+
+    faults.off()
+    admin.call("createToken", name="acknowledged", role="dev", validUntil=FUTURE)
+    faults.on("write EIO")
+    assert admin.request([COMMANDS[0]])[0]["code"] == "storage"
+    faults.off()
+
+    assert_disk_matches(broker, admin)
+    memory = listing(admin)
+    admin.close()
+    broker.restart(hard=True)
+    admin = make_client(broker=broker)
+    assert same_state(listing(admin), memory)
+    assert "acknowledged" in [t["name"] for t in listing(admin)[0]]
+
+
 # ---------------------------------------------------------------- disk full
 
 def run(*command):
