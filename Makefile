@@ -33,6 +33,9 @@ CTRL_OBJECTS := $(CTRL_SOURCES:%.c=$(BUILD)/%.o)
 CONSOLE := $(BUILD)/mosquitto_tokens_console
 CONSOLE_SOURCES := $(wildcard console/*.c)
 CONSOLE_OBJECTS := $(CONSOLE_SOURCES:%.c=$(BUILD)/%.o)
+# An LD_PRELOAD shim that fails the state folder's writes on demand, for
+# the fault-injection tests (test/integration/test_faults.py).
+FAULT_SHIM := $(BUILD)/fail_io.so
 PAGE_FILES := console/page/index.html console/page/app.js console/page/style.css
 # What the module shares with the plugin: the token format and the state file.
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o journal.o snapshot_reader.o)
@@ -51,7 +54,7 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 
 .PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run demo install uninstall bench clean
 
-all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
+all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM)
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
@@ -72,6 +75,10 @@ $(BUILD)/console/%.o: console/%.c $(wildcard include/*.h console/*.h) $(BUILD)/c
 
 $(CONSOLE): $(CONSOLE_OBJECTS) $(BUILD)/plugin/token_format.o
 	$(CC) -o $@ $^ $(LDFLAGS) -lmicrohttpd -lmosquitto -lcjson -lcrypto -lz -pthread
+
+$(FAULT_SHIM): test/faults/fail_io.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS) -ldl
 
 $(CTRL_MODULE): $(CTRL_OBJECTS) $(CTRL_CORE_OBJECTS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -129,7 +136,7 @@ fuzz-run: fuzz-build
 fuzz: deps
 	$(MAKE) fuzz-run
 
-integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
+integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM)
 	$(PYTHON) -m pytest -q test/integration
 
 # Headless Chromium through playwright-core; run.sh installs Debian's

@@ -38,6 +38,7 @@ struct persist_io {
 	ssize_t (*write)(int fd, const void *buffer, size_t count);
 	int (*fsync)(int fd);
 	int (*rename)(const char *from, const char *to);
+	int (*unlink)(const char *path);
 };
 
 /* Takes the lock. On failure returns NULL and a sentence in error. */

@@ -48,6 +48,7 @@ static const struct persist_io system_io = {
 	.write = write,
 	.fsync = fsync,
 	.rename = rename,
+	.unlink = unlink,
 };
 
 /* ---- opening and locking ---- */
@@ -466,10 +467,14 @@ static void drop_journal(struct persist *persist)
 		close(persist->journal_fd);
 		persist->journal_fd = -1;
 	}
-	unlink(persist->journal_path);
+	/* A journal that cannot be removed keeps lines the snapshot holds:
+	 * they go before the next append, which would otherwise follow them
+	 * while journal_size counts from zero (and a failed append would then
+	 * cut back into them, and into the changes after them). */
+	bool removed = persist->io.unlink(persist->journal_path) == 0 || errno == ENOENT;
 	sync_folder(persist);
 	persist->journal_size = 0;
-	persist->journal_needs_trim = false;
+	persist->journal_needs_trim = !removed;
 	persist->journal_changes = 0;
 }
 

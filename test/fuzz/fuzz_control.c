@@ -3,12 +3,13 @@
  * payload, as a client would publish it on $CONTROL/tokens/v1.
  *
  * Each input runs against a fresh instance loaded from the same small state
- * (roles, a valid, an expired and a rotating token), four times:
+ * (roles, a valid, an expired and a rotating token), five times:
  *   1. with working disk I/O: the reply must be a {"responses": [...]}
  *      document, and the files written must load back into exactly the
  *      state the instance holds in memory;
  *   2. with every rename failing, so that no snapshot can replace the
- *      old one: the same, as the journal still holds every change;
+ *      old one: the same, as the journal still holds every change; and
+ *      with every journal removal after a snapshot failing: the same;
  *   3. and 4. with every journal write, then every fsync failing: whatever
  *      the request asked, memory and disk must still hold the state before.
  * A snapshot is forced after two changes so that its path (temporary file,
@@ -132,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	run_and_compare_disk(data, size, NULL, "after the request, memory against disk");
 	run_and_compare_disk(data, size, &fuzz_io_rename_fails, "snapshot renames failing, memory against disk");
+	run_and_compare_disk(data, size, &fuzz_io_unlink_fails, "journal removals failing, memory against disk");
 	run_with_failing_disk(data, size, &fuzz_io_write_fails, "journal writes failing");
 	run_with_failing_disk(data, size, &fuzz_io_fsync_fails, "journal fsyncs failing");
 	return 0;

@@ -137,6 +137,17 @@ static int rename_eacces(const char *from, const char *to)
 	return -1;
 }
 
-const struct persist_io fuzz_io_write_fails = {.write = write_enospc, .fsync = fsync, .rename = rename};
-const struct persist_io fuzz_io_fsync_fails = {.write = write, .fsync = fsync_eio, .rename = rename};
-const struct persist_io fuzz_io_rename_fails = {.write = write, .fsync = fsync, .rename = rename_eacces};
+static int unlink_eio(const char *path)
+{
+	(void)path;
+	errno = EIO;
+	return -1;
+}
+
+const struct persist_io fuzz_io_write_fails = {.write = write_enospc, .fsync = fsync, .rename = rename,
+	.unlink = unlink};
+const struct persist_io fuzz_io_fsync_fails = {.write = write, .fsync = fsync_eio, .rename = rename, .unlink = unlink};
+const struct persist_io fuzz_io_rename_fails = {.write = write, .fsync = fsync, .rename = rename_eacces,
+	.unlink = unlink};
+const struct persist_io fuzz_io_unlink_fails = {.write = write, .fsync = fsync, .rename = rename,
+	.unlink = unlink_eio};

@@ -39,5 +39,6 @@ int64_t fuzz_clock(void);
 extern const struct persist_io fuzz_io_write_fails;   /* ENOSPC */
 extern const struct persist_io fuzz_io_fsync_fails;   /* EIO */
 extern const struct persist_io fuzz_io_rename_fails;  /* EACCES */
+extern const struct persist_io fuzz_io_unlink_fails;  /* EIO */
 
 #endif

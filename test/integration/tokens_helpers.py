@@ -156,12 +156,13 @@ class Broker:
     text of the acl_file instead of the generated one. `allow_anonymous`
     sets the broker option of that name. `wrapper`, a command line that
     mosquitto runs under (valgrind and its options, say), and the seconds
-    that a start and a stop may take, longer under such a wrapper.
+    that a start and a stop may take, longer under such a wrapper. `env`
+    ({name: value}) adds to the broker's environment (for example LD_PRELOAD).
     """
 
     def __init__(self, directory, port=None, state_file=None, extra_config=(), users=None,
                  name="broker", plugin=PLUGIN, prelude=(), acl=None, allow_anonymous=True,
-                 wrapper=(), start_timeout=5.0, stop_timeout=5.0):
+                 wrapper=(), start_timeout=5.0, stop_timeout=5.0, env=None):
         self.directory = str(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.name = name
@@ -181,6 +182,7 @@ class Broker:
         self.wrapper = list(wrapper)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.env = dict(env or {})
         self.process = None
         self.returncode = None
         self._log_file = None
@@ -239,7 +241,8 @@ class Broker:
         self._log_file.flush()
         self.process = subprocess.Popen(self.wrapper + [MOSQUITTO, "-c", self.conf_path],
                                         stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.DEVNULL,
+                                        env=dict(os.environ, **self.env) if self.env else None)
         self.returncode = None
 
     def start(self, timeout=None):

@@ -900,6 +900,38 @@ static void failed_first_record_leaves_no_change(void **state)
 	assert_restart_gives_the_same_store(fixture);
 }
 
+/* A snapshot whose journal cannot be removed leaves the old lines (all in
+ * the snapshot) in the file: they must go before the next change, or a
+ * later failed append, cutting the file back to the length the persist
+ * counts, would cut into them and into the acknowledged change after. */
+static void journal_that_cannot_be_removed_is_emptied_before_the_next_change(void **state)
+{
+	struct fixture *fixture = *state;
+	record_history(fixture);
+	persist_set_io(fixture->persist, &test_io_unlink_eio);
+	save(fixture, &fixture->store);
+	assert_true(test_io_calls > 0);
+	assert_true(test_file_exists(fixture->journal_path));
+	persist_set_io(fixture->persist, NULL);
+
+	struct role *role = store_find_role(&fixture->store, "sensors");
+	struct token *acknowledged = test_add_token(&fixture->store, "acknowledged", role, 1, 2, TIME_NEVER);
+	record(fixture, journal_create_token(&fixture->store, acknowledged));
+	struct token *refused = test_add_token(&fixture->store, "refused", role, 3, 4, TIME_NEVER);
+	cJSON *change = journal_create_token(&fixture->store, refused);
+	store_unlink_token(&fixture->store, refused);
+	token_free(refused);
+	persist_set_io(fixture->persist, &test_io_write_enospc);
+	assert_false(persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error)));
+	cJSON_Delete(change);
+	persist_set_io(fixture->persist, NULL);
+
+	assert_restart_gives_the_same_store(fixture);
+	cJSON *lines = journal_lines(fixture);
+	assert_int_equal(cJSON_GetArraySize(lines), 1);   /* the old lines went first */
+	cJSON_Delete(lines);
+}
+
 static void record_with_short_writes_is_whole(void **state)
 {
 	struct fixture *fixture = *state;
@@ -1460,6 +1492,7 @@ int main(void)
 		T(journal_that_skips_changes_is_refused),
 		T(failed_record_leaves_the_journal_as_it_was),
 		T(failed_first_record_leaves_no_change),
+		T(journal_that_cannot_be_removed_is_emptied_before_the_next_change),
 		T(record_with_short_writes_is_whole),
 		T(wants_snapshot_after_as_many_changes_as_items),
 		T(wants_snapshot_after_a_set_number_of_changes),

@@ -301,10 +301,22 @@ static ssize_t write_one_byte(int fd, const void *buffer, size_t count)
 	return write(fd, buffer, count > 0 ? 1 : 0);
 }
 
-const struct persist_io test_io_write_enospc = {.write = write_enospc, .fsync = fsync, .rename = rename};
-const struct persist_io test_io_fsync_eio = {.write = write, .fsync = fsync_eio, .rename = rename};
-const struct persist_io test_io_rename_eacces = {.write = write, .fsync = fsync, .rename = rename_eacces};
-const struct persist_io test_io_short_writes = {.write = write_one_byte, .fsync = fsync, .rename = rename};
+static int unlink_eio(const char *path)
+{
+	(void)path;
+	test_io_calls++;
+	errno = EIO;
+	return -1;
+}
+
+const struct persist_io test_io_write_enospc = {.write = write_enospc, .fsync = fsync, .rename = rename,
+	.unlink = unlink};
+const struct persist_io test_io_fsync_eio = {.write = write, .fsync = fsync_eio, .rename = rename, .unlink = unlink};
+const struct persist_io test_io_rename_eacces = {.write = write, .fsync = fsync, .rename = rename_eacces,
+	.unlink = unlink};
+const struct persist_io test_io_short_writes = {.write = write_one_byte, .fsync = fsync, .rename = rename,
+	.unlink = unlink};
+const struct persist_io test_io_unlink_eio = {.write = write, .fsync = fsync, .rename = rename, .unlink = unlink_eio};
 
 /* ---- store builders ---- */
 

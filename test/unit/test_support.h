@@ -81,6 +81,7 @@ extern const struct persist_io test_io_write_enospc;   /* write: -1, ENOSPC */
 extern const struct persist_io test_io_fsync_eio;      /* fsync: -1, EIO */
 extern const struct persist_io test_io_rename_eacces;  /* rename: -1, EACCES */
 extern const struct persist_io test_io_short_writes;   /* write: one byte at a time (no failure) */
+extern const struct persist_io test_io_unlink_eio;     /* unlink: -1, EIO */
 extern int test_io_calls;
 
 /* ---- store builders ---- */
