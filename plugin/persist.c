@@ -40,6 +40,7 @@ struct persist {
 	int64_t sequence;          /* the last change recorded, in the snapshot or the journal */
 	size_t journal_changes;
 	size_t snapshot_after;     /* 0: as many changes as the store has items */
+	size_t snapshot_retry_at;  /* after a failed snapshot: journal changes before the next try */
 	const char *notice;
 	struct persist_io io;
 };
@@ -375,6 +376,9 @@ void persist_set_snapshot_after(struct persist *persist, size_t changes)
 
 bool persist_wants_snapshot(const struct persist *persist, const struct store *store)
 {
+	if(persist->journal_changes < persist->snapshot_retry_at){
+		return false;
+	}
 	if(persist->snapshot_after){
 		return persist->journal_changes >= persist->snapshot_after;
 	}
@@ -476,6 +480,16 @@ static void drop_journal(struct persist *persist)
 	persist->journal_size = 0;
 	persist->journal_needs_trim = !removed;
 	persist->journal_changes = 0;
+	persist->snapshot_retry_at = 0;
+}
+
+/* A snapshot costs as much as the whole store, and a disk that failed one
+ * may fail the next: trying again only once the journal has doubled keeps
+ * the cost per change bounded (it would otherwise be paid after every
+ * command while the fault lasts). */
+static void postpone_snapshot(struct persist *persist)
+{
+	persist->snapshot_retry_at = 2 * persist->journal_changes + 1;
 }
 
 bool persist_save(struct persist *persist, const struct store *store, char *error, size_t error_len)
@@ -510,6 +524,7 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 	}
 	if(!renamed){
 		snprintf(error, error_len, "cannot save %s: %s failed: %s", persist->path, step, strerror(saved));
+		postpone_snapshot(persist);
 		return false;
 	}
 	/* After the rename the new snapshot is the state and cannot be undone:
@@ -518,6 +533,7 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 	if(!sync_folder(persist)){
 		/* Until the rename is durable, the journal must stay. */
 		snprintf(error, error_len, "saved %s but could not fsync its folder: %s", persist->path, strerror(errno));
+		postpone_snapshot(persist);
 		return true;
 	}
 	drop_journal(persist);

@@ -961,6 +961,42 @@ static void record_last_used(struct fixture *fixture, const struct token *token,
 	record(fixture, change);
 }
 
+static void failed_snapshot_is_retried_once_the_journal_has_doubled(void **state)
+{
+	struct fixture *fixture = *state;
+	struct store empty;
+	store_init(&empty);
+	assert_true(persist_load(fixture->persist, &empty, fixture->error, sizeof(fixture->error)));
+	persist_set_snapshot_after(fixture->persist, 2);
+	struct role *role = test_add_role(&fixture->store, "r");
+	unsigned char hash[TOKEN_HASH_LEN];
+	test_hash_of("not in any store", hash);
+	struct token *ghost = token_new("ghost", "tester", hash, 1, 2, 3);
+	assert_non_null(ghost);
+
+	record(fixture, journal_create_role(role));
+	record_last_used(fixture, ghost, 1);
+	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));      /* 2 changes */
+	persist_set_io(fixture->persist, &test_io_rename_eacces);
+	assert_false(persist_save(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error)));
+	persist_set_io(fixture->persist, NULL);
+
+	/* Not after every change while the disk fails: at 2 * 2 + 1. */
+	record_last_used(fixture, ghost, 2);
+	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));     /* 4 */
+	record_last_used(fixture, ghost, 1);
+	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));      /* 5 */
+
+	/* A snapshot that works puts the usual rule back. */
+	save(fixture, &fixture->store);
+	record_last_used(fixture, ghost, 1);
+	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
+	record_last_used(fixture, ghost, 1);
+	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));
+	token_free(ghost);
+	store_clear(&empty);
+}
+
 static void wants_snapshot_after_as_many_changes_as_items(void **state)
 {
 	struct fixture *fixture = *state;
@@ -1495,6 +1531,7 @@ int main(void)
 		T(journal_that_cannot_be_removed_is_emptied_before_the_next_change),
 		T(record_with_short_writes_is_whole),
 		T(wants_snapshot_after_as_many_changes_as_items),
+		T(failed_snapshot_is_retried_once_the_journal_has_doubled),
 		T(wants_snapshot_after_a_set_number_of_changes),
 		T(written_and_pretty_printed_snapshots_load_the_same),
 		T(small_snapshots_load_on_the_fast_path_too),
