@@ -20,7 +20,7 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
 	plugin/snapshot_reader.c plugin/events.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
-	plugin/authorization.c plugin/tick.c
+	plugin/authorization.c plugin/tick.c plugin/broker_publish.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
 BROKER_OBJECTS := $(BROKER_SOURCES:%.c=$(BUILD)/%.o)
 
@@ -123,7 +123,8 @@ demo: deps
 
 # Benchmarks (bench/run.py says what each measures); not part of make test.
 BENCH_BINARIES := $(BUILD)/login_storm $(BUILD)/bench_callbacks $(BUILD)/make_state
-BENCH_CORE := $(filter-out $(BUILD)/plugin/plugin.o $(BUILD)/plugin/control_topic.o $(BUILD)/plugin/tick.o,$(CORE_OBJECTS) $(BROKER_OBJECTS))
+BENCH_CORE := $(filter-out $(BUILD)/plugin/plugin.o $(BUILD)/plugin/control_topic.o $(BUILD)/plugin/tick.o \
+	$(BUILD)/plugin/broker_publish.o,$(CORE_OBJECTS) $(BROKER_OBJECTS))
 
 $(BUILD)/login_storm: bench/login_storm.c
 	$(CC) $(CFLAGS) -o $@ $< -lpthread
