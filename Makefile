@@ -49,7 +49,8 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 	libmicrohttpd-dev xxd clang libclang-rt-14-dev \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test sanitize-test integration-test browser-test demo install uninstall bench clean
+.PHONY: all deps test unit-test sanitize-test integration-test browser-test demo install uninstall bench load \
+	load-test clean
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE)
 
@@ -138,6 +139,16 @@ $(BUILD)/make_state: bench/make_state.c $(CORE_OBJECTS)
 bench: deps
 	$(MAKE) all $(BENCH_BINARIES)
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+# The load run (bench/load.py): 5,000 token connections held while tokens
+# are created and revoked; prints its figures, fails if a check fails. About
+# 35 s. load-test is the same run for a test suite (no package install).
+load: deps
+	$(MAKE) all
+	$(PYTHON) bench/load.py
+
+load-test: all
+	$(PYTHON) bench/load.py
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)
