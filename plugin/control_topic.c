@@ -12,6 +12,7 @@
 #include <mqtt_protocol.h>
 
 #include "authentication.h"
+#include "broker_publish.h"
 #include "control.h"
 #include "control_topic.h"
 
@@ -51,24 +52,23 @@ static const char *reply_topic(const mosquitto_property *request, char **respons
 				correlation, correlation_len) != MOSQ_ERR_SUCCESS){
 			mosquitto_property_free_all(reply_properties);
 		}
-		free(correlation);
+		/* The broker's property readers allocate with its counting allocator. */
+		mosquitto_free(correlation);
 	}
 	return *response_topic;
 }
 
-static void deliver_reply(const struct mosquitto_evt_control *event, char *payload)
+static void deliver_reply(const struct mosquitto_evt_control *event, const char *payload)
 {
 	char *response_topic;
 	mosquitto_property *properties;
 	const char *topic = reply_topic(event->properties, &response_topic, &properties);
 	const char *client_id = mosquitto_client_id(event->client);
 
-	/* mosquitto_broker_publish takes ownership of payload and properties. */
-	if(mosquitto_broker_publish(client_id, topic, (int)strlen(payload), payload, 0, false, properties)
-			!= MOSQ_ERR_SUCCESS){
+	if(broker_publish_counted(client_id, topic, payload, 0, false, properties) != MOSQ_ERR_SUCCESS){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, "tokens: could not send a control reply to %s", client_id);
 	}
-	free(response_topic);
+	mosquitto_free(response_topic);
 }
 
 int control_topic_on_message(int event, void *event_data, void *userdata)
@@ -88,6 +88,7 @@ int control_topic_on_message(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_SUCCESS;
 	}
 	deliver_reply(control, payload);
+	free(payload);
 	/* Always 0: any other return disconnects the requester. */
 	return MOSQ_ERR_SUCCESS;
 }

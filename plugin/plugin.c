@@ -15,6 +15,7 @@
 
 #include "authentication.h"
 #include "authorization.h"
+#include "broker_publish.h"
 #include "control_topic.h"
 #include "tick.h"
 #include "tokens_plugin.h"
@@ -28,7 +29,7 @@ static int64_t wall_clock_now(void)
  * metrics retained at QoS 0 like the broker's own $SYS topics. */
 static void broker_publish(const char *topic, const char *payload, bool retain)
 {
-	mosquitto_broker_publish_copy(NULL, topic, (int)strlen(payload), payload, retain ? 0 : 1, retain, NULL);
+	broker_publish_counted(NULL, topic, payload, retain ? 0 : 1, retain, NULL);
 }
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
