@@ -150,6 +150,7 @@ test: deps
 	$(MAKE) sanitize-test
 	$(MAKE) fuzz-run
 	$(MAKE) integration-test
+	$(MAKE) load-test
 	$(MAKE) browser-test
 
 # Installs what is missing, builds, and runs a broker with the plugin and a

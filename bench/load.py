@@ -79,7 +79,11 @@ def raise_file_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = CONNECTIONS + 200
     if hard != resource.RLIM_INFINITY and hard < needed:
-        sys.exit(f"the open-files hard limit is {hard}; this load needs {needed} (raise it, e.g. ulimit -Hn)")
+        try:  # root may raise the hard limit itself
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            return
+        except (ValueError, OSError):
+            sys.exit(f"the open-files hard limit is {hard}; this load needs {needed} (raise it, e.g. ulimit -Hn)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
