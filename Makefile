@@ -49,7 +49,7 @@ LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 # Debian packages the build and the tests need.
 DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgrind \
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
-	libmicrohttpd-dev xxd clang libclang-rt-14-dev \
+	libmicrohttpd-dev xxd clang libclang-rt-14-dev llvm-14 \
 	python3-pytest python3-paho-mqtt
 
 .PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run demo install \
@@ -128,11 +128,17 @@ $(BUILD)/fuzz_console: $(FUZZ_CONSOLE_SOURCES) $(wildcard include/*.h console/*.
 	$(CC) $(CFLAGS) -Iconsole -I$(BUILD)/console -fsanitize=fuzzer -o $@ $(FUZZ_CONSOLE_SOURCES) \
 		$(BUILD)/plugin/token_format.o $(LDFLAGS) -lmicrohttpd -lcjson -lcrypto -lz
 
+# The same harnesses built for source coverage (no sanitizers): run.sh
+# replays each grown corpus through them and reports the lines reached.
+FUZZ_COVERAGE := -fprofile-instr-generate -fcoverage-mapping
+
 fuzz-build:
 	$(MAKE) CC=clang BUILD=$(BUILD)/fuzz SANITIZE="$(FUZZ_SANITIZE)" $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+	$(MAKE) CC=clang BUILD=$(BUILD)/fuzz-coverage SANITIZE="$(FUZZ_COVERAGE)" \
+		$(FUZZERS:%=$(BUILD)/fuzz-coverage/fuzz_%)
 
 fuzz-run: fuzz-build
-	FUZZ_BUILD=$(BUILD)/fuzz test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
+	FUZZ_BUILD=$(BUILD)/fuzz FUZZ_COVERAGE_BUILD=$(BUILD)/fuzz-coverage test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 fuzz: deps
 	$(MAKE) fuzz-run
