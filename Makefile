@@ -36,6 +36,9 @@ CONSOLE_OBJECTS := $(CONSOLE_SOURCES:%.c=$(BUILD)/%.o)
 # An LD_PRELOAD shim that fails the state folder's writes on demand, for
 # the fault-injection tests (test/integration/test_faults.py).
 FAULT_SHIM := $(BUILD)/fail_io.so
+# An LD_PRELOAD shim that reports the broker's heap in use (glibc's
+# mallinfo2) to a file, for the load run's memory check (bench/load.py).
+HEAP_PROBE := $(BUILD)/heap_probe.so
 PAGE_FILES := console/page/index.html console/page/app.js console/page/style.css
 # What the module shares with the plugin: the token format and the state file.
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o journal.o snapshot_reader.o)
@@ -80,6 +83,10 @@ $(CONSOLE): $(CONSOLE_OBJECTS) $(BUILD)/plugin/token_format.o
 $(FAULT_SHIM): test/faults/fail_io.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS) -ldl
+
+$(HEAP_PROBE): bench/heap_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $< $(LDFLAGS) -pthread
 
 $(CTRL_MODULE): $(CTRL_OBJECTS) $(CTRL_CORE_OBJECTS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -187,10 +194,10 @@ bench: deps
 # are created and revoked; prints its figures, fails if a check fails. About
 # 35 s. load-test is the same run for a test suite (no package install).
 load: deps
-	$(MAKE) all
+	$(MAKE) all $(HEAP_PROBE)
 	$(PYTHON) bench/load.py
 
-load-test: all
+load-test: all $(HEAP_PROBE)
 	$(PYTHON) bench/load.py
 
 install: all

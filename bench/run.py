@@ -39,8 +39,11 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, folder, lines, name="broker"):
+    """env ({name: value}) adds to the broker's environment (LD_PRELOAD, say)."""
+
+    def __init__(self, folder, lines, name="broker", env=None):
         self.port = free_port()
+        self.env = dict(os.environ, **(env or {}))
         self.conf = os.path.join(folder, name + ".conf")
         self.log = os.path.join(folder, name + ".log")
         with open(self.conf, "w") as f:
@@ -52,7 +55,7 @@ class Broker:
     def start(self):
         started = time.monotonic()
         self.process = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=open(self.log, "w"),
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, env=self.env)
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(open(self.log).read())
