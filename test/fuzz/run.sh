@@ -14,7 +14,29 @@ mkdir -p "$build/artifacts"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 summary="$scratch/summary"
-printf '%-8s %12s %8s %9s %8s %7s\n' harness executions exec/s "edges" "of" features > "$summary"
+printf '%-8s %12s %8s %9s %8s %7s %s\n' harness executions exec/s "edges" "of" features \
+	"lines reached in the files it targets" > "$summary"
+
+# The files each harness is for, and the lines of them that the corpus
+# (seeds and what the run added) reaches, replayed through the coverage
+# build of the harness ($FUZZ_COVERAGE_BUILD; skipped when unset).
+targets() {
+	case $1 in
+	control) echo plugin/control.c plugin/commands_tokens.c plugin/commands_roles.c plugin/fields.c ;;
+	state) echo plugin/snapshot_reader.c plugin/state_format.c plugin/journal.c plugin/persist.c ;;
+	console) echo console/http_api.c ;;
+	esac
+}
+
+line_coverage() {
+	[ -n "${FUZZ_COVERAGE_BUILD:-}" ] || return 0
+	binary="$FUZZ_COVERAGE_BUILD/fuzz_$1"
+	LLVM_PROFILE_FILE="$scratch/$1.profraw" "$binary" -runs=0 "$2" > "$scratch/$1.replay.log" 2>&1
+	llvm-profdata-14 merge -sparse "$scratch/$1.profraw" -o "$scratch/$1.profdata"
+	# shellcheck disable=SC2046
+	llvm-cov-14 report "$binary" -instr-profile="$scratch/$1.profdata" $(targets "$1") |
+		awk '$1 == "TOTAL" { printf "%s of %s lines (%s)", $8 - $9, $8, $10 }'
+}
 
 for harness in "$@"; do
 	corpus="$scratch/corpus-$harness"
@@ -37,7 +59,8 @@ for harness in "$@"; do
 	edges=$(echo "$status" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	features=$(echo "$status" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 	total=$(sed -n 's/.*Loaded [0-9]* modules *(\([0-9]*\) inline 8-bit counters).*/\1/p' "$log" | head -n 1)
-	printf '%-8s %12s %8s %9s %8s %7s\n' "$harness" "$executions" "$rate" "$edges" "$total" "$features" >> "$summary"
+	printf '%-8s %12s %8s %9s %8s %7s %s\n' "$harness" "$executions" "$rate" "$edges" "$total" "$features" \
+		"$(line_coverage "$harness" "$corpus")" >> "$summary"
 done
 echo
 cat "$summary"
