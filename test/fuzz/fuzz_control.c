@@ -47,15 +47,14 @@ static const char seed_state[] =
 	" \"expiringNotified\": true}\n"
 	"]}\n";
 
-static char state_path[512];
-static char journal_path[512];
+static char state_path[FUZZ_PATH_SIZE];
+static char journal_path[FUZZ_PATH_SIZE];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fuzz_path(state_path, sizeof(state_path), fuzz_scratch_dir(), "tokens.json");
-	fuzz_path(journal_path, sizeof(journal_path), fuzz_scratch_dir(), "tokens.json.journal");
+	fuzz_state_paths(state_path, journal_path);
 	return 0;
 }
 

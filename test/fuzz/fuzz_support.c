@@ -24,11 +24,17 @@ const char *fuzz_scratch_dir(void)
 	return dir;
 }
 
-void fuzz_path(char *out, size_t out_len, const char *dir, const char *name)
+static void scratch_path(char out[FUZZ_PATH_SIZE], const char *name)
 {
-	if((size_t)snprintf(out, out_len, "%s/%s", dir, name) >= out_len){
-		fuzz_fail("path too long: %s/%s", dir, name);
+	if(snprintf(out, FUZZ_PATH_SIZE, "%s/%s", fuzz_scratch_dir(), name) >= FUZZ_PATH_SIZE){
+		fuzz_fail("path too long: %s/%s", fuzz_scratch_dir(), name);
 	}
+}
+
+void fuzz_state_paths(char state_path[FUZZ_PATH_SIZE], char journal_path[FUZZ_PATH_SIZE])
+{
+	scratch_path(state_path, "tokens.json");
+	scratch_path(journal_path, "tokens.json.journal");
 }
 
 void fuzz_write_file(const char *path, const void *bytes, size_t length)

@@ -16,8 +16,10 @@
 
 /* A new empty folder, under /dev/shm when there is one; lives until exit. */
 const char *fuzz_scratch_dir(void);
-/* <dir>/<name>, in a static buffer per call site's choosing (out, out_len). */
-void fuzz_path(char *out, size_t out_len, const char *dir, const char *name);
+#define FUZZ_PATH_SIZE 512
+
+/* The state file and its journal in the scratch folder. */
+void fuzz_state_paths(char state_path[FUZZ_PATH_SIZE], char journal_path[FUZZ_PATH_SIZE]);
 void fuzz_write_file(const char *path, const void *bytes, size_t length);
 /* Removes the file if it exists. */
 void fuzz_remove(const char *path);

@@ -73,6 +73,15 @@ def same_state(first, second):
     return without_last_used(first[0]) == without_last_used(second[0]) and first[1] == second[1]
 
 
+def assert_survives_kill_9(broker, admin, make_client):
+    """Disk matches memory, and what kill -9 leaves loads into the same state."""
+    assert_disk_matches(broker, admin)
+    memory = listing(admin)
+    admin.close()
+    broker.restart(hard=True)
+    assert same_state(listing(make_client(broker=broker)), memory)
+
+
 def leftovers(broker):
     """Temporary snapshot files left in the state folder."""
     base = os.path.basename(broker.state_file)
@@ -224,11 +233,7 @@ def test_line_that_cannot_be_taken_back_is_cut_off_before_the_next_change(faulty
     assert "error" not in admin.request([COMMANDS[0]])[0]
     with open(broker.journal_file, "rb") as f:
         assert f.read().endswith(b"\n")
-    assert_disk_matches(broker, admin)
-    memory = listing(admin)
-    admin.close()
-    broker.restart(hard=True)
-    assert same_state(listing(make_client(broker=broker)), memory)
+    assert_survives_kill_9(broker, admin, make_client)
 
 
 def test_kill_9_with_a_line_cut_short_loads_without_it(faulty_broker, faults, make_client):
@@ -503,11 +508,7 @@ def test_unwritable_folder_fails_the_change_and_changes_nothing(broker_factory, 
 
     response = admin.request([command])[0]
     assert "error" not in response, response
-    assert_disk_matches(broker, admin)
-    memory = listing(admin)
-    admin.close()
-    broker.restart(hard=True)
-    assert same_state(listing(make_client(broker=broker)), memory)
+    assert_survives_kill_9(broker, admin, make_client)
 
 
 def test_unwritable_folder_with_the_journal_open_keeps_recording(broker_factory, make_client, state_folder):
