@@ -119,7 +119,7 @@ sanitize-test:
 # Fuzzing (libFuzzer, clang) with ASan and UBSan: test/fuzz/run.sh runs
 # each harness for FUZZ_SECONDS on a copy of its committed seed corpus and
 # fails on any crash, leak or sanitizer report.
-FUZZERS := control state console
+FUZZERS := control state console ctrl
 FUZZ_SECONDS ?= 60
 FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_SUPPORT := test/fuzz/fuzz_support.c
@@ -138,6 +138,10 @@ $(BUILD)/fuzz_console: $(FUZZ_CONSOLE_SOURCES) $(wildcard include/*.h console/*.
 # The same harnesses built for source coverage (no sanitizers): run.sh
 # replays each grown corpus through them and reports the lines reached.
 FUZZ_COVERAGE := -fprofile-instr-generate -fcoverage-mapping
+
+# The mosquitto_ctrl module: arguments in, a request out; a reply in, printed.
+$(BUILD)/fuzz_ctrl: test/fuzz/fuzz_ctrl.c $(CTRL_OBJECTS) $(CTRL_CORE_OBJECTS)
+	$(CC) $(CFLAGS) -Ictrl -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 fuzz-build:
 	$(MAKE) CC=clang BUILD=$(BUILD)/fuzz SANITIZE="$(FUZZ_SANITIZE)" $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)

@@ -234,28 +234,14 @@ static void on_reply(struct mosq_ctrl *ctrl, long payload_len, const void *paylo
 {
 	(void)ctrl;
 	reply_received = true;
-	cJSON *reply = cJSON_ParseWithLength(payload, (size_t)payload_len);
-	const cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
-	const cJSON *response = cJSON_GetArrayItem(responses, 0);
-	if(!cJSON_IsObject(response)){
-		fprintf(stderr, "Error: the broker's reply is not a tokens plugin response\n");
-		cJSON_Delete(reply);
-		exit(1);
-	}
-	const cJSON *error = cJSON_GetObjectItemCaseSensitive(response, "error");
-	if(cJSON_IsString(error)){
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(response, "code");
-		fprintf(stderr, "Error: %s%s%s%s\n", error->valuestring, cJSON_IsString(code) ? " (" : "",
-				cJSON_IsString(code) ? code->valuestring : "", cJSON_IsString(code) ? ")" : "");
-		cJSON_Delete(reply);
-		exit(1);
-	}
-	pending_request->print(cJSON_GetObjectItemCaseSensitive(response, "data"));
+	int status = ctrl_print_reply(pending_request, payload, payload_len > 0 ? (size_t)payload_len : 0);
 	fflush(stdout);
-	cJSON_Delete(reply);
+	if(status != 0){
+		exit(status);
+	}
 }
 
-static char *request_payload(const struct subcommand *sub, int argc, char *argv[])
+char *ctrl_request_payload(const struct subcommand *sub, int argc, char *argv[])
 {
 	cJSON *request = cJSON_CreateObject();
 	cJSON *commands = cJSON_AddArrayToObject(request, "commands");
@@ -272,7 +258,7 @@ static char *request_payload(const struct subcommand *sub, int argc, char *argv[
 	return payload;
 }
 
-static const struct subcommand *find_subcommand(const char *name)
+const struct subcommand *ctrl_find_subcommand(const char *name)
 {
 	for(size_t i = 0; i < SUBCOMMAND_COUNT; i++){
 		if(strcmp(subcommands[i].name, name) == 0){
@@ -294,7 +280,7 @@ int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
 		if(status != 0) exit(status);
 		return -1;
 	}
-	const struct subcommand *sub = find_subcommand(argv[0]);
+	const struct subcommand *sub = ctrl_find_subcommand(argv[0]);
 	int sub_argc = argc - 1;
 	if(sub == NULL || sub_argc < sub->min_args || sub_argc > sub->max_args){
 		if(sub == NULL){
@@ -305,7 +291,7 @@ int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
 		}
 		exit(EXIT_USAGE);
 	}
-	char *payload = request_payload(sub, sub_argc, argv + 1);
+	char *payload = ctrl_request_payload(sub, sub_argc, argv + 1);
 	if(payload == NULL){
 		exit(EXIT_USAGE);
 	}

@@ -33,6 +33,16 @@ bool ctrl_parse_duration(const char *text, int64_t *seconds);
 /* Offline: creates a state file with an admin role and one admin token. */
 int ctrl_init(int argc, char *argv[]);
 
+/* The subcommand of that name, or NULL. */
+const struct subcommand *ctrl_find_subcommand(const char *name);
+/* The request for sub with its arguments (malloc'd JSON), or NULL (with a
+ * message printed) on bad arguments. */
+char *ctrl_request_payload(const struct subcommand *sub, int argc, char *argv[]);
+/* Prints the broker's reply to sub's request: its data on stdout, or what
+ * went wrong on stderr. Returns the exit status: 0, or 1 for an error
+ * response or a reply that is not one. */
+int ctrl_print_reply(const struct subcommand *sub, const void *payload, size_t length);
+
 void ctrl_print_created_token(const cJSON *data);
 void ctrl_print_token_table(const cJSON *data);
 void ctrl_print_token(const cJSON *data);

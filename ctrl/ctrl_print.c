@@ -156,3 +156,27 @@ void ctrl_print_roles(const cJSON *data)
 	printf("%d role%s.\n", cJSON_IsNumber(total) ? total->valueint : 0,
 			cJSON_IsNumber(total) && total->valueint == 1 ? "" : "s");
 }
+
+int ctrl_print_reply(const struct subcommand *sub, const void *payload, size_t length)
+{
+	cJSON *reply = cJSON_ParseWithLength(payload, length);
+	const cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
+	const cJSON *response = cJSON_GetArrayItem(responses, 0);
+	int status = 0;
+	if(!cJSON_IsObject(response)){
+		fprintf(stderr, "Error: the broker's reply is not a tokens plugin response\n");
+		status = 1;
+	}else{
+		const cJSON *error = cJSON_GetObjectItemCaseSensitive(response, "error");
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(response, "code");
+		if(cJSON_IsString(error)){
+			fprintf(stderr, "Error: %s%s%s%s\n", error->valuestring, cJSON_IsString(code) ? " (" : "",
+					cJSON_IsString(code) ? code->valuestring : "", cJSON_IsString(code) ? ")" : "");
+			status = 1;
+		}else{
+			sub->print(cJSON_GetObjectItemCaseSensitive(response, "data"));
+		}
+	}
+	cJSON_Delete(reply);
+	return status;
+}

@@ -25,6 +25,7 @@ targets() {
 	control) echo plugin/control.c plugin/commands_tokens.c plugin/commands_roles.c plugin/fields.c ;;
 	state) echo plugin/snapshot_reader.c plugin/state_format.c plugin/journal.c plugin/persist.c ;;
 	console) echo console/http_api.c ;;
+	ctrl) echo ctrl/ctrl_main.c ctrl/ctrl_print.c ctrl/ctrl_valid_until.c ;;
 	esac
 }
 
@@ -44,7 +45,10 @@ for harness in "$@"; do
 	cp "$here/corpus/$harness"/* "$corpus"/
 	log="$build/fuzz_$harness.log"
 	echo "== fuzzing $harness for $seconds s (log: $log)"
-	if ! "$build/fuzz_$harness" -max_total_time="$seconds" -print_final_stats=1 \
+	# A harness's own flags: the module's messages would fill the log.
+	flags=$(cat "$here/$harness.flags" 2>/dev/null || true)
+	# shellcheck disable=SC2086
+	if ! "$build/fuzz_$harness" -max_total_time="$seconds" -print_final_stats=1 $flags \
 			-dict="$here/json.dict" -artifact_prefix="$build/artifacts/$harness-" \
 			-timeout=10 -rss_limit_mb=2048 "$corpus" > "$log" 2>&1; then
 		grep -v "^#[0-9]" "$log" | tail -n 60
