@@ -42,7 +42,6 @@ static char scratch_path[PATH_MAX];
 static size_t heap_in_use(void)
 {
 	struct mallinfo2 info = mallinfo2();
-
 	/* uordblks: bytes in chunks handed out from the arenas; hblkhd:
 	 * bytes in chunks big enough to get their own mmap. */
 	return info.uordblks + info.hblkhd;
@@ -51,23 +50,23 @@ static size_t heap_in_use(void)
 static void write_report(unsigned long long sample)
 {
 	char line[64];
-	int length = snprintf(line, sizeof line, "%llu %zu\n", sample, heap_in_use());
+	int length = snprintf(line, sizeof(line), "%llu %zu\n", sample, heap_in_use());
 	int fd = open(scratch_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	if (fd < 0)
+	if(fd < 0){
 		return;
+	}
 	ssize_t written = write(fd, line, (size_t)length);
 	close(fd);
-	if (written == length)
+	if(written == length){
 		rename(scratch_path, report_path);
+	}
 }
 
 static void *report_forever(void *unused)
 {
 	const struct timespec period = {0, PERIOD_MS * 1000000L};
-
 	(void)unused;
-	for (unsigned long long sample = 1;; sample++) {
+	for(unsigned long long sample = 1;; sample++){
 		write_report(sample);
 		nanosleep(&period, NULL);
 	}
@@ -78,13 +77,15 @@ __attribute__((constructor)) static void start_probe(void)
 {
 	const char *path = getenv("HEAP_PROBE_FILE");
 	pthread_t thread;
-
-	if (path == NULL || *path == '\0')
+	if(path == NULL || *path == '\0'){
 		return;
-	if (snprintf(report_path, sizeof report_path, "%s", path) >= (int)sizeof report_path ||
-	    snprintf(scratch_path, sizeof scratch_path, "%s.new", path) >= (int)sizeof scratch_path)
+	}
+	if(snprintf(report_path, sizeof(report_path), "%s", path) >= (int)sizeof(report_path)
+			|| snprintf(scratch_path, sizeof(scratch_path), "%s.new", path) >= (int)sizeof(scratch_path)){
 		return;
+	}
 	/* Detached: nothing joins it; it ends with the process. */
-	if (pthread_create(&thread, NULL, report_forever, NULL) == 0)
+	if(pthread_create(&thread, NULL, report_forever, NULL) == 0){
 		pthread_detach(thread);
+	}
 }
