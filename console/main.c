@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +31,6 @@ struct options {
 	const char *cert;
 	const char *key;
 };
-
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int number)
-{
-	(void)number;
-	stopping = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -158,6 +151,15 @@ int main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	/* Blocked here, before any thread starts, so that every thread inherits
+	 * the mask: a stop signal then stays pending until main's sigwait takes
+	 * it, whichever thread the kernel would have delivered it to. */
+	sigset_t stop_signals;
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	mosquitto_lib_init();
 	struct broker_settings settings = {
 		.host = options.broker_host, .port = options.broker_port,
@@ -176,12 +178,8 @@ int main(int argc, char *argv[])
 			options.listen_address, options.listen_port, options.broker_host, options.broker_port,
 			options.broker_cafile ? ", TLS" : "");
 	fflush(stdout);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	while(!stopping){
-		pause();
-	}
+	int received;
+	sigwait(&stop_signals, &received);
 	MHD_stop_daemon(daemon);
 	broker_pool_free(console.pool);
 	free(cert);

@@ -78,9 +78,10 @@ def ctrl_env(libdir=BUILD, extra=None):
     return env
 
 
-def run_ctrl(*args, port=None, username=None, password=None, libdir=BUILD, env=None, timeout=15, cwd=None):
-    """mosquitto_ctrl [-h 127.0.0.1 -p port] [-u username] [-P password] tokens args..."""
-    command = [MOSQUITTO_CTRL]
+def run_ctrl(*args, port=None, username=None, password=None, libdir=BUILD, env=None, timeout=15, cwd=None,
+             wrapper=()):
+    """[wrapper...] mosquitto_ctrl [-h 127.0.0.1 -p port] [-u username] [-P password] tokens args..."""
+    command = list(wrapper) + [MOSQUITTO_CTRL]
     if port is not None:
         command += ["-h", "127.0.0.1", "-p", str(port)]
     if username is not None:

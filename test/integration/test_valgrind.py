@@ -21,8 +21,6 @@ import shutil
 import signal
 import time
 import types
-import warnings
-import xml.etree.ElementTree as ElementTree
 
 import pytest
 
@@ -32,12 +30,12 @@ from access_helpers import (
 )
 from beyond_helpers import ACL_WITH_SYS, EventWatcher, read_metrics
 from tokens_helpers import (
-    FUTURE, PLUGIN, REPO, V5, V311, Broker, format_time, response_properties,
+    FUTURE, PLUGIN, V5, V311, Broker, format_time, response_properties,
 )
+from valgrind_helpers import OursIn, check_reports, skip_without_valgrind, valgrind_command
 
-VALGRIND = shutil.which("valgrind")
-PLUGIN_SOURCES = os.path.join(REPO, "plugin")
-pytestmark = pytest.mark.skipif(VALGRIND is None, reason="valgrind is not installed (Debian package valgrind)")
+PLUGIN_CODE = OursIn("the plugin", [PLUGIN], ["plugin"])
+pytestmark = skip_without_valgrind
 
 # Everything is 10 to 50 times slower under valgrind; these are waits for
 # something that must happen, not measurements.
@@ -51,24 +49,9 @@ MAX_ACLS = 5
 MAX_TOPIC_BYTES = 64
 MAX_REQUEST_BYTES = 4096
 
-# Report kinds that fail the test when a frame is the plugin's. Possibly
-# lost blocks are only shown: a pointer into a block's middle, which
-# libraries keep for their own reasons, is enough to make one.
-FAILING_KINDS = {"InvalidRead", "InvalidWrite", "InvalidFree", "MismatchedFree", "InvalidJump",
-                 "Overlap", "InvalidMemPool", "UninitCondition", "UninitValue", "SyscallParam",
-                 "ClientCheck", "FishyValue", "Leak_DefinitelyLost", "Leak_IndirectlyLost"}
-
-
-def valgrind_command(directory):
-    # --keep-debuginfo: mosquitto unloads the plugin before exiting, so the
-    # leak report would otherwise show "???" where the plugin's frames are.
-    return [VALGRIND, "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
-            "--errors-for-leak-kinds=definite,indirect", "--track-origins=no", "--keep-debuginfo=yes",
-            "--num-callers=30", "--xml=yes", f"--xml-file={directory}/valgrind-%p.xml"]
-
-
 def valgrind_broker(directory, **kwargs):
-    return Broker(directory, wrapper=valgrind_command(directory), start_timeout=SLOW, stop_timeout=120.0,
+    return Broker(directory, wrapper=valgrind_command(f"{directory}/valgrind-%p.xml"), start_timeout=SLOW,
+                  stop_timeout=120.0,
                   acl=ACL_WITH_SYS, users={"alice": "alice-password"},
                   extra_config=["plugin_opt_metrics_interval 1",
                                 f"plugin_opt_max_commands {MAX_COMMANDS}",
@@ -82,59 +65,11 @@ def valgrind_broker(directory, **kwargs):
 
 # ---------------------------------------------------------------- the report
 
-def frame_text(frame):
-    fields = {child.tag: child.text for child in frame}
-    where = fields.get("fn") or fields.get("ip", "?")
-    if fields.get("file"):
-        where += f" ({fields.get('dir', '')}/{fields['file']}:{fields.get('line', '?')})"
-    return f"{where} in {fields.get('obj', '?')}"
-
-
-def is_plugin_frame(frame):
-    """The plugin's object file, or one of our sources under plugin/."""
-    obj = frame.findtext("obj") or ""
-    source_dir = os.path.realpath(frame.findtext("dir") or "/")
-    return os.path.basename(obj) == os.path.basename(PLUGIN) or source_dir == PLUGIN_SOURCES
-
-
-def error_text(error):
-    """One error as valgrind prints it: what happened, its stack, and the
-    stacks that explain it (where the block was allocated or freed)."""
-    lines = [f"{error.findtext('kind')}:"]
-    for part in error:
-        if part.tag in ("what", "auxwhat"):
-            lines.append(f"  {part.text}")
-        elif part.tag in ("xwhat", "xauxwhat"):
-            lines.append(f"  {part.findtext('text')}")
-        elif part.tag == "stack":
-            lines.extend(f"      {frame_text(frame)}" for frame in part.iter("frame"))
-    return "\n".join(lines)
-
-
-def read_report(path):
-    """valgrind's XML report: a list of (kind, text, whether a frame in any
-    of its stacks is the plugin's)."""
-    root = ElementTree.parse(path).getroot()
-    assert root.find("status[state='FINISHED']") is not None, f"{path}: valgrind did not finish"
-    return [(error.findtext("kind"), error_text(error), any(map(is_plugin_frame, error.iter("frame"))))
-            for error in root.iter("error")]
-
-
 def check_report(broker, pid):
     """Fails on every error of ours in the run with that pid; prints the rest."""
     path = os.path.join(broker.directory, f"valgrind-{pid}.xml")
     assert os.path.exists(path), f"no valgrind report {path}:\n{broker.log[-3000:]}"
-    errors = read_report(path)
-    ours = [text for kind, text, in_plugin in errors if in_plugin and kind in FAILING_KINDS]
-    others = [text for kind, text, in_plugin in errors if not (in_plugin and kind in FAILING_KINDS)]
-    print(f"\nvalgrind, run {pid}: {len(ours)} error(s) in the plugin, {len(others)} other report(s)"
-          + "".join(f"\n{text}" for text in others))
-    if others:
-        warnings.warn(f"valgrind reported {len(others)} error(s) or possible leak(s) outside the plugin; "
-                      f"see {path}")
-    if ours:
-        pytest.fail(f"valgrind found {len(ours)} error(s) in the plugin (report {path}):\n"
-                    + "\n\n".join(ours), pytrace=False)
+    check_reports([(f"run {pid}", path)], PLUGIN_CODE)
 
 
 def stop_and_check(broker):
