@@ -27,45 +27,6 @@
 #define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 
-struct fixture {
-	char *dir;
-	char *path;
-	char *journal_path;
-	struct persist *persist;
-	struct store store;   /* the state as the plugin holds it in memory */
-	char error[2048];
-};
-
-static int setup(void **state)
-{
-	struct fixture *fixture = calloc(1, sizeof(*fixture));
-	assert_non_null(fixture);
-	fixture->dir = test_temp_dir();
-	fixture->path = test_path(fixture->dir, "tokens.json");
-	fixture->journal_path = test_path(fixture->dir, "tokens.json.journal");
-	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
-	if(fixture->persist == NULL){
-		fail_msg("persist_open: %s", fixture->error);
-	}
-	store_init(&fixture->store);
-	test_io_calls = 0;
-	*state = fixture;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fixture = *state;
-	store_clear(&fixture->store);
-	persist_close(fixture->persist);
-	test_remove_dir(fixture->dir);
-	free(fixture->dir);
-	free(fixture->path);
-	free(fixture->journal_path);
-	free(fixture);
-	return 0;
-}
-
 /* ---- comparing stores ---- */
 
 static void assert_store_empty(const struct store *store)
@@ -83,7 +44,7 @@ static void assert_contains(const char *text, const char *fragment)
 
 /* ---- driving the persist ---- */
 
-static void reopen(struct fixture *fixture)
+static void reopen(struct persist_fixture *fixture)
 {
 	persist_close(fixture->persist);
 	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
@@ -94,7 +55,7 @@ static void reopen(struct fixture *fixture)
 
 /* As a restarted broker: a new persist, an empty store, which must load.
  * The caller clears loaded. */
-static void restart_and_load(struct fixture *fixture, struct store *loaded)
+static void restart_and_load(struct persist_fixture *fixture, struct store *loaded)
 {
 	reopen(fixture);
 	store_init(loaded);
@@ -105,7 +66,7 @@ static void restart_and_load(struct fixture *fixture, struct store *loaded)
 }
 
 /* Restarts and loads into a new store, which must equal fixture->store. */
-static void assert_restart_gives_the_same_store(struct fixture *fixture)
+static void assert_restart_gives_the_same_store(struct persist_fixture *fixture)
 {
 	struct store loaded;
 	restart_and_load(fixture, &loaded);
@@ -115,7 +76,7 @@ static void assert_restart_gives_the_same_store(struct fixture *fixture)
 
 /* Restarts; loading must fail and leave the store empty. The error is in
  * fixture->error. */
-static void restart_and_refuse(struct fixture *fixture)
+static void restart_and_refuse(struct persist_fixture *fixture)
 {
 	reopen(fixture);
 	struct store loaded;
@@ -131,7 +92,7 @@ static void restart_and_refuse(struct fixture *fixture)
 }
 
 /* Records one change (deleted afterwards); it must succeed. */
-static void record(struct fixture *fixture, cJSON *change)
+static void record(struct persist_fixture *fixture, cJSON *change)
 {
 	assert_non_null(change);
 	fixture->error[0] = '\0';
@@ -142,7 +103,7 @@ static void record(struct fixture *fixture, cJSON *change)
 	}
 }
 
-static void save(struct fixture *fixture, const struct store *store)
+static void save(struct persist_fixture *fixture, const struct store *store)
 {
 	if(!persist_save(fixture->persist, store, fixture->error, sizeof(fixture->error))){
 		fail_msg("persist_save: %s", fixture->error);
@@ -169,7 +130,7 @@ static size_t count_char(const char *text, size_t length, char c)
 
 /* The journal's lines, each parsed (and checked to be one JSON object);
  * returns an array of them. */
-static cJSON *journal_lines(const struct fixture *fixture)
+static cJSON *journal_lines(const struct persist_fixture *fixture)
 {
 	size_t length;
 	char *text = read_existing(fixture->journal_path, &length);
@@ -198,7 +159,7 @@ static int64_t seq_of(const cJSON *change)
 	return (int64_t)seq->valuedouble;
 }
 
-static int64_t snapshot_sequence(const struct fixture *fixture)
+static int64_t snapshot_sequence(const struct persist_fixture *fixture)
 {
 	char *text = read_existing(fixture->path, NULL);
 	cJSON *document = cJSON_Parse(text);
@@ -230,7 +191,7 @@ static const char *const history_ops[] = {
 
 /* Changes fixture->store the way the commands do, recording each change.
  * Returns the number of records. */
-static size_t record_history(struct fixture *fixture)
+static size_t record_history(struct persist_fixture *fixture)
 {
 	struct store *store = &fixture->store;
 	int64_t t = test_time("2026-11-28T10:00:00Z");
@@ -303,7 +264,7 @@ static size_t record_history(struct fixture *fixture)
 
 static void recorded_changes_reload_into_the_same_store(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	size_t records = record_history(fixture);
 	assert_true(test_file_exists(fixture->journal_path));
 	assert_false(test_file_exists(fixture->path));   /* no snapshot yet: only the journal */
@@ -356,7 +317,7 @@ static void recorded_changes_reload_into_the_same_store(void **state)
 
 static void snapshot_empties_the_journal_and_later_changes_follow_it(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	size_t records = record_history(fixture);
 	assert_true(persist_has_journal(fixture->persist));
 
@@ -410,7 +371,7 @@ static void snapshot_empties_the_journal_and_later_changes_follow_it(void **stat
 
 static void journal_already_in_the_snapshot_is_skipped(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	size_t records = record_history(fixture);
 	/* The last change before the snapshot is not idempotent either: it
 	 * must be skipped too, not applied a second time. */
@@ -466,7 +427,7 @@ static char *line_for(cJSON *change, int64_t seq)
 
 static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	record(fixture, journal_create_role(role));
 	struct token *first = test_add_token(&fixture->store, "first", role, 100, 200, TIME_NEVER);
@@ -530,7 +491,7 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 
 static void torn_only_line_then_snapshot(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	/* The very first change was cut short. */
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	char *line = line_for(journal_create_role(role), 1);
@@ -650,7 +611,7 @@ static const struct journal_case corrupt_journals[] = {
 };
 
 /* The snapshot under BASE_JOURNAL: role "admin" with token "ci-bot". */
-static void write_base_snapshot(struct fixture *fixture)
+static void write_base_snapshot(struct persist_fixture *fixture)
 {
 	struct store store;
 	store_init(&store);
@@ -661,7 +622,7 @@ static void write_base_snapshot(struct fixture *fixture)
 	assert_int_equal(snapshot_sequence(fixture), 0);
 }
 
-static void write_journal_with_line4(struct fixture *fixture, const char *line4)
+static void write_journal_with_line4(struct persist_fixture *fixture, const char *line4)
 {
 	char *journal = test_format("%s%s\n%s", BASE_JOURNAL, line4, LAST_LINE);
 	test_write_file(fixture->journal_path, journal, strlen(journal));
@@ -670,7 +631,7 @@ static void write_journal_with_line4(struct fixture *fixture, const char *line4)
 
 /* Loading must fail with "journal <path> line <line>: <problem>" and leave
  * both files byte for byte as they were. */
-static void assert_journal_refused(struct fixture *fixture, const char *what, int line, const char *problem)
+static void assert_journal_refused(struct persist_fixture *fixture, const char *what, int line, const char *problem)
 {
 	struct test_snapshot snapshot_before, journal_before;
 	test_snapshot_take(&snapshot_before, fixture->path);
@@ -692,7 +653,7 @@ static void a_valid_base_journal_loads(void **state)
 {
 	/* The fixture the corrupt cases change one line of; a lastUsed for a
 	 * hash that does not exist (revoked since) is fine. */
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	write_base_snapshot(fixture);
 	write_journal_with_line4(fixture, "{\"op\":\"lastUsed\",\"tokens\":[[\"" HASH_C "\",\"2026-11-28T04:45:00Z\"]],\"seq\":4}");
 	struct store loaded;
@@ -710,7 +671,7 @@ static void a_valid_base_journal_loads(void **state)
 
 static void corrupt_journals_are_refused_and_left_alone(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	write_base_snapshot(fixture);
 	for(size_t i = 0; i < sizeof(corrupt_journals) / sizeof(corrupt_journals[0]); i++){
 		const struct journal_case *c = &corrupt_journals[i];
@@ -721,7 +682,7 @@ static void corrupt_journals_are_refused_and_left_alone(void **state)
 
 static void corrupt_first_and_last_lines_are_refused(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	write_base_snapshot(fixture);
 	/* Line 1: refused before anything is applied. */
 	const char *first = "{\"op\":\"revokeToken\",\"hash\":\"" HASH_C "\",\"seq\":1}\n" BASE_JOURNAL;
@@ -739,7 +700,7 @@ static void corrupt_first_and_last_lines_are_refused(void **state)
 /* A NUL byte inside a line, with more after it: not the end of the line. */
 static void journal_line_with_a_nul_byte_is_refused(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	write_base_snapshot(fixture);
 	static const char line4[] = "{\"op\":\"lastUsed\",\"tokens\":[],\"seq\":4}\0{\"op\":\"revokeToken\"}";
 	size_t base_length = strlen(BASE_JOURNAL), last_length = strlen(LAST_LINE);
@@ -763,7 +724,7 @@ static void journal_line_with_a_nul_byte_is_refused(void **state)
  * silently: here a revoked token comes back. */
 static void journal_that_skips_changes_is_refused(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	record(fixture, journal_create_role(role));                        /* seq 1 */
 	struct token *stolen = test_add_token(&fixture->store, "stolen", role, 100, RFC3339_MAX, TIME_NEVER);
@@ -823,7 +784,7 @@ static const struct failing_io_case failing_ios[] = {
 
 static void failed_record_leaves_the_journal_as_it_was(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	record(fixture, journal_create_role(role));
 	struct token *first = test_add_token(&fixture->store, "first", role, 100, 200, TIME_NEVER);
@@ -872,7 +833,7 @@ static void failed_record_leaves_the_journal_as_it_was(void **state)
 
 static void failed_first_record_leaves_no_change(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	for(size_t i = 0; i < sizeof(failing_ios) / sizeof(failing_ios[0]); i++){
 		cJSON *change = journal_create_role(role);
@@ -906,7 +867,7 @@ static void failed_first_record_leaves_no_change(void **state)
  * counts, would cut into them and into the acknowledged change after. */
 static void journal_that_cannot_be_removed_is_emptied_before_the_next_change(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	record_history(fixture);
 	persist_set_io(fixture->persist, &test_io_unlink_eio);
 	save(fixture, &fixture->store);
@@ -934,7 +895,7 @@ static void journal_that_cannot_be_removed_is_emptied_before_the_next_change(voi
 
 static void record_with_short_writes_is_whole(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	record_history(fixture);
 	struct role *role = store_find_role(&fixture->store, "sensors");
 	persist_set_io(fixture->persist, &test_io_short_writes);
@@ -950,7 +911,7 @@ static void record_with_short_writes_is_whole(void **state)
 
 /* Records a lastUsed change of count entries (one token's hash repeated):
  * it counts as count changes. */
-static void record_last_used(struct fixture *fixture, const struct token *token, size_t count)
+static void record_last_used(struct persist_fixture *fixture, const struct token *token, size_t count)
 {
 	cJSON *change = journal_last_used();
 	assert_non_null(change);
@@ -963,7 +924,7 @@ static void record_last_used(struct fixture *fixture, const struct token *token,
 
 static void failed_snapshot_is_retried_once_the_journal_has_doubled(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct store empty;
 	store_init(&empty);
 	assert_true(persist_load(fixture->persist, &empty, fixture->error, sizeof(fixture->error)));
@@ -999,7 +960,7 @@ static void failed_snapshot_is_retried_once_the_journal_has_doubled(void **state
 
 static void wants_snapshot_after_as_many_changes_as_items(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct store empty;
 	store_init(&empty);
 	unsigned char hash[TOKEN_HASH_LEN];
@@ -1049,7 +1010,7 @@ static void wants_snapshot_after_as_many_changes_as_items(void **state)
 
 static void wants_snapshot_after_a_set_number_of_changes(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	assert_true(persist_load(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error)));
 	persist_set_snapshot_after(fixture->persist, 3);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
@@ -1189,7 +1150,7 @@ static void lines_replace(struct lines *lines, size_t index, const char *from, c
 
 /* The snapshot of the big store, as lines; first_token is the index of
  * token 0's line. */
-static void write_big_snapshot(struct fixture *fixture, struct lines *lines, size_t *first_token)
+static void write_big_snapshot(struct persist_fixture *fixture, struct lines *lines, size_t *first_token)
 {
 	fill_big_store(&fixture->store);
 	save(fixture, &fixture->store);
@@ -1201,7 +1162,7 @@ static void write_big_snapshot(struct fixture *fixture, struct lines *lines, siz
 	assert_contains(lines->line[*first_token + 1500], name);
 }
 
-static void check_refused(struct fixture *fixture, const char *what, const char *problem)
+static void check_refused(struct persist_fixture *fixture, const char *what, const char *problem)
 {
 	struct test_snapshot before;
 	test_snapshot_take(&before, fixture->path);
@@ -1215,7 +1176,7 @@ static void check_refused(struct fixture *fixture, const char *what, const char 
 
 static void written_and_pretty_printed_snapshots_load_the_same(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct lines lines;
 	size_t first_token;
 	write_big_snapshot(fixture, &lines, &first_token);
@@ -1249,7 +1210,7 @@ static void written_and_pretty_printed_snapshots_load_the_same(void **state)
 
 static void small_snapshots_load_on_the_fast_path_too(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	/* No roles, no tokens; one role; one token; two tokens. */
 	save(fixture, &fixture->store);
 	assert_restart_gives_the_same_store(fixture);
@@ -1269,7 +1230,7 @@ static void small_snapshots_load_on_the_fast_path_too(void **state)
 
 static void broken_layouts_are_refused_as_not_json(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct lines lines;
 	size_t first_token;
 	write_big_snapshot(fixture, &lines, &first_token);
@@ -1344,7 +1305,7 @@ static void broken_layouts_are_refused_as_not_json(void **state)
 }
 
 /* Edits line token_index of the big snapshot, checks the refusal, and puts it back. */
-static void assert_token_edit_refused(struct fixture *fixture, struct lines *lines, size_t first_token,
+static void assert_token_edit_refused(struct persist_fixture *fixture, struct lines *lines, size_t first_token,
 		size_t token_index, const char *from, const char *to, const char *problem)
 {
 	size_t index = first_token + token_index;
@@ -1360,7 +1321,7 @@ static void assert_token_edit_refused(struct fixture *fixture, struct lines *lin
 
 static void bad_token_lines_are_refused_in_either_half(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct lines lines;
 	size_t first_token;
 	write_big_snapshot(fixture, &lines, &first_token);
@@ -1435,7 +1396,7 @@ static void bad_token_lines_are_refused_in_either_half(void **state)
  * (out of range for strtoll) is accepted as INT64_MAX. */
 static void huge_journal_sequence_is_refused_in_the_writer_layout(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	static const char *const values[] = {"10000000000000000", "99999999999999999999"};
 	for(size_t i = 0; i < 2; i++){
 		char *whole = test_format("{\"version\": 1, \"journalSequence\": %s, \"roles\": [], \"tokens\": []}\n", values[i]);
@@ -1456,7 +1417,7 @@ static void huge_journal_sequence_is_refused_in_the_writer_layout(void **state)
  * closing brace are accepted. */
 static void nul_after_the_document_is_refused(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	test_add_token(&fixture->store, "one", role, 1, 2, TIME_NEVER);
 	save(fixture, &fixture->store);
@@ -1478,7 +1439,7 @@ static void nul_after_the_document_is_refused(void **state)
  * counted as READ_OK, and the token is silently missing from the store. */
 static void last_token_on_the_closing_bracket_line_is_not_lost(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	test_add_token(&fixture->store, "only-token", role, 1, 2, TIME_NEVER);
 	for(int tokens = 1; tokens <= 3; tokens++){
@@ -1511,7 +1472,7 @@ static void last_token_on_the_closing_bracket_line_is_not_lost(void **state)
 	}
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_persist_setup, test_persist_teardown)
 
 int main(void)
 {

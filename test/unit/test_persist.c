@@ -17,42 +17,6 @@
 #define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-struct fixture {
-	char *dir;
-	char *path;
-	struct persist *persist;
-	struct store store;
-	char error[1024];
-};
-
-static int setup(void **state)
-{
-	struct fixture *fixture = calloc(1, sizeof(*fixture));
-	assert_non_null(fixture);
-	fixture->dir = test_temp_dir();
-	fixture->path = test_path(fixture->dir, "tokens.json");
-	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
-	if(fixture->persist == NULL){
-		fail_msg("persist_open: %s", fixture->error);
-	}
-	store_init(&fixture->store);
-	test_io_calls = 0;
-	*state = fixture;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fixture = *state;
-	store_clear(&fixture->store);
-	persist_close(fixture->persist);
-	test_remove_dir(fixture->dir);
-	free(fixture->dir);
-	free(fixture->path);
-	free(fixture);
-	return 0;
-}
-
 /* A store with every kind of thing the file must keep. */
 static void fill_store(struct store *store)
 {
@@ -83,7 +47,7 @@ static void fill_store(struct store *store)
 	store_link_token(store, odd, admin);
 }
 
-static void save(struct fixture *fixture)
+static void save(struct persist_fixture *fixture)
 {
 	if(!persist_save(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error))){
 		fail_msg("persist_save: %s", fixture->error);
@@ -92,7 +56,7 @@ static void save(struct fixture *fixture)
 
 static void saved_state_loads_back_equal(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
 	save(fixture);
 	assert_true(test_file_exists(fixture->path));
@@ -121,7 +85,7 @@ static void saved_state_loads_back_equal(void **state)
 
 static void saved_file_has_the_documented_shape(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
 	save(fixture);
 
@@ -170,7 +134,7 @@ static void saved_file_has_the_documented_shape(void **state)
 
 static void state_file_is_private(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
 	mode_t old_umask = umask(0);   /* the mode must not depend on the umask */
 	bool ok = persist_save(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error));
@@ -189,7 +153,7 @@ static void state_file_is_private(void **state)
 
 static void missing_file_is_an_empty_store(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	assert_false(test_file_exists(fixture->path));
 	assert_true(persist_load(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error)));
 	assert_int_equal(store_token_count(&fixture->store), 0);
@@ -201,7 +165,7 @@ static void missing_file_is_an_empty_store(void **state)
 
 static void empty_store_round_trips(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	save(fixture);
 	assert_true(test_file_exists(fixture->path));
 	bool ok = persist_load(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error));
@@ -288,7 +252,7 @@ static const struct corrupt_case malformed_documents[] = {
 /* Writes content to the state file, loads it, and checks the refusal:
  * false, the problem and the file named, nothing loaded, the file (and
  * folder) untouched. Returns the error (malloc'd). */
-static char *assert_load_refused(struct fixture *fixture, const struct corrupt_case *c)
+static char *assert_load_refused(struct persist_fixture *fixture, const struct corrupt_case *c)
 {
 	test_write_file(fixture->path, c->content, strlen(c->content));
 	struct test_snapshot before;
@@ -315,7 +279,7 @@ static char *assert_load_refused(struct fixture *fixture, const struct corrupt_c
 
 static void unparsable_files_are_refused(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	static const struct corrupt_case cases[] = {
 		{"not JSON", "tokens: none\n", "is not valid JSON"},
 		{"truncated JSON", "{\"version\": 1, \"roles\": [", "is not valid JSON"},
@@ -329,7 +293,7 @@ static void unparsable_files_are_refused(void **state)
 
 static void malformed_documents_are_refused_with_their_own_message(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	size_t count = sizeof(malformed_documents) / sizeof(malformed_documents[0]);
 	char *errors[sizeof(malformed_documents) / sizeof(malformed_documents[0])];
 	for(size_t i = 0; i < count; i++){
@@ -408,7 +372,7 @@ static void a_valid_document_with_unknown_fields_is_accepted(void **state)
 
 static void second_open_of_the_same_file_is_refused(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	char error[1024] = "";
 	struct persist *second = persist_open(fixture->path, error, sizeof(error));
 	assert_null(second);
@@ -433,7 +397,7 @@ static void second_open_of_the_same_file_is_refused(void **state)
 
 /* Saves a first state with the real system calls, changes the store, and
  * saves again through io, which must fail at step. */
-static void assert_failed_save_changes_nothing(struct fixture *fixture, const struct persist_io *io,
+static void assert_failed_save_changes_nothing(struct persist_fixture *fixture, const struct persist_io *io,
 		const char *step, const char *reason)
 {
 	fill_store(&fixture->store);
@@ -487,7 +451,7 @@ static void failed_rename_leaves_the_old_file(void **state)
 
 static void failed_first_save_creates_no_file(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
 	const struct persist_io *ios[] = {&test_io_write_enospc, &test_io_fsync_eio, &test_io_rename_eacces};
 	for(size_t i = 0; i < 3; i++){
@@ -500,7 +464,7 @@ static void failed_first_save_creates_no_file(void **state)
 
 static void short_writes_still_write_everything(void **state)
 {
-	struct fixture *fixture = *state;
+	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
 	persist_set_io(fixture->persist, &test_io_short_writes);
 	save(fixture);
@@ -519,7 +483,7 @@ static void short_writes_still_write_everything(void **state)
 	cJSON_Delete(expected);
 }
 
-#define PERSIST_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define PERSIST_TEST(f) cmocka_unit_test_setup_teardown(f, test_persist_setup, test_persist_teardown)
 
 int main(void)
 {

@@ -318,6 +318,38 @@ const struct persist_io test_io_short_writes = {.write = write_one_byte, .fsync 
 	.unlink = unlink};
 const struct persist_io test_io_unlink_eio = {.write = write, .fsync = fsync, .rename = rename, .unlink = unlink_eio};
 
+/* ---- a persist backend in a temporary folder ---- */
+
+int test_persist_setup(void **state)
+{
+	struct persist_fixture *fixture = calloc(1, sizeof(*fixture));
+	assert_non_null(fixture);
+	fixture->dir = test_temp_dir();
+	fixture->path = test_path(fixture->dir, "tokens.json");
+	fixture->journal_path = test_path(fixture->dir, "tokens.json.journal");
+	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
+	if(fixture->persist == NULL){
+		fail_msg("persist_open: %s", fixture->error);
+	}
+	store_init(&fixture->store);
+	test_io_calls = 0;
+	*state = fixture;
+	return 0;
+}
+
+int test_persist_teardown(void **state)
+{
+	struct persist_fixture *fixture = *state;
+	store_clear(&fixture->store);
+	persist_close(fixture->persist);
+	test_remove_dir(fixture->dir);
+	free(fixture->dir);
+	free(fixture->path);
+	free(fixture->journal_path);
+	free(fixture);
+	return 0;
+}
+
 /* ---- store builders ---- */
 
 struct role *test_add_role(struct store *store, const char *name)

@@ -84,6 +84,21 @@ extern const struct persist_io test_io_short_writes;   /* write: one byte at a t
 extern const struct persist_io test_io_unlink_eio;     /* unlink: -1, EIO */
 extern int test_io_calls;
 
+/* ---- a persist backend in a temporary folder ---- */
+
+struct persist_fixture {
+	char *dir;           /* a fresh temporary folder */
+	char *path;          /* <dir>/tokens.json, not created yet */
+	char *journal_path;  /* <dir>/tokens.json.journal */
+	struct persist *persist;
+	struct store store;  /* the state as the plugin holds it in memory */
+	char error[2048];
+};
+
+/* cmocka setup and teardown: *state is a struct persist_fixture. */
+int test_persist_setup(void **state);
+int test_persist_teardown(void **state);
+
 /* ---- store builders ---- */
 
 struct role *test_add_role(struct store *store, const char *name);
