@@ -47,21 +47,10 @@ static const char seed_state[] =
 	" \"expiringNotified\": true}\n"
 	"]}\n";
 
-static char state_path[FUZZ_PATH_SIZE];
-static char journal_path[FUZZ_PATH_SIZE];
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_state_paths(state_path, journal_path);
-	return 0;
-}
-
 static struct tokens_plugin *load_instance(void)
 {
 	char error[1024] = "";
-	struct tokens_plugin *plugin = tokens_plugin_new(state_path, fuzz_log, fuzz_clock, error, sizeof(error));
+	struct tokens_plugin *plugin = tokens_plugin_new(fuzz_state_path(), fuzz_log, fuzz_clock, error, sizeof(error));
 	if(plugin == NULL){
 		fuzz_fail("the state does not load: %s", error);
 	}
@@ -70,8 +59,8 @@ static struct tokens_plugin *load_instance(void)
 
 static struct tokens_plugin *fresh_instance(void)
 {
-	fuzz_write_file(state_path, seed_state, sizeof(seed_state) - 1);
-	fuzz_remove(journal_path);
+	fuzz_write_file(fuzz_state_path(), seed_state, sizeof(seed_state) - 1);
+	fuzz_remove(fuzz_journal_path());
 	struct tokens_plugin *plugin = load_instance();
 	if(!tokens_plugin_start_notices(plugin, 7 * 86400)){
 		fuzz_fail("out of memory");

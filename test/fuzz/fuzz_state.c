@@ -24,17 +24,6 @@
 
 #define JOURNAL_SEPARATOR "\n--- journal ---\n"
 
-static char state_path[FUZZ_PATH_SIZE];
-static char journal_path[FUZZ_PATH_SIZE];
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fuzz_state_paths(state_path, journal_path);
-	return 0;
-}
-
 static void write_or_remove(const char *path, const uint8_t *bytes, size_t length, bool exists)
 {
 	if(exists){
@@ -57,7 +46,7 @@ static void assert_file_is(const char *path, const uint8_t *bytes, size_t length
 static struct persist *open_persist(void)
 {
 	char error[1024] = "";
-	struct persist *persist = persist_open(state_path, error, sizeof(error));
+	struct persist *persist = persist_open(fuzz_state_path(), error, sizeof(error));
 	if(persist == NULL){
 		fuzz_fail("persist_open: %s", error);
 	}
@@ -92,8 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool has_snapshot = snapshot_length > 0;
 	bool has_journal = journal != NULL;
 
-	write_or_remove(state_path, data, snapshot_length, has_snapshot);
-	write_or_remove(journal_path, journal, journal_length, has_journal);
+	write_or_remove(fuzz_state_path(), data, snapshot_length, has_snapshot);
+	write_or_remove(fuzz_journal_path(), journal, journal_length, has_journal);
 
 	struct persist *persist = open_persist();
 	struct store store;
@@ -105,8 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if(store_token_count(&store) != 0 || store_role_count(&store) != 0){
 			fuzz_fail("a refused load left items in the store");
 		}
-		assert_file_is(state_path, data, snapshot_length, has_snapshot);
-		assert_file_is(journal_path, journal, journal_length, has_journal);
+		assert_file_is(fuzz_state_path(), data, snapshot_length, has_snapshot);
+		assert_file_is(fuzz_journal_path(), journal, journal_length, has_journal);
 		persist_close(persist);
 	}
 	store_clear(&store);

@@ -24,17 +24,26 @@ const char *fuzz_scratch_dir(void)
 	return dir;
 }
 
-static void scratch_path(char out[FUZZ_PATH_SIZE], const char *name)
+#define FUZZ_PATH_SIZE 512
+
+static const char *scratch_path(char path[FUZZ_PATH_SIZE], const char *name)
 {
-	if(snprintf(out, FUZZ_PATH_SIZE, "%s/%s", fuzz_scratch_dir(), name) >= FUZZ_PATH_SIZE){
+	if(path[0] == '\0' && snprintf(path, FUZZ_PATH_SIZE, "%s/%s", fuzz_scratch_dir(), name) >= FUZZ_PATH_SIZE){
 		fuzz_fail("path too long: %s/%s", fuzz_scratch_dir(), name);
 	}
+	return path;
 }
 
-void fuzz_state_paths(char state_path[FUZZ_PATH_SIZE], char journal_path[FUZZ_PATH_SIZE])
+const char *fuzz_state_path(void)
 {
-	scratch_path(state_path, "tokens.json");
-	scratch_path(journal_path, "tokens.json.journal");
+	static char path[FUZZ_PATH_SIZE];
+	return scratch_path(path, "tokens.json");
+}
+
+const char *fuzz_journal_path(void)
+{
+	static char path[FUZZ_PATH_SIZE];
+	return scratch_path(path, "tokens.json.journal");
 }
 
 void fuzz_write_file(const char *path, const void *bytes, size_t length)

@@ -16,10 +16,9 @@
 
 /* A new empty folder, under /dev/shm when there is one; lives until exit. */
 const char *fuzz_scratch_dir(void);
-#define FUZZ_PATH_SIZE 512
-
-/* The state file and its journal in the scratch folder. */
-void fuzz_state_paths(char state_path[FUZZ_PATH_SIZE], char journal_path[FUZZ_PATH_SIZE]);
+/* The state file and its journal, in the scratch folder. */
+const char *fuzz_state_path(void);
+const char *fuzz_journal_path(void);
 void fuzz_write_file(const char *path, const void *bytes, size_t length);
 /* Removes the file if it exists. */
 void fuzz_remove(const char *path);
