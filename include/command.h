@@ -1,8 +1,10 @@
 /*
  * What a command handler sees: the command's JSON object, the response it
  * fills, who asked and when. Handlers report failure with command_fail and
- * success with command_reply; a handler that changes the store calls
- * command_commit and undoes its change in memory if that fails.
+ * success with command_reply. A handler that changes the store builds a
+ * change (changes.h) from its checked fields and hands it to
+ * command_apply: the store is touched only once the change is on disk,
+ * and in the same way as when the journal is replayed.
  */
 #ifndef COMMAND_H
 #define COMMAND_H
@@ -40,10 +42,11 @@ bool command_fail(struct command_context *context, enum command_code code, const
 	__attribute__((format(printf, 3, 4)));
 /* Attaches data (taken over) to the response; NULL data means out of memory. */
 void command_reply(struct command_context *context, cJSON *data);
-/* Records the change (see journal.h; taken over, NULL meaning out of
- * memory) durably; on failure the response says why (code storage or
- * internal) and the handler undoes its change in memory. */
-bool command_commit(struct command_context *context, cJSON *change);
+/* Records the change durably (journal.h), then applies it with
+ * tokens_plugin_apply. On failure the response says why (code storage or
+ * internal) and nothing has changed. Either way the caller releases the
+ * change (change_release) once it has used what it needs for the reply. */
+bool command_apply(struct command_context *context, struct change *change);
 /* "tokens: <requester> | <command> | <details>" at notice level. */
 void command_log_change(struct command_context *context, const char *format, ...)
 	__attribute__((format(printf, 2, 3)));

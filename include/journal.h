@@ -13,7 +13,8 @@
  *   {"op": "removeRoleACL", "rolename": ..., "acltype": ..., "topic": ...}
  *   {"op": "lastUsed", "tokens": [["<64 hex>", "<time>"], ...]}
  *
- * Builders return NULL when out of memory.
+ * The changes are those of changes.h: a command's change and its replay
+ * are applied by the same function.
  */
 #ifndef JOURNAL_H
 #define JOURNAL_H
@@ -22,29 +23,30 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+#include "changes.h"
 #include "store.h"
 
-cJSON *journal_create_token(const struct store *store, const struct token *token);
-/* Recorded before the rotation is applied in memory: the replacement
- * record and its previous secret (NULL: none) are given. */
-cJSON *journal_rotate_token(const unsigned char old_hash[TOKEN_HASH_LEN], const struct token *replacement,
-		const struct previous_secret *previous);
-cJSON *journal_noticed(const struct token *token);
-cJSON *journal_revoke_token(const struct token *token);
-cJSON *journal_create_role(const struct role *role);
-cJSON *journal_delete_role(const struct role *role);
-cJSON *journal_add_role_acl(const struct role *role, const struct role_acl *acl);
-cJSON *journal_remove_role_acl(const struct role *role, const struct role_acl *acl);
+/* The change's journal line (without "seq"); NULL when out of memory. */
+cJSON *journal_encode(const struct change *change);
+/* The inverse: reads a line into a change that fits the store as it is
+ * (the token or role it acts on exists, what it adds is new), ready for
+ * change_apply, and owning what it adds. On a line that does not fit,
+ * writes why into problem and returns false, the store untouched. A
+ * lastUsed line is not a change: see journal_apply. */
+bool journal_decode(struct store *store, const cJSON *line, struct change *change,
+		char *problem, size_t problem_len);
+
 /* An empty lastUsed change; journal_add_last_used appends one token. */
 cJSON *journal_last_used(void);
 bool journal_add_last_used(cJSON *change, const struct token *token);
 /* How many changes to the store one record holds (lastUsed holds many). */
 size_t journal_change_count(const cJSON *change);
 
-/* Applies one recorded change to the store. On a change that does not fit
- * the store (unknown op, missing token or role, duplicate), writes why into
- * problem and returns false; the store may then be half changed and is to
- * be discarded (replay stops at the first problem). */
+/* Replays one line: decodes it and applies it with change_apply, as a
+ * command would have (lastUsed lines set the times they carry). On a line
+ * that does not fit the store (unknown op, missing token or role,
+ * duplicate), writes why into problem and returns false; replay stops at
+ * the first problem and the store is discarded. */
 bool journal_apply(struct store *store, const cJSON *change, char *problem, size_t problem_len);
 
 #endif

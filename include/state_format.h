@@ -62,6 +62,11 @@ bool state_add_token(struct state_loader *loader, struct token *token, int index
  * (previous->token is NULL when there is none). */
 bool state_add_previous(struct state_loader *loader, const struct previous_secret *previous);
 bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item);
+/* The same without linking (for the journal's decoder): a new role with
+ * its ACLs, or a new ACL that the role does not have yet; NULL on a
+ * problem. */
+struct role *state_parse_role(struct state_loader *loader, const cJSON *item, int index);
+struct role_acl *state_parse_acl(struct state_loader *loader, const struct role *role, const cJSON *item);
 
 /* Fills an empty store from a state document. On a format problem it writes
  * a sentence naming the entry and the field into problem, leaves the store

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "changes.h"
 #include "expiry.h"
 #include "persist.h"
 #include "sessions.h"
@@ -91,9 +92,10 @@ struct tokens_plugin {
 
 /* Queues a token's pending expiry notices (after load, create, rotate). */
 void tokens_plugin_schedule_notices(struct tokens_plugin *plugin, struct token *token);
-/* Forgets a token that leaves the store: connections closed (returns how
- * many), queues left, counters updated. The caller frees it. */
-size_t tokens_plugin_forget_token(struct tokens_plugin *plugin, struct token *token);
+/* Applies a change (changes.h) that has been recorded, and keeps the
+ * connections, queues and counters in step with it: a revoked token's
+ * connections are closed, a rotated one's move to its replacement. */
+void tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change);
 
 /* Creates an instance and loads its state file; NULL with a sentence in
  * error when the file cannot be used. */
@@ -115,13 +117,6 @@ void tokens_plugin_snapshot(struct tokens_plugin *plugin);
 /* Fills the notice queue from the store (after load) with the warning
  * window in seconds, and counts expired tokens. False when out of memory. */
 bool tokens_plugin_start_notices(struct tokens_plugin *plugin, int64_t warning_seconds);
-/* A rotation: the replacement takes the old token's place, connections and
- * queues. With previous (allocated by the caller, taken over) the old
- * secret lives on until previous->valid_until and the old connections stay
- * (as made with it); without, they are closed now. Returns how many
- * connections are closed. The caller frees old. */
-size_t tokens_plugin_replace_token(struct tokens_plugin *plugin, struct token *old, struct token *replacement,
-		struct previous_secret *previous);
 /* Closes the connections of previous secrets whose grace period is over. */
 void tokens_plugin_end_grace_periods(struct tokens_plugin *plugin, int64_t now);
 

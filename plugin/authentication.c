@@ -12,6 +12,7 @@
 #include <mosquitto.h>
 
 #include "authentication.h"
+#include "login.h"
 #include "token_format.h"
 
 static const char *client_label(const struct mosquitto *client)
@@ -74,25 +75,16 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 		return refuse(plugin, login->client, "could not hash the token", NULL);
 	}
 	int64_t now = plugin->now();
-	struct token *token = store_find_token_by_hash(&plugin->store, hash);
-	bool via_previous = false;
-	if(token == NULL){
-		/* A rotated token's old secret, during its grace period. */
-		const struct previous_secret *previous = store_find_previous_by_hash(&plugin->store, hash);
-		if(previous && now < previous->valid_until){
-			token = previous->token;
-			via_previous = true;
-		}
-	}
-	if(token == NULL){
+	struct login_answer answer = login_answer_for(&plugin->store, hash, now);
+	if(answer.verdict == LOGIN_UNKNOWN){
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 		token_format_hash_to_hex(hash, hash_hex);
 		return refuse(plugin, login->client, "unknown token with hash ", hash_hex);
 	}
-	if(now >= token->valid_until){
-		return refuse(plugin, login->client, "expired token ", token->name);
+	if(answer.verdict == LOGIN_EXPIRED){
+		return refuse(plugin, login->client, "expired token ", answer.token->name);
 	}
-	return accept_token(plugin, login->client, token, via_previous, now);
+	return accept_token(plugin, login->client, answer.token, answer.via_previous, now);
 }
 
 int authentication_on_disconnect(int event, void *event_data, void *userdata)

@@ -9,7 +9,6 @@
 
 #include "command.h"
 #include "fields.h"
-#include "journal.h"
 #include "state_format.h"
 
 #define TOPIC_MAX_BYTES 65535
@@ -138,13 +137,11 @@ void command_create_role(struct command_context *context)
 		role_free(role);
 		return;
 	}
-	store_link_role(store, role);
-	if(!command_commit(context, journal_create_role(role))){
-		store_unlink_role(store, role);
-		role_free(role);
-		return;
+	struct change change = change_create_role(role);
+	if(command_apply(context, &change)){
+		command_log_change(context, "rolename=%s acls=%zu", role->name, role->acl_count);
 	}
-	command_log_change(context, "rolename=%s acls=%zu", role->name, role->acl_count);
+	change_release(&change);
 }
 
 void command_get_role(struct command_context *context)
@@ -177,7 +174,6 @@ void command_list_roles(struct command_context *context)
 
 void command_delete_role(struct command_context *context)
 {
-	struct store *store = &context->plugin->store;
 	struct role *role = find_target_role(context);
 	if(role == NULL){
 		return;
@@ -187,13 +183,11 @@ void command_delete_role(struct command_context *context)
 				role->token_count, role->token_count == 1 ? "" : "s");
 		return;
 	}
-	store_unlink_role(store, role);
-	if(!command_commit(context, journal_delete_role(role))){
-		store_link_role(store, role);
-		return;
+	struct change change = change_delete_role(role);
+	if(command_apply(context, &change)){
+		command_log_change(context, "rolename=%s", role->name);
 	}
-	command_log_change(context, "rolename=%s", role->name);
-	role_free(role);
+	change_release(&change);
 }
 
 void command_add_role_acl(struct command_context *context)
@@ -214,14 +208,12 @@ void command_add_role_acl(struct command_context *context)
 		role_acl_free(acl);
 		return;
 	}
-	role_link_acl(role, acl);
-	if(!command_commit(context, journal_add_role_acl(role, acl))){
-		role_unlink_acl(role, acl);
-		role_acl_free(acl);
-		return;
+	struct change change = change_add_role_acl(role, acl);
+	if(command_apply(context, &change)){
+		command_log_change(context, "rolename=%s acltype=%s topic=%s priority=%d allow=%s",
+				role->name, acl_type_name(acl->type), acl->topic, acl->priority, acl->allow ? "true" : "false");
 	}
-	command_log_change(context, "rolename=%s acltype=%s topic=%s priority=%d allow=%s",
-			role->name, acl_type_name(acl->type), acl->topic, acl->priority, acl->allow ? "true" : "false");
+	change_release(&change);
 }
 
 void command_remove_role_acl(struct command_context *context)
@@ -239,11 +231,9 @@ void command_remove_role_acl(struct command_context *context)
 		command_fail(context, CODE_NOT_FOUND, "ACL not found");
 		return;
 	}
-	struct role_acl *previous = role_unlink_acl(role, acl);
-	if(!command_commit(context, journal_remove_role_acl(role, acl))){
-		role_relink_acl(role, acl, previous);
-		return;
+	struct change change = change_remove_role_acl(role, acl);
+	if(command_apply(context, &change)){
+		command_log_change(context, "rolename=%s acltype=%s topic=%s", role->name, acl_type_name(type), topic);
 	}
-	command_log_change(context, "rolename=%s acltype=%s topic=%s", role->name, acl_type_name(type), topic);
-	role_acl_free(acl);
+	change_release(&change);
 }

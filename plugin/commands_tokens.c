@@ -11,7 +11,6 @@
 #include "command.h"
 #include "events.h"
 #include "fields.h"
-#include "journal.h"
 #include "rfc3339.h"
 #include "state_format.h"
 
@@ -78,7 +77,8 @@ static bool new_secret(struct command_context *context, char secret[TOKEN_LEN + 
 			return command_fail(context, CODE_INTERNAL, "The random number generator failed");
 		}
 		token_format_hash(secret, hash);
-		if(store_find_token_by_hash(&context->plugin->store, hash) == NULL){
+		const struct store *store = &context->plugin->store;
+		if(store_find_token_by_hash(store, hash) == NULL && store_find_previous_by_hash(store, hash) == NULL){
 			return true;
 		}
 	}
@@ -136,21 +136,17 @@ void command_create_token(struct command_context *context)
 		command_fail(context, CODE_INTERNAL, "Out of memory");
 		return;
 	}
-	store_link_token(store, token, role);
-	if(!command_commit(context, journal_create_token(store, token))){
-		store_unlink_token(store, token);
-		token_free(token);
-		OPENSSL_cleanse(secret, sizeof(secret));
-		return;
+	token->role = role;
+	struct change change = change_create_token(token);
+	if(command_apply(context, &change)){
+		command_reply(context, created_token_data(store, token, secret, context->now));
+		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
+		token_format_hash_to_hex(token->hash, hash_hex);
+		command_log_change(context, "name=%s role=%s hash=%s", token->name, role->name, hash_hex);
+		events_publish(context->plugin, "tokenCreated", token, context->requester, NULL);
 	}
-	command_reply(context, created_token_data(store, token, secret, context->now));
 	OPENSSL_cleanse(secret, sizeof(secret));
-
-	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
-	token_format_hash_to_hex(token->hash, hash_hex);
-	command_log_change(context, "name=%s role=%s hash=%s", token->name, role->name, hash_hex);
-	tokens_plugin_schedule_notices(context->plugin, token);
-	events_publish(context->plugin, "tokenCreated", token, context->requester, NULL);
+	change_release(&change);
 }
 
 static bool status_matches(const char *status, const struct token *token, int64_t now)
@@ -237,24 +233,19 @@ static cJSON *revoked_data(const char *name, const char *hash_hex, size_t discon
 
 void command_revoke_token(struct command_context *context)
 {
-	struct store *store = &context->plugin->store;
 	struct token *token = find_target_token(context);
 	if(token == NULL){
 		return;
 	}
-	struct role *role = token->role;
-	store_unlink_token(store, token);
-	if(!command_commit(context, journal_revoke_token(token))){
-		store_link_token(store, token, role);
-		return;
+	struct change change = change_revoke_token(token);
+	if(command_apply(context, &change)){
+		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
+		token_format_hash_to_hex(token->hash, hash_hex);
+		command_reply(context, revoked_data(token->name, hash_hex, change.closed));
+		command_log_change(context, "name=%s hash=%s disconnected=%zu", token->name, hash_hex, change.closed);
+		events_publish(context->plugin, "tokenRevoked", token, context->requester, NULL);
 	}
-	size_t disconnected = tokens_plugin_forget_token(context->plugin, token);
-	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
-	token_format_hash_to_hex(token->hash, hash_hex);
-	command_reply(context, revoked_data(token->name, hash_hex, disconnected));
-	command_log_change(context, "name=%s hash=%s disconnected=%zu", token->name, hash_hex, disconnected);
-	events_publish(context->plugin, "tokenRevoked", token, context->requester, NULL);
-	token_free(token);
+	change_release(&change);
 }
 
 /* Where the old secret stands after a rotation: NULL when it stops now
@@ -297,13 +288,15 @@ static bool rotation_valid_until(struct command_context *context, const struct t
 	return true;
 }
 
+/* previous_valid_until: when the old secret stops working, 0 when it
+ * already has. */
 static cJSON *rotated_data(const struct store *store, const struct token *token, const char *secret,
-		const struct previous_secret *previous, int64_t now)
+		int64_t previous_valid_until, int64_t now)
 {
 	cJSON *data = created_token_data(store, token, secret, now);
-	if(data && previous && !cJSON_GetObjectItemCaseSensitive(data, "previousValidUntil")){
+	if(data && previous_valid_until && !cJSON_GetObjectItemCaseSensitive(data, "previousValidUntil")){
 		char until[RFC3339_LEN + 1];
-		rfc3339_format(previous->valid_until, until);
+		rfc3339_format(previous_valid_until, until);
 		if(!cJSON_AddStringToObject(data, "previousValidUntil", until)){
 			cJSON_Delete(data);
 			return NULL;
@@ -331,25 +324,25 @@ void command_rotate_token(struct command_context *context)
 	memcpy(old_hash, old->hash, TOKEN_HASH_LEN);
 	struct token *replacement = token_new(old->name, context->requester, hash, context->now, valid_until, old->last_used);
 	struct previous_secret *previous = grace_for(old, grace, valid_until, context->now, &failed);
-	if(replacement){
-		replacement->role = old->role;   /* for the journal line; linked later */
-	}
 	if(replacement == NULL || failed){
+		OPENSSL_cleanse(secret, sizeof(secret));
+		token_free(replacement);
+		free(previous);
 		command_fail(context, CODE_INTERNAL, "Out of memory");
-	}else if(command_commit(context, journal_rotate_token(old_hash, replacement, previous))){
-		/* Recorded first, applied after: applying cannot fail. */
-		size_t closed = tokens_plugin_replace_token(plugin, old, replacement, previous);
-		token_free(old);
-		command_reply(context, rotated_data(&plugin->store, replacement, secret, previous, context->now));
+		return;
+	}
+	replacement->role = old->role;
+	/* The reply shows the grace period's end, which the store keeps from now on. */
+	int64_t previous_valid_until = previous ? previous->valid_until : 0;
+	struct change change = change_rotate_token(old, replacement, previous);
+	if(command_apply(context, &change)){
+		command_reply(context, rotated_data(&plugin->store, replacement, secret, previous_valid_until, context->now));
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 		token_format_hash_to_hex(replacement->hash, hash_hex);
 		command_log_change(context, "name=%s hash=%s graceSeconds=%lld disconnected=%zu",
-				replacement->name, hash_hex, (long long)grace, closed);
+				replacement->name, hash_hex, (long long)grace, change.closed);
 		events_publish(plugin, "tokenRotated", replacement, context->requester, old_hash);
-		replacement = NULL;
-		previous = NULL;
 	}
 	OPENSSL_cleanse(secret, sizeof(secret));
-	token_free(replacement);
-	free(previous);
+	change_release(&change);
 }

@@ -12,6 +12,7 @@
 #include "command.h"
 #include "control.h"
 #include "fields.h"
+#include "journal.h"
 
 static const struct {
 	const char *name;
@@ -69,19 +70,21 @@ void command_reply(struct command_context *context, cJSON *data)
 	}
 }
 
-bool command_commit(struct command_context *context, cJSON *change)
+bool command_apply(struct command_context *context, struct change *change)
 {
 	struct tokens_plugin *plugin = context->plugin;
 	char error[512];
-	if(change == NULL){
+	cJSON *line = journal_encode(change);
+	if(line == NULL){
 		return command_fail(context, CODE_INTERNAL, "Out of memory");
 	}
-	bool recorded = persist_record(plugin->persist, change, error, sizeof(error));
-	cJSON_Delete(change);
+	bool recorded = persist_record(plugin->persist, line, error, sizeof(error));
+	cJSON_Delete(line);
 	if(!recorded){
 		plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
 		return command_fail(context, CODE_STORAGE, "The change could not be saved, nothing was changed: %s", error);
 	}
+	tokens_plugin_apply(plugin, change);
 	return true;
 }
 
@@ -146,8 +149,7 @@ static void run_command(struct tokens_plugin *plugin, const char *requester, int
 		return;
 	}
 	handler(&context);
-	/* Here, not in command_commit: a handler may record its change before
-	 * it applies it, and the snapshot must hold it. */
+	/* Here, once the handler is done with the change it applied. */
 	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
 		tokens_plugin_snapshot(plugin);
 	}

@@ -52,33 +52,30 @@ void events_publish(struct tokens_plugin *plugin, const char *event, const struc
 	free(payload);
 }
 
-static void record_notice(struct tokens_plugin *plugin, const struct token *token)
+/* The marks are applied even if they cannot be recorded: sent once in
+ * this run, and perhaps again after a restart, is the lesser harm. */
+static void mark_noticed(struct tokens_plugin *plugin, struct token *token, bool expired)
 {
 	char error[512];
-	cJSON *change = journal_noticed(token);
-	if(change == NULL || !persist_record(plugin->persist, change, error, sizeof(error))){
+	struct change change = change_noticed(token, true, expired);
+	cJSON *line = journal_encode(&change);
+	if(line == NULL || !persist_record(plugin->persist, line, error, sizeof(error))){
 		plugin->log(MOSQ_LOG_WARNING, "tokens: could not record the expiry notice of %s "
-				"(it may be sent again after a restart): %s", token->name, change ? error : "out of memory");
+				"(it may be sent again after a restart): %s", token->name, line ? error : "out of memory");
 	}
-	cJSON_Delete(change);
+	cJSON_Delete(line);
+	tokens_plugin_apply(plugin, &change);
+	change_release(&change);
 }
 
 void events_send_due_notices(struct tokens_plugin *plugin, int64_t now)
 {
 	struct token *token;
 	while((token = expiry_pop_due(&plugin->notices, now)) != NULL){
-		if(now < token->valid_until){
-			token->expiring_noticed = true;
-			events_publish(plugin, "tokenExpiring", token, NULL, NULL);
-		}else{
-			/* A token that expired while the broker was down gets no warning. */
-			token->expiring_noticed = true;
-			token->expired_noticed = true;
-			plugin->expired_tokens++;
-			events_publish(plugin, "tokenExpired", token, NULL, NULL);
-		}
-		record_notice(plugin, token);
-		tokens_plugin_schedule_notices(plugin, token);
+		/* A token that expired while the broker was down gets no warning. */
+		bool expired = now >= token->valid_until;
+		mark_noticed(plugin, token, expired);
+		events_publish(plugin, expired ? "tokenExpired" : "tokenExpiring", token, NULL, NULL);
 	}
 }
 

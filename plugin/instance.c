@@ -7,6 +7,7 @@
 #include <string.h>
 #include <mosquitto.h>
 
+#include "invariants.h"
 #include "journal.h"
 
 #include "tokens_plugin.h"
@@ -39,6 +40,14 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 		tokens_plugin_free(plugin);
 		return NULL;
 	}
+	/* A load that broke one would be a bug here, not in the file: refuse
+	 * rather than serve credentials from a store that contradicts itself. */
+	char problem[512];
+	if(!invariants_check_store(&plugin->store, problem, sizeof(problem))){
+		snprintf(error, error_len, "%s: the loaded state is inconsistent (%s)", state_file, problem);
+		tokens_plugin_free(plugin);
+		return NULL;
+	}
 	if(persist_load_notice(plugin->persist)){
 		log(MOSQ_LOG_WARNING, "tokens: %s", persist_load_notice(plugin->persist));
 	}
@@ -58,17 +67,6 @@ void tokens_plugin_free(struct tokens_plugin *plugin)
 	token_hasher_free(&plugin->hasher);
 	free(plugin->last_used_queue);
 	free(plugin);
-}
-
-size_t tokens_plugin_forget_token(struct tokens_plugin *plugin, struct token *token)
-{
-	expiry_remove(&plugin->expiry, token);
-	expiry_remove(&plugin->notices, token);
-	store_drop_previous(&plugin->store, token);
-	if(token->expired_noticed){
-		plugin->expired_tokens--;
-	}
-	return sessions_close_token(&plugin->sessions, token, plugin->requesting_client);
 }
 
 void tokens_plugin_schedule_notices(struct tokens_plugin *plugin, struct token *token)
@@ -94,12 +92,32 @@ bool tokens_plugin_start_notices(struct tokens_plugin *plugin, int64_t warning_s
 	return true;
 }
 
-size_t tokens_plugin_replace_token(struct tokens_plugin *plugin, struct token *old, struct token *replacement,
-		struct previous_secret *previous)
+/* ---- what follows a change to the store (changes.h) ---- */
+
+static void on_token_added(void *context, struct token *token)
 {
-	struct store *store = &plugin->store;
+	tokens_plugin_schedule_notices(context, token);
+}
+
+/* The token's connections are closed and it leaves every queue. */
+static size_t on_token_removed(void *context, struct token *token)
+{
+	struct tokens_plugin *plugin = context;
+	expiry_remove(&plugin->expiry, token);
+	expiry_remove(&plugin->notices, token);
+	if(token->expired_noticed){
+		plugin->expired_tokens--;
+	}
+	return sessions_close_token(&plugin->sessions, token, plugin->requesting_client);
+}
+
+/* The replacement takes the old record's connections and queues. With a
+ * grace period the old secret's connections stay (as made with it);
+ * without, they are closed now. */
+static size_t on_token_replaced(void *context, struct token *old, struct token *replacement, bool keeps_previous)
+{
+	struct tokens_plugin *plugin = context;
 	size_t closed = 0;
-	struct role *role = old->role;
 	expiry_remove(&plugin->expiry, old);
 	expiry_remove(&plugin->notices, old);
 	if(old->expired_noticed){
@@ -107,22 +125,37 @@ size_t tokens_plugin_replace_token(struct tokens_plugin *plugin, struct token *o
 	}
 	/* Connections made with an even older secret lose it now. */
 	closed += sessions_close_previous(&plugin->sessions, old);
-	if(previous == NULL){
+	if(!keeps_previous){
 		closed += sessions_close_token(&plugin->sessions, old, plugin->requesting_client);
 	}
-	store_drop_previous(store, old);
-	store_unlink_token(store, old);
-	store_link_token(store, replacement, role);
 	sessions_move(old, replacement);
-	if(previous){
-		previous->token = replacement;
-		store_adopt_previous(store, previous);
-	}
-	if(replacement->sessions){
-		expiry_add(&plugin->expiry, replacement);
+	if(replacement->sessions && !expiry_add(&plugin->expiry, replacement)){
+		/* Without a place in the queue its connections would outlive it. */
+		closed += sessions_close_token(&plugin->sessions, replacement, plugin->requesting_client);
 	}
 	tokens_plugin_schedule_notices(plugin, replacement);
 	return closed;
+}
+
+static void on_token_noticed(void *context, struct token *token, bool was_expired_noticed)
+{
+	struct tokens_plugin *plugin = context;
+	if(token->expired_noticed && !was_expired_noticed){
+		plugin->expired_tokens++;
+	}
+	tokens_plugin_schedule_notices(plugin, token);
+}
+
+void tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change)
+{
+	const struct change_observer observer = {
+		.context = plugin,
+		.token_added = on_token_added,
+		.token_removed = on_token_removed,
+		.token_replaced = on_token_replaced,
+		.token_noticed = on_token_noticed,
+	};
+	change_apply(&plugin->store, change, &observer);
 }
 
 void tokens_plugin_end_grace_periods(struct tokens_plugin *plugin, int64_t now)

@@ -1,12 +1,14 @@
 /*
- * Journal changes: building them for commands and applying them on replay.
- * See include/journal.h for the format. Replay is strict: a change that
- * does not fit the store means the journal and the snapshot disagree, and
- * starting from a guess would lose or resurrect credentials.
+ * Journal lines: encoding a command's change, decoding it again for
+ * replay. See include/journal.h for the format. Decoding is strict: a
+ * change that does not fit the store means the journal and the snapshot
+ * disagree, and starting from a guess would lose or resurrect credentials.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "journal.h"
 #include "rfc3339.h"
@@ -45,50 +47,53 @@ static cJSON *hash_string(const unsigned char hash[TOKEN_HASH_LEN])
 	return cJSON_CreateString(hex);
 }
 
-cJSON *journal_create_token(const struct store *store, const struct token *token)
+static cJSON *encode_create_token(const struct change *change)
 {
-	return with_item(change_of("createToken"), "token", token_state_to_json(store, token));
+	return with_item(change_of("createToken"), "token", token_state_json_with(change->token, NULL));
 }
 
-cJSON *journal_rotate_token(const unsigned char old_hash[TOKEN_HASH_LEN], const struct token *replacement,
-		const struct previous_secret *previous)
+static cJSON *encode_rotate_token(const struct change *change)
 {
-	return with_item(with_item(change_of("rotateToken"), "hash", hash_string(old_hash)),
-			"token", token_state_json_with(replacement, previous));
+	return with_item(with_item(change_of("rotateToken"), "hash", hash_string(change->rotated->hash)),
+			"token", token_state_json_with(change->token, change->previous));
 }
 
-cJSON *journal_noticed(const struct token *token)
+static cJSON *encode_noticed(const struct change *change)
 {
-	cJSON *change = with_item(change_of("noticed"), "hash", hash_string(token->hash));
-	change = with_item(change, "expiring", cJSON_CreateBool(token->expiring_noticed));
-	return with_item(change, "expired", cJSON_CreateBool(token->expired_noticed));
+	cJSON *line = with_item(change_of("noticed"), "hash", hash_string(change->token->hash));
+	line = with_item(line, "expiring", cJSON_CreateBool(change->expiring_noticed));
+	return with_item(line, "expired", cJSON_CreateBool(change->expired_noticed));
 }
 
-cJSON *journal_revoke_token(const struct token *token)
+static cJSON *encode_remove_role_acl(const struct change *change)
 {
-	return with_item(change_of("revokeToken"), "hash", hash_string(token->hash));
+	cJSON *line = with_string(change_of("removeRoleACL"), "rolename", change->role->name);
+	line = with_string(line, "acltype", acl_type_name(change->acl->type));
+	return with_string(line, "topic", change->acl->topic);
 }
 
-cJSON *journal_create_role(const struct role *role)
+cJSON *journal_encode(const struct change *change)
 {
-	return with_item(change_of("createRole"), "role", role_to_json(role));
-}
-
-cJSON *journal_delete_role(const struct role *role)
-{
-	return with_string(change_of("deleteRole"), "rolename", role->name);
-}
-
-cJSON *journal_add_role_acl(const struct role *role, const struct role_acl *acl)
-{
-	return with_item(with_string(change_of("addRoleACL"), "rolename", role->name), "acl", role_acl_to_json(acl));
-}
-
-cJSON *journal_remove_role_acl(const struct role *role, const struct role_acl *acl)
-{
-	cJSON *change = with_string(change_of("removeRoleACL"), "rolename", role->name);
-	change = with_string(change, "acltype", acl_type_name(acl->type));
-	return with_string(change, "topic", acl->topic);
+	switch(change->kind){
+		case CHANGE_CREATE_TOKEN:
+			return encode_create_token(change);
+		case CHANGE_ROTATE_TOKEN:
+			return encode_rotate_token(change);
+		case CHANGE_REVOKE_TOKEN:
+			return with_item(change_of("revokeToken"), "hash", hash_string(change->token->hash));
+		case CHANGE_NOTICED:
+			return encode_noticed(change);
+		case CHANGE_CREATE_ROLE:
+			return with_item(change_of("createRole"), "role", role_to_json(change->role));
+		case CHANGE_DELETE_ROLE:
+			return with_string(change_of("deleteRole"), "rolename", change->role->name);
+		case CHANGE_ADD_ROLE_ACL:
+			return with_item(with_string(change_of("addRoleACL"), "rolename", change->role->name),
+					"acl", role_acl_to_json(change->acl));
+		case CHANGE_REMOVE_ROLE_ACL:
+			return encode_remove_role_acl(change);
+	}
+	return NULL;
 }
 
 cJSON *journal_last_used(void)
@@ -124,11 +129,12 @@ size_t journal_change_count(const cJSON *change)
 	return cJSON_IsArray(tokens) ? (size_t)cJSON_GetArraySize(tokens) : 1;
 }
 
-/* ---- replay ---- */
+/* ---- decoding and replay ---- */
 
 struct replay {
 	struct store *store;
-	const cJSON *change;
+	const cJSON *line;
+	struct change *change;
 	char *problem;
 	size_t problem_len;
 };
@@ -146,7 +152,7 @@ static bool refuse(struct replay *replay, const char *format, ...)
 
 static const char *string_of(struct replay *replay, const char *key)
 {
-	const cJSON *item = cJSON_GetObjectItemCaseSensitive(replay->change, key);
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(replay->line, key);
 	if(!cJSON_IsString(item)){
 		refuse(replay, "'%s' is missing or not a string", key);
 		return NULL;
@@ -154,9 +160,14 @@ static const char *string_of(struct replay *replay, const char *key)
 	return item->valuestring;
 }
 
-static struct token *token_of(struct replay *replay, const char *hash_hex)
+/* The token named by the line's "hash". */
+static struct token *target_token(struct replay *replay)
 {
+	const char *hash_hex = string_of(replay, "hash");
 	unsigned char hash[TOKEN_HASH_LEN];
+	if(hash_hex == NULL){
+		return NULL;
+	}
 	if(!token_format_hash_from_hex(hash_hex, hash)){
 		refuse(replay, "'%s' is not a token hash", hash_hex);
 		return NULL;
@@ -168,7 +179,7 @@ static struct token *token_of(struct replay *replay, const char *hash_hex)
 	return token;
 }
 
-static struct role *role_of(struct replay *replay)
+static struct role *target_role(struct replay *replay)
 {
 	const char *name = string_of(replay, "rolename");
 	struct role *role = name ? store_find_role(replay->store, name) : NULL;
@@ -178,60 +189,155 @@ static struct role *role_of(struct replay *replay)
 	return role;
 }
 
-static bool apply_create_token(struct replay *replay)
+/* A secret logs in as one token only: a new hash must be nobody's, not
+ * even a previous secret's. */
+static bool hash_is_free(struct replay *replay, const struct token *token)
 {
-	struct state_loader loader;
-	state_loader_init(&loader, replay->store, replay->problem, replay->problem_len);
-	return state_load_token(&loader, cJSON_GetObjectItemCaseSensitive(replay->change, "token"), 0);
-}
-
-static bool apply_revoke_token(struct replay *replay)
-{
-	const char *hash = string_of(replay, "hash");
-	struct token *token = hash ? token_of(replay, hash) : NULL;
-	if(token == NULL){
-		return false;
+	if(store_find_token_by_hash(replay->store, token->hash) || store_find_previous_by_hash(replay->store, token->hash)){
+		return refuse(replay, "token \"%s\": duplicate hash", token->name);
 	}
-	store_unlink_token(replay->store, token);
-	token_free(token);
 	return true;
 }
 
-static bool apply_create_role(struct replay *replay)
+/* The "token" object of the line, parsed but not linked. */
+static struct token *parsed_token(struct replay *replay, struct previous_secret *previous)
 {
 	struct state_loader loader;
 	state_loader_init(&loader, replay->store, replay->problem, replay->problem_len);
-	return state_load_role(&loader, cJSON_GetObjectItemCaseSensitive(replay->change, "role"), 0);
+	return state_parse_token(&loader, cJSON_GetObjectItemCaseSensitive(replay->line, "token"), 0, previous);
 }
 
-static bool apply_delete_role(struct replay *replay)
+static bool decode_create_token(struct replay *replay)
 {
-	struct role *role = role_of(replay);
+	struct previous_secret previous;
+	struct token *token = parsed_token(replay, &previous);
+	if(token == NULL){
+		return false;
+	}
+	bool fits = false;
+	if(previous.token){
+		refuse(replay, "token \"%s\": a new token has no previous secret", token->name);
+	}else if(store_find_token_by_name(replay->store, token->name)){
+		refuse(replay, "token \"%s\": duplicate name", token->name);
+	}else{
+		fits = hash_is_free(replay, token);
+	}
+	if(!fits){
+		token_free(token);
+		return false;
+	}
+	*replay->change = change_create_token(token);
+	return true;
+}
+
+/* A rotation keeps the name and the role; only the old secret can live
+ * on as the previous one. */
+static bool rotation_fits(struct replay *replay, const struct token *old, const struct token *replacement,
+		const struct previous_secret *previous)
+{
+	if(strcmp(replacement->name, old->name) != 0){
+		return refuse(replay, "a rotation renamed token \"%s\"", old->name);
+	}
+	if(replacement->role != old->role){
+		return refuse(replay, "a rotation changed the role of token \"%s\"", old->name);
+	}
+	if(previous->token && CRYPTO_memcmp(previous->hash, old->hash, TOKEN_HASH_LEN) != 0){
+		return refuse(replay, "token \"%s\": 'previousHash' is not the rotated secret", old->name);
+	}
+	return hash_is_free(replay, replacement);
+}
+
+static bool decode_rotate_token(struct replay *replay)
+{
+	struct token *old = target_token(replay);
+	struct previous_secret parsed;
+	struct token *replacement = old ? parsed_token(replay, &parsed) : NULL;
+	if(replacement == NULL){
+		return false;
+	}
+	struct previous_secret *previous = NULL;
+	bool fits = rotation_fits(replay, old, replacement, &parsed);
+	if(fits && parsed.token){
+		previous = malloc(sizeof(*previous));
+		fits = previous != NULL || refuse(replay, "out of memory");
+		if(previous){
+			*previous = parsed;
+		}
+	}
+	if(!fits){
+		token_free(replacement);
+		return false;
+	}
+	*replay->change = change_rotate_token(old, replacement, previous);
+	return true;
+}
+
+static bool decode_revoke_token(struct replay *replay)
+{
+	struct token *token = target_token(replay);
+	if(token){
+		*replay->change = change_revoke_token(token);
+	}
+	return token != NULL;
+}
+
+static bool decode_noticed(struct replay *replay)
+{
+	struct token *token = target_token(replay);
+	const cJSON *expiring = cJSON_GetObjectItemCaseSensitive(replay->line, "expiring");
+	const cJSON *expired = cJSON_GetObjectItemCaseSensitive(replay->line, "expired");
+	if(token == NULL){
+		return false;
+	}
+	if(!cJSON_IsBool(expiring) || !cJSON_IsBool(expired)){
+		return refuse(replay, "'expiring' and 'expired' must be booleans");
+	}
+	*replay->change = change_noticed(token, cJSON_IsTrue(expiring), cJSON_IsTrue(expired));
+	return true;
+}
+
+static bool decode_create_role(struct replay *replay)
+{
+	struct state_loader loader;
+	state_loader_init(&loader, replay->store, replay->problem, replay->problem_len);
+	struct role *role = state_parse_role(&loader, cJSON_GetObjectItemCaseSensitive(replay->line, "role"), 0);
+	if(role){
+		*replay->change = change_create_role(role);
+	}
+	return role != NULL;
+}
+
+static bool decode_delete_role(struct replay *replay)
+{
+	struct role *role = target_role(replay);
 	if(role == NULL){
 		return false;
 	}
 	if(role->token_count > 0){
 		return refuse(replay, "role \"%s\" is still used by tokens", role->name);
 	}
-	store_unlink_role(replay->store, role);
-	role_free(role);
+	*replay->change = change_delete_role(role);
 	return true;
 }
 
-static bool apply_add_role_acl(struct replay *replay)
+static bool decode_add_role_acl(struct replay *replay)
 {
-	struct role *role = role_of(replay);
+	struct role *role = target_role(replay);
 	if(role == NULL){
 		return false;
 	}
 	struct state_loader loader;
 	state_loader_init(&loader, replay->store, replay->problem, replay->problem_len);
-	return state_load_acl(&loader, role, cJSON_GetObjectItemCaseSensitive(replay->change, "acl"));
+	struct role_acl *acl = state_parse_acl(&loader, role, cJSON_GetObjectItemCaseSensitive(replay->line, "acl"));
+	if(acl){
+		*replay->change = change_add_role_acl(role, acl);
+	}
+	return acl != NULL;
 }
 
-static bool apply_remove_role_acl(struct replay *replay)
+static bool decode_remove_role_acl(struct replay *replay)
 {
-	struct role *role = role_of(replay);
+	struct role *role = target_role(replay);
 	const char *type_name = role ? string_of(replay, "acltype") : NULL;
 	const char *topic = type_name ? string_of(replay, "topic") : NULL;
 	enum acl_type type;
@@ -242,15 +348,46 @@ static bool apply_remove_role_acl(struct replay *replay)
 	if(acl == NULL){
 		return refuse(replay, "role \"%s\" has no %s ACL for \"%s\"", role->name, type_name, topic);
 	}
-	role_unlink_acl(role, acl);
-	role_acl_free(acl);
+	*replay->change = change_remove_role_acl(role, acl);
 	return true;
 }
 
-/* lastUsed is advisory: a token revoked since is skipped, not an error. */
+static const struct {
+	const char *op;
+	bool (*decode)(struct replay *replay);
+} decoders[] = {
+	{"rotateToken", decode_rotate_token},
+	{"noticed", decode_noticed},
+	{"createToken", decode_create_token},
+	{"revokeToken", decode_revoke_token},
+	{"createRole", decode_create_role},
+	{"deleteRole", decode_delete_role},
+	{"addRoleACL", decode_add_role_acl},
+	{"removeRoleACL", decode_remove_role_acl},
+};
+
+bool journal_decode(struct store *store, const cJSON *line, struct change *change, char *problem, size_t problem_len)
+{
+	struct replay replay = {.store = store, .line = line, .change = change,
+		.problem = problem, .problem_len = problem_len};
+	const char *op = string_of(&replay, "op");
+	*change = (struct change){0};
+	if(op == NULL){
+		return false;
+	}
+	for(size_t i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++){
+		if(strcmp(decoders[i].op, op) == 0){
+			return decoders[i].decode(&replay);
+		}
+	}
+	return refuse(&replay, "unknown op \"%s\"", op);
+}
+
+/* lastUsed is advisory, and live it is in memory before it is recorded:
+ * not a change, just times to set. A token revoked since is skipped. */
 static bool apply_last_used(struct replay *replay)
 {
-	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(replay->change, "tokens");
+	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(replay->line, "tokens");
 	const cJSON *pair;
 	if(!cJSON_IsArray(tokens)){
 		return refuse(replay, "'tokens' is missing or not an array");
@@ -273,76 +410,18 @@ static bool apply_last_used(struct replay *replay)
 	return true;
 }
 
-/* The token record is replaced: name, role and requester may stay, the
- * hash, times and previous secret change. */
-static bool apply_rotate_token(struct replay *replay)
+bool journal_apply(struct store *store, const cJSON *line, char *problem, size_t problem_len)
 {
-	const char *hash = string_of(replay, "hash");
-	struct token *old = hash ? token_of(replay, hash) : NULL;
-	if(old == NULL){
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(line, "op");
+	if(cJSON_IsString(op) && strcmp(op->valuestring, "lastUsed") == 0){
+		struct replay replay = {.store = store, .line = line, .problem = problem, .problem_len = problem_len};
+		return apply_last_used(&replay);
+	}
+	struct change change;
+	if(!journal_decode(store, line, &change, problem, problem_len)){
 		return false;
 	}
-	struct state_loader loader;
-	struct previous_secret previous;
-	state_loader_init(&loader, replay->store, replay->problem, replay->problem_len);
-	struct token *replacement = state_parse_token(&loader,
-			cJSON_GetObjectItemCaseSensitive(replay->change, "token"), 0, &previous);
-	if(replacement == NULL){
-		return false;
-	}
-	if(strcmp(replacement->name, old->name) != 0){
-		token_free(replacement);
-		return refuse(replay, "a rotation renamed token \"%s\"", old->name);
-	}
-	store_drop_previous(replay->store, old);
-	store_unlink_token(replay->store, old);
-	token_free(old);
-	return state_add_token(&loader, replacement, 0) && state_add_previous(&loader, &previous);
-}
-
-static bool apply_noticed(struct replay *replay)
-{
-	const char *hash = string_of(replay, "hash");
-	struct token *token = hash ? token_of(replay, hash) : NULL;
-	const cJSON *expiring = cJSON_GetObjectItemCaseSensitive(replay->change, "expiring");
-	const cJSON *expired = cJSON_GetObjectItemCaseSensitive(replay->change, "expired");
-	if(token == NULL){
-		return false;
-	}
-	if(!cJSON_IsBool(expiring) || !cJSON_IsBool(expired)){
-		return refuse(replay, "'expiring' and 'expired' must be booleans");
-	}
-	token->expiring_noticed = cJSON_IsTrue(expiring);
-	token->expired_noticed = cJSON_IsTrue(expired);
+	change_apply(store, &change, NULL);
+	change_release(&change);
 	return true;
-}
-
-static const struct {
-	const char *op;
-	bool (*apply)(struct replay *replay);
-} appliers[] = {
-	{"rotateToken", apply_rotate_token},
-	{"noticed", apply_noticed},
-	{"createToken", apply_create_token},
-	{"revokeToken", apply_revoke_token},
-	{"createRole", apply_create_role},
-	{"deleteRole", apply_delete_role},
-	{"addRoleACL", apply_add_role_acl},
-	{"removeRoleACL", apply_remove_role_acl},
-	{"lastUsed", apply_last_used},
-};
-
-bool journal_apply(struct store *store, const cJSON *change, char *problem, size_t problem_len)
-{
-	struct replay replay = {.store = store, .change = change, .problem = problem, .problem_len = problem_len};
-	const char *op = string_of(&replay, "op");
-	if(op == NULL){
-		return false;
-	}
-	for(size_t i = 0; i < sizeof(appliers) / sizeof(appliers[0]); i++){
-		if(strcmp(appliers[i].op, op) == 0){
-			return appliers[i].apply(&replay);
-		}
-	}
-	return refuse(&replay, "unknown op \"%s\"", op);
 }

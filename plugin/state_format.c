@@ -241,10 +241,11 @@ static void find_token_fields(const cJSON *object, const cJSON *fields[FIELD_COU
 	}
 }
 
-bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item)
+struct role_acl *state_parse_acl(struct state_loader *loader, const struct role *role, const cJSON *item)
 {
 	if(!cJSON_IsObject(item)){
-		return fail(loader, "an ACL is not an object");
+		fail(loader, "an ACL is not an object");
+		return NULL;
 	}
 	const char *type_name = string_field(loader, item, "acltype");
 	const char *topic = type_name ? string_field(loader, item, "topic") : NULL;
@@ -253,65 +254,85 @@ bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON 
 	enum acl_type type;
 
 	if(topic == NULL){
-		return false;
+		return NULL;
 	}
 	if(!acl_type_from_name(type_name, &type)){
-		return fail(loader, "unknown acltype \"%s\"", type_name);
+		fail(loader, "unknown acltype \"%s\"", type_name);
+	}else if(mosquitto_sub_topic_check(topic) != MOSQ_ERR_SUCCESS){
+		fail(loader, "ACL topic \"%s\" is not a valid topic filter", topic);
+	}else if(!cJSON_IsNumber(priority) || priority->valuedouble != (double)priority->valueint){
+		fail(loader, "ACL \"%s\": 'priority' is not an integer", topic);
+	}else if(!cJSON_IsBool(allow)){
+		fail(loader, "ACL \"%s\": 'allow' is not a boolean", topic);
+	}else if(role_find_acl(role, type, topic)){
+		fail(loader, "duplicate %s ACL for \"%s\"", type_name, topic);
+	}else{
+		struct role_acl *acl = role_acl_new(type, topic, priority->valueint, cJSON_IsTrue(allow));
+		if(acl == NULL){
+			fail(loader, "out of memory");
+		}
+		return acl;
 	}
-	if(mosquitto_sub_topic_check(topic) != MOSQ_ERR_SUCCESS){
-		return fail(loader, "ACL topic \"%s\" is not a valid topic filter", topic);
+	return NULL;
+}
+
+bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON *item)
+{
+	struct role_acl *acl = state_parse_acl(loader, role, item);
+	if(acl){
+		role_link_acl(role, acl);
 	}
-	if(!cJSON_IsNumber(priority) || priority->valuedouble != (double)priority->valueint){
-		return fail(loader, "ACL \"%s\": 'priority' is not an integer", topic);
+	return acl != NULL;
+}
+
+struct role *state_parse_role(struct state_loader *loader, const cJSON *item, int index)
+{
+	set_item(loader, "role", index, NULL);
+	if(!cJSON_IsObject(item)){
+		fail(loader, "not an object");
+		return NULL;
 	}
-	if(!cJSON_IsBool(allow)){
-		return fail(loader, "ACL \"%s\": 'allow' is not a boolean", topic);
+	const char *name = string_field(loader, item, "rolename");
+	if(name == NULL){
+		return NULL;
 	}
-	if(role_find_acl(role, type, topic)){
-		return fail(loader, "duplicate %s ACL for \"%s\"", type_name, topic);
+	const char *problem = name_problem(name, ROLENAME_MAX_CHARS);
+	if(problem){
+		fail(loader, "'rolename' %s", problem);
+		return NULL;
 	}
-	struct role_acl *acl = role_acl_new(type, topic, priority->valueint, cJSON_IsTrue(allow));
-	if(acl == NULL){
-		return fail(loader, "out of memory");
+	loader->item_name = name;
+	if(store_find_role(loader->store, name)){
+		fail(loader, "duplicate rolename");
+		return NULL;
 	}
-	role_link_acl(role, acl);
-	return true;
+	const cJSON *acls = cJSON_GetObjectItemCaseSensitive(item, "acls");
+	if(!cJSON_IsArray(acls)){
+		fail(loader, "'acls' is %s", acls ? "not an array" : "missing");
+		return NULL;
+	}
+	struct role *role = role_new(name);
+	if(role == NULL){
+		fail(loader, "out of memory");
+		return NULL;
+	}
+	const cJSON *acl;
+	cJSON_ArrayForEach(acl, acls){
+		if(!state_load_acl(loader, role, acl)){
+			role_free(role);
+			return NULL;
+		}
+	}
+	return role;
 }
 
 bool state_load_role(struct state_loader *loader, const cJSON *item, int index)
 {
-	set_item(loader, "role", index, NULL);
-	if(!cJSON_IsObject(item)){
-		return fail(loader, "not an object");
+	struct role *role = state_parse_role(loader, item, index);
+	if(role){
+		store_link_role(loader->store, role);
 	}
-	const char *name = string_field(loader, item, "rolename");
-	if(name == NULL){
-		return false;
-	}
-	const char *problem = name_problem(name, ROLENAME_MAX_CHARS);
-	if(problem){
-		return fail(loader, "'rolename' %s", problem);
-	}
-	loader->item_name = name;
-	if(store_find_role(loader->store, name)){
-		return fail(loader, "duplicate rolename");
-	}
-	const cJSON *acls = cJSON_GetObjectItemCaseSensitive(item, "acls");
-	if(!cJSON_IsArray(acls)){
-		return fail(loader, "'acls' is %s", acls ? "not an array" : "missing");
-	}
-	struct role *role = role_new(name);
-	if(role == NULL){
-		return fail(loader, "out of memory");
-	}
-	store_link_role(loader->store, role);
-	const cJSON *acl;
-	cJSON_ArrayForEach(acl, acls){
-		if(!state_load_acl(loader, role, acl)){
-			return false;
-		}
-	}
-	return true;
+	return role != NULL;
 }
 
 /* A boolean field that may be absent (false). */

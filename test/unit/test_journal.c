@@ -27,6 +27,12 @@
 #define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 
+/* A change's journal line, as a command would record it. */
+static cJSON *encoded(struct change change)
+{
+	return journal_encode(&change);
+}
+
 /* ---- comparing stores ---- */
 
 static void assert_store_empty(const struct store *store)
@@ -202,50 +208,50 @@ static size_t record_history(struct persist_fixture *fixture)
 	test_add_acl(sensors, ACL_PUBLISH_CLIENT_SEND, "sensors/#", 5, false);
 	test_add_acl(sensors, ACL_PUBLISH_CLIENT_SEND, "sensors/secret/#", 10, false);
 	test_add_acl(sensors, ACL_SUBSCRIBE_PATTERN, "commands/+", -1, true);
-	record(fixture, journal_create_role(sensors));
+	record(fixture, encoded(change_create_role(sensors)));
 	struct role *admin = test_add_role(store, "admin");
-	record(fixture, journal_create_role(admin));
+	record(fixture, encoded(change_create_role(admin)));
 	struct role *unused = test_add_role(store, "unused role");
 	test_add_acl(unused, ACL_SUBSCRIBE_LITERAL, "a/b", 0, true);
-	record(fixture, journal_create_role(unused));
+	record(fixture, encoded(change_create_role(unused)));
 
 	/* addRoleACL: equal priorities stay in the order they were added. */
 	struct role_acl *acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "b/#", 0, true);
-	record(fixture, journal_add_role_acl(admin, acl));
+	record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "doomed/#", 0, false);
 	struct role_acl *doomed = acl;
-	record(fixture, journal_add_role_acl(admin, acl));
+	record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "$CONTROL/tokens/v1", 0, true);
-	record(fixture, journal_add_role_acl(admin, acl));
+	record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "a/#", 0, false);
-	record(fixture, journal_add_role_acl(admin, acl));
+	record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "high/#", 7, true);
-	record(fixture, journal_add_role_acl(admin, acl));
+	record(fixture, encoded(change_add_role_acl(admin, acl)));
 
 	/* createToken x3. */
 	struct token *boiler = test_add_token(store, "boiler-7", sensors, t, t + 180 * 86400, TIME_NEVER);
-	record(fixture, journal_create_token(store, boiler));
+	record(fixture, encoded(change_create_token(boiler)));
 	struct token *bot = test_add_token(store, "ci-bot", admin, t + 60, RFC3339_MAX, t + 120);
-	record(fixture, journal_create_token(store, bot));
+	record(fixture, encoded(change_create_token(bot)));
 	unsigned char odd_hash[TOKEN_HASH_LEN];
 	memset(odd_hash, 0x5a, sizeof(odd_hash));
 	struct token *odd = token_new("Größe \"q\" ✓", "client \"x\" / é", odd_hash, t - 86400, t + 1, TIME_NEVER);
 	assert_non_null(odd);
 	store_link_token(store, odd, sensors);
-	record(fixture, journal_create_token(store, odd));
+	record(fixture, encoded(change_create_token(odd)));
 
 	/* revokeToken. */
-	record(fixture, journal_revoke_token(bot));
+	record(fixture, encoded(change_revoke_token(bot)));
 	store_unlink_token(store, bot);
 	token_free(bot);
 
 	/* removeRoleACL, between two ACLs of the same priority. */
-	record(fixture, journal_remove_role_acl(admin, doomed));
+	record(fixture, encoded(change_remove_role_acl(admin, doomed)));
 	role_unlink_acl(admin, doomed);
 	role_acl_free(doomed);
 
 	/* deleteRole of a role no token uses. */
-	record(fixture, journal_delete_role(unused));
+	record(fixture, encoded(change_delete_role(unused)));
 	store_unlink_role(store, unused);
 	role_free(unused);
 
@@ -333,9 +339,9 @@ static void snapshot_empties_the_journal_and_later_changes_follow_it(void **stat
 	struct role *sensors = store_find_role(&fixture->store, "sensors");
 	struct token *late = test_add_token(&fixture->store, "late", sensors,
 			test_time("2026-12-01T00:00:00Z"), test_time("2027-12-01T00:00:00Z"), TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, late));
+	record(fixture, encoded(change_create_token(late)));
 	struct token *boiler = store_find_token_by_name(&fixture->store, "boiler-7");
-	record(fixture, journal_revoke_token(boiler));
+	record(fixture, encoded(change_revoke_token(boiler)));
 	store_unlink_token(&fixture->store, boiler);
 	token_free(boiler);
 
@@ -350,7 +356,7 @@ static void snapshot_empties_the_journal_and_later_changes_follow_it(void **stat
 	/* And on a persist that loaded snapshot + journal. */
 	struct role *admin = store_find_role(&fixture->store, "admin");
 	struct role_acl *acl = test_add_acl(admin, ACL_UNSUBSCRIBE_PATTERN, "x/#", 3, true);
-	record(fixture, journal_add_role_acl(admin, acl));
+	record(fixture, encoded(change_add_role_acl(admin, acl)));
 	lines = journal_lines(fixture);
 	assert_int_equal(cJSON_GetArraySize(lines), 3);
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, 2)), (int64_t)records + 3);
@@ -377,7 +383,7 @@ static void journal_already_in_the_snapshot_is_skipped(void **state)
 	 * must be skipped too, not applied a second time. */
 	struct role *sensors = store_find_role(&fixture->store, "sensors");
 	struct token *last = test_add_token(&fixture->store, "last-before-snapshot", sensors, 900, 950, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, last));
+	record(fixture, encoded(change_create_token(last)));
 	records++;
 	size_t length;
 	char *journal = read_existing(fixture->journal_path, &length);
@@ -402,7 +408,7 @@ static void journal_already_in_the_snapshot_is_skipped(void **state)
 	/* The broker goes on: the next change is appended to that journal,
 	 * numbered after the snapshot, and replayed on the next start. */
 	struct token *late = test_add_token(&fixture->store, "late", sensors, 1000, 2000, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, late));
+	record(fixture, encoded(change_create_token(late)));
 	cJSON *lines = journal_lines(fixture);
 	assert_int_equal(cJSON_GetArraySize(lines), records + 1);
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, (int)records)), (int64_t)records + 1);
@@ -429,15 +435,15 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 {
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
-	record(fixture, journal_create_role(role));
+	record(fixture, encoded(change_create_role(role)));
 	struct token *first = test_add_token(&fixture->store, "first", role, 100, 200, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, first));
+	record(fixture, encoded(change_create_token(first)));
 	size_t complete_length;
 	char *complete = read_existing(fixture->journal_path, &complete_length);
 
 	/* The change that was being written: never acknowledged. */
 	struct token *torn = test_add_token(&fixture->store, "torn", role, 300, 400, TIME_NEVER);
-	char *torn_line = line_for(journal_create_token(&fixture->store, torn), 3);
+	char *torn_line = line_for(encoded(change_create_token(torn)), 3);
 	store_unlink_token(&fixture->store, torn);
 	token_free(torn);
 	size_t torn_length = strlen(torn_line);
@@ -463,7 +469,7 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 		char *name = test_format("next-%zu", c);
 		struct token *next = test_add_token(&fixture->store, name, role, 500 + (int64_t)c, 600, TIME_NEVER);
 		free(name);
-		cJSON *change = journal_create_token(&fixture->store, next);
+		cJSON *change = encoded(change_create_token(next));
 		char *next_line = line_for(cJSON_Duplicate(change, true), 3);
 		record(fixture, change);
 		size_t length;
@@ -494,7 +500,7 @@ static void torn_only_line_then_snapshot(void **state)
 	struct persist_fixture *fixture = *state;
 	/* The very first change was cut short. */
 	struct role *role = test_add_role(&fixture->store, "sensors");
-	char *line = line_for(journal_create_role(role), 1);
+	char *line = line_for(encoded(change_create_role(role)), 1);
 	store_unlink_role(&fixture->store, role);
 	role_free(role);
 	test_write_file(fixture->journal_path, line, strlen(line) - 3);
@@ -726,19 +732,19 @@ static void journal_that_skips_changes_is_refused(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
-	record(fixture, journal_create_role(role));                        /* seq 1 */
+	record(fixture, encoded(change_create_role(role)));                        /* seq 1 */
 	struct token *stolen = test_add_token(&fixture->store, "stolen", role, 100, RFC3339_MAX, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, stolen));                     /* seq 2 */
+	record(fixture, encoded(change_create_token(stolen)));                     /* seq 2 */
 	save(fixture, &fixture->store);                                    /* snapshot at 2 */
 	size_t backup_length;
 	char *backup = read_existing(fixture->path, &backup_length);
 
-	record(fixture, journal_revoke_token(stolen));                     /* seq 3 */
+	record(fixture, encoded(change_revoke_token(stolen)));                     /* seq 3 */
 	store_unlink_token(&fixture->store, stolen);
 	token_free(stolen);
 	save(fixture, &fixture->store);                                    /* snapshot at 3 */
 	struct token *other = test_add_token(&fixture->store, "other", role, 200, RFC3339_MAX, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, other));                      /* seq 4, journal line 1 */
+	record(fixture, encoded(change_create_token(other)));                      /* seq 4, journal line 1 */
 
 	/* The backup (journalSequence 2) put back beside the journal that
 	 * starts at 4: change 3, the revoke, is in neither file. */
@@ -786,9 +792,9 @@ static void failed_record_leaves_the_journal_as_it_was(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
-	record(fixture, journal_create_role(role));
+	record(fixture, encoded(change_create_role(role)));
 	struct token *first = test_add_token(&fixture->store, "first", role, 100, 200, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, first));
+	record(fixture, encoded(change_create_token(first)));
 
 	int64_t seq = 2;
 	for(size_t i = 0; i < sizeof(failing_ios) / sizeof(failing_ios[0]); i++){
@@ -798,7 +804,7 @@ static void failed_record_leaves_the_journal_as_it_was(void **state)
 
 		/* The change the command tried: not in the store after it fails. */
 		struct token *refused = test_add_token(&fixture->store, "refused", role, 300, 400, TIME_NEVER);
-		cJSON *change = journal_create_token(&fixture->store, refused);
+		cJSON *change = encoded(change_create_token(refused));
 		store_unlink_token(&fixture->store, refused);
 		token_free(refused);
 
@@ -821,7 +827,7 @@ static void failed_record_leaves_the_journal_as_it_was(void **state)
 		char *name = test_format("after-%zu", i);
 		struct token *after = test_add_token(&fixture->store, name, role, 500 + (int64_t)i, 600, TIME_NEVER);
 		free(name);
-		record(fixture, journal_create_token(&fixture->store, after));
+		record(fixture, encoded(change_create_token(after)));
 		seq++;
 		cJSON *lines = journal_lines(fixture);
 		assert_int_equal(cJSON_GetArraySize(lines), seq);
@@ -836,7 +842,7 @@ static void failed_first_record_leaves_no_change(void **state)
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	for(size_t i = 0; i < sizeof(failing_ios) / sizeof(failing_ios[0]); i++){
-		cJSON *change = journal_create_role(role);
+		cJSON *change = encoded(change_create_role(role));
 		persist_set_io(fixture->persist, failing_ios[i].io);
 		fixture->error[0] = '\0';
 		assert_false(persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error)));
@@ -853,7 +859,7 @@ static void failed_first_record_leaves_no_change(void **state)
 		assert_store_empty(&loaded);
 		store_clear(&loaded);
 	}
-	record(fixture, journal_create_role(role));
+	record(fixture, encoded(change_create_role(role)));
 	cJSON *lines = journal_lines(fixture);
 	assert_int_equal(cJSON_GetArraySize(lines), 1);
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, 0)), 1);
@@ -877,9 +883,9 @@ static void journal_that_cannot_be_removed_is_emptied_before_the_next_change(voi
 
 	struct role *role = store_find_role(&fixture->store, "sensors");
 	struct token *acknowledged = test_add_token(&fixture->store, "acknowledged", role, 1, 2, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, acknowledged));
+	record(fixture, encoded(change_create_token(acknowledged)));
 	struct token *refused = test_add_token(&fixture->store, "refused", role, 3, 4, TIME_NEVER);
-	cJSON *change = journal_create_token(&fixture->store, refused);
+	cJSON *change = encoded(change_create_token(refused));
 	store_unlink_token(&fixture->store, refused);
 	token_free(refused);
 	persist_set_io(fixture->persist, &test_io_write_enospc);
@@ -901,7 +907,7 @@ static void record_with_short_writes_is_whole(void **state)
 	persist_set_io(fixture->persist, &test_io_short_writes);
 	test_io_calls = 0;
 	struct token *token = test_add_token(&fixture->store, "one-byte-at-a-time", role, 1, 2, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, token));
+	record(fixture, encoded(change_create_token(token)));
 	assert_true(test_io_calls > 100);
 	persist_set_io(fixture->persist, NULL);
 	assert_restart_gives_the_same_store(fixture);
@@ -935,7 +941,7 @@ static void failed_snapshot_is_retried_once_the_journal_has_doubled(void **state
 	struct token *ghost = token_new("ghost", "tester", hash, 1, 2, 3);
 	assert_non_null(ghost);
 
-	record(fixture, journal_create_role(role));
+	record(fixture, encoded(change_create_role(role)));
 	record_last_used(fixture, ghost, 1);
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));      /* 2 changes */
 	persist_set_io(fixture->persist, &test_io_rename_eacces);
@@ -974,7 +980,7 @@ static void wants_snapshot_after_as_many_changes_as_items(void **state)
 
 	/* The floor: 10,000 changes for a small store. */
 	struct role *role = test_add_role(&fixture->store, "r");
-	record(fixture, journal_create_role(role));
+	record(fixture, encoded(change_create_role(role)));
 	record_last_used(fixture, ghost, 9998);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));   /* 9,999 */
 	record_last_used(fixture, ghost, 1);
@@ -1015,11 +1021,11 @@ static void wants_snapshot_after_a_set_number_of_changes(void **state)
 	persist_set_snapshot_after(fixture->persist, 3);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
 	struct role *role = test_add_role(&fixture->store, "r");
-	record(fixture, journal_create_role(role));
+	record(fixture, encoded(change_create_role(role)));
 	struct token *token = test_add_token(&fixture->store, "t", role, 1, 2, TIME_NEVER);
-	record(fixture, journal_create_token(&fixture->store, token));
+	record(fixture, encoded(change_create_token(token)));
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
-	record(fixture, journal_revoke_token(token));
+	record(fixture, encoded(change_revoke_token(token)));
 	store_unlink_token(&fixture->store, token);
 	token_free(token);
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));

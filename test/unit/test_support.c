@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <openssl/sha.h>
 
+#include "invariants.h"
 #include "control.h"
 #include "rfc3339.h"
 #include "test_support.h"
@@ -440,7 +441,16 @@ cJSON *test_request(struct tokens_plugin *plugin, const char *requester, const c
 	if(!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(reply, "responses"))){
 		fail_msg("the reply has no \"responses\" array");
 	}
+	test_assert_invariants(plugin);
 	return reply;
+}
+
+void test_assert_invariants(const struct tokens_plugin *plugin)
+{
+	char problem[512];
+	if(!invariants_check_plugin(plugin, problem, sizeof(problem))){
+		fail_msg("an invariant is broken: %s", problem);
+	}
 }
 
 static char *describe(const cJSON *item)
@@ -525,7 +535,7 @@ static void assert_acls_equal(const struct role *a, const struct role *b)
 }
 
 /* Same roles (names, ACLs in order, token counts) and same tokens (every
- * field, both indexes). */
+ * field, previous secret and notice marks included, both indexes). */
 void test_assert_stores_equal(const struct store *expected, const struct store *actual)
 {
 	size_t a_count, b_count;
@@ -552,6 +562,14 @@ void test_assert_stores_equal(const struct store *expected, const struct store *
 		assert_int_equal(x->issued_at, y->issued_at);
 		assert_int_equal(x->valid_until, y->valid_until);
 		assert_int_equal(x->last_used, y->last_used);
+		assert_int_equal(x->expiring_noticed, y->expiring_noticed);
+		assert_int_equal(x->expired_noticed, y->expired_noticed);
+		const struct previous_secret *px = store_find_previous(expected, x), *py = store_find_previous(actual, y);
+		assert_int_equal(px != NULL, py != NULL);
+		if(px){
+			assert_memory_equal(px->hash, py->hash, TOKEN_HASH_LEN);
+			assert_int_equal(px->valid_until, py->valid_until);
+		}
 		assert_ptr_equal(store_find_token_by_hash(actual, x->hash), y);
 		assert_ptr_equal(store_find_token_by_name(actual, x->name), y);
 	}

@@ -127,6 +127,9 @@ void test_plugin_free(struct test_plugin *test_plugin);
 /* Runs control_handle_request on payload; returns the reply document
  * after checking it has a "responses" array. The caller deletes it. */
 cJSON *test_request(struct tokens_plugin *plugin, const char *requester, const char *payload);
+/* Fails the test unless invariants_check_plugin holds (test_request
+ * checks it after every request). */
+void test_assert_invariants(const struct tokens_plugin *plugin);
 /* Runs {"commands": [command_json]}, checks there is exactly one response
  * and returns it detached. The caller deletes it. */
 cJSON *test_command(struct tokens_plugin *plugin, const char *requester, const char *command_json);
@@ -143,7 +146,8 @@ void test_assert_success(const cJSON *response);
 void test_assert_error(const cJSON *response, const char *code, const char *fragment);
 
 /* Same roles (names, ACLs in order, token counts) and same tokens (every
- * field, both indexes); fails the test otherwise. */
+ * field, previous secret and notice marks included, both indexes); fails
+ * the test otherwise. */
 void test_assert_stores_equal(const struct store *expected, const struct store *actual);
 
 #endif

@@ -1,0 +1,228 @@
+/*
+ * The store's and the instance's invariants. See include/invariants.h.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "invariants.h"
+
+static bool broken(char *problem, size_t problem_len, const char *format, ...) __attribute__((format(printf, 3, 4)));
+
+static bool broken(char *problem, size_t problem_len, const char *format, ...)
+{
+	va_list args;
+	va_start(args, format);
+	vsnprintf(problem, problem_len, format, args);
+	va_end(args);
+	return false;
+}
+
+static bool is_linked(const struct store *store, const struct token *token)
+{
+	return store_find_token_by_hash(store, token->hash) == token;
+}
+
+/* A role's token count, counted. */
+struct role_tally {
+	const struct role *role;
+	size_t tokens;
+	UT_hash_handle hh;
+};
+
+static bool check_acls(const struct role *role, char *problem, size_t problem_len)
+{
+	size_t count = 0;
+	for(int type = 0; type < ACL_TYPE_COUNT; type++){
+		for(const struct role_acl *acl = role->acls[type]; acl; acl = acl->next){
+			count++;
+			if(acl->type != (enum acl_type)type){
+				return broken(problem, problem_len, "role \"%s\": ACL \"%s\" is in the wrong list", role->name, acl->topic);
+			}
+			if(acl->next && acl->next->priority > acl->priority){
+				return broken(problem, problem_len, "role \"%s\": %s ACLs are not highest priority first",
+						role->name, acl_type_name(acl->type));
+			}
+		}
+	}
+	if(count != role->acl_count){
+		return broken(problem, problem_len, "role \"%s\" counts %zu ACLs but has %zu", role->name, role->acl_count, count);
+	}
+	return true;
+}
+
+static bool check_roles(const struct store *store, struct role_tally *tallies, char *problem, size_t problem_len)
+{
+	for(const struct role *role = store->roles; role; role = role->hh.next){
+		struct role_tally *tally;
+		HASH_FIND_PTR(tallies, &role, tally);
+		size_t counted = tally ? tally->tokens : 0;
+		if(counted != role->token_count){
+			return broken(problem, problem_len, "role \"%s\" counts %zu tokens but %zu use it",
+					role->name, role->token_count, counted);
+		}
+		if(!check_acls(role, problem, problem_len)){
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Counts each role's tokens into tallies (one entry per role, from the
+ * caller's array). */
+static bool check_tokens(const struct store *store, struct role_tally *entries, struct role_tally **tallies,
+		char *problem, size_t problem_len)
+{
+	size_t used = 0;
+	for(const struct token *token = store->tokens_by_hash; token; token = token->hh_hash.next){
+		if(store_find_token_by_name(store, token->name) != token){
+			return broken(problem, problem_len, "token \"%s\" is not found by its name", token->name);
+		}
+		if(token->role == NULL || store_find_role(store, token->role->name) != token->role){
+			return broken(problem, problem_len, "token \"%s\" has a role that is not in the store", token->name);
+		}
+		struct role_tally *tally;
+		HASH_FIND_PTR(*tallies, &token->role, tally);
+		if(tally == NULL){
+			tally = &entries[used++];
+			tally->role = token->role;
+			tally->tokens = 0;
+			HASH_ADD_PTR(*tallies, role, tally);
+		}
+		tally->tokens++;
+	}
+	if(HASH_CNT(hh_name, store->tokens_by_name) != HASH_CNT(hh_hash, store->tokens_by_hash)){
+		return broken(problem, problem_len, "the name index holds %u tokens, the hash index %u",
+				HASH_CNT(hh_name, store->tokens_by_name), HASH_CNT(hh_hash, store->tokens_by_hash));
+	}
+	return true;
+}
+
+static bool check_previous_secrets(const struct store *store, char *problem, size_t problem_len)
+{
+	for(const struct previous_secret *previous = store->previous_by_hash; previous; previous = previous->hh_hash.next){
+		if(previous->token == NULL || !is_linked(store, previous->token)){
+			return broken(problem, problem_len, "a previous secret belongs to a token that is not in the store");
+		}
+		if(store_find_previous(store, previous->token) != previous){
+			return broken(problem, problem_len, "token \"%s\" does not know its previous secret", previous->token->name);
+		}
+		if(store_find_token_by_hash(store, previous->hash)){
+			return broken(problem, problem_len, "the previous secret of \"%s\" is also a token's current secret",
+					previous->token->name);
+		}
+	}
+	if(HASH_CNT(hh_token, store->previous_by_token) != HASH_CNT(hh_hash, store->previous_by_hash)){
+		return broken(problem, problem_len, "the previous secrets' two indexes differ");
+	}
+	return true;
+}
+
+bool invariants_check_store(const struct store *store, char *problem, size_t problem_len)
+{
+	size_t role_count = store_role_count(store);
+	struct role_tally *entries = calloc(role_count ? role_count : 1, sizeof(*entries));
+	struct role_tally *tallies = NULL;
+	if(entries == NULL){
+		return broken(problem, problem_len, "out of memory checking the store");
+	}
+	bool ok = check_tokens(store, entries, &tallies, problem, problem_len)
+		&& check_roles(store, tallies, problem, problem_len)
+		&& check_previous_secrets(store, problem, problem_len);
+	HASH_CLEAR(hh, tallies);
+	free(entries);
+	return ok;
+}
+
+static bool check_session(const struct tokens_plugin *plugin, const struct session *session,
+		char *problem, size_t problem_len)
+{
+	const struct token *token = session->token;
+	if(token == NULL){
+		return true;
+	}
+	if(!is_linked(&plugin->store, token)){
+		return broken(problem, problem_len, "client %s is bound to a token that is not in the store", session->client_id);
+	}
+	if(session->via_previous && store_find_previous(&plugin->store, token) == NULL){
+		return broken(problem, problem_len, "client %s is bound through a previous secret of \"%s\" that is gone",
+				session->client_id, token->name);
+	}
+	const struct session *listed = token->sessions;
+	while(listed && listed != session){
+		listed = listed->token_next;
+	}
+	if(listed == NULL){
+		return broken(problem, problem_len, "client %s is not on the list of token \"%s\"", session->client_id, token->name);
+	}
+	return true;
+}
+
+static bool check_sessions(const struct tokens_plugin *plugin, char *problem, size_t problem_len)
+{
+	size_t attached = 0;
+	for(const struct session *session = plugin->sessions.by_client; session; session = session->hh.next){
+		if(!check_session(plugin, session, problem, problem_len)){
+			return false;
+		}
+		attached += session->token && !session->disconnected;
+	}
+	if(attached != plugin->sessions.attached){
+		return broken(problem, problem_len, "%zu connections are bound but %zu are counted",
+				attached, plugin->sessions.attached);
+	}
+	for(const struct token *token = plugin->store.tokens_by_hash; token; token = token->hh_hash.next){
+		for(const struct session *session = token->sessions; session; session = session->token_next){
+			if(session->token != token || sessions_find(&plugin->sessions, session->client) != session
+					|| (session->token_next && session->token_next->token_previous != session)){
+				return broken(problem, problem_len, "the connection list of token \"%s\" is broken", token->name);
+			}
+		}
+	}
+	return true;
+}
+
+static bool check_queue(const struct store *store, const struct expiry_queue *queue, const char *name,
+		char *problem, size_t problem_len)
+{
+	for(size_t i = 0; i < queue->count; i++){
+		struct token *token = queue->heap[i];
+		if(!is_linked(store, token) || *queue->slot(token) != i + 1){
+			return broken(problem, problem_len, "the %s queue holds a token that is not in the store or not where it says", name);
+		}
+		if(i > 0 && queue->due(queue, queue->heap[(i - 1) / 2]) > queue->due(queue, token)){
+			return broken(problem, problem_len, "the %s queue is out of order", name);
+		}
+	}
+	return true;
+}
+
+static bool check_queued_tokens(const struct tokens_plugin *plugin, char *problem, size_t problem_len)
+{
+	size_t expired_noticed = 0;
+	for(struct token *token = plugin->store.tokens_by_hash; token; token = token->hh_hash.next){
+		expired_noticed += token->expired_noticed;
+		if((token->expiry_slot && plugin->expiry.heap[token->expiry_slot - 1] != token)
+				|| (token->notice_slot && plugin->notices.heap[token->notice_slot - 1] != token)){
+			return broken(problem, problem_len, "token \"%s\" records a queue position it does not have", token->name);
+		}
+		if(token->sessions && token->expiry_slot == 0){
+			return broken(problem, problem_len, "token \"%s\" has connections but is not in the expiry queue", token->name);
+		}
+	}
+	if(expired_noticed != plugin->expired_tokens){
+		return broken(problem, problem_len, "%zu tokens have had tokenExpired but %zu are counted",
+				expired_noticed, plugin->expired_tokens);
+	}
+	return true;
+}
+
+bool invariants_check_plugin(const struct tokens_plugin *plugin, char *problem, size_t problem_len)
+{
+	return invariants_check_store(&plugin->store, problem, problem_len)
+		&& check_sessions(plugin, problem, problem_len)
+		&& check_queue(&plugin->store, &plugin->expiry, "expiry", problem, problem_len)
+		&& check_queue(&plugin->store, &plugin->notices, "notice", problem, problem_len)
+		&& check_queued_tokens(plugin, problem, problem_len);
+}
