@@ -18,7 +18,7 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/state_format.c plugin/persist.c plugin/fields.c plugin/control.c \
 	plugin/commands_tokens.c plugin/commands_roles.c plugin/acl.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
-	plugin/snapshot_reader.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c
+	plugin/snapshot_reader.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c plugin/replies.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
 	plugin/authorization.c plugin/tick.c plugin/broker_publish.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
@@ -55,7 +55,7 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 	libmicrohttpd-dev xxd clang libclang-rt-14-dev llvm-14 \
 	python3-pytest python3-paho-mqtt
 
-.PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run demo install \
+.PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run fuzz-corpus demo install \
 	uninstall bench load load-test clean
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM)
@@ -153,6 +153,11 @@ fuzz-run: fuzz-build
 
 fuzz: deps
 	$(MAKE) fuzz-run
+
+# Grows the committed seed corpora with what a longer run finds (commit
+# the new files): make fuzz-corpus FUZZ_SECONDS=600 FUZZERS=state
+fuzz-corpus: fuzz-build
+	FUZZ_GROW_CORPUS=1 FUZZ_BUILD=$(BUILD)/fuzz test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM)
 	$(PYTHON) -m pytest -q test/integration

@@ -1,7 +1,9 @@
 /*
  * In-process cost of the two callbacks that run for every connection and
  * every message: MOSQ_EVT_BASIC_AUTH (a token login) with 1k, 100k and 1M
- * tokens in the store, and MOSQ_EVT_ACL_CHECK for a role of 10 ACLs.
+ * tokens in the store, and MOSQ_EVT_ACL_CHECK for a role of 10 ACLs: a
+ * publish (10 publishClientSend ACLs) and a delivery (5 subscribePattern
+ * and 5 publishClientReceive ACLs: receiving needs both).
  *
  *   bench_callbacks [--quick]      ns per call (wall clock, best of 5 runs)
  *
@@ -27,6 +29,7 @@
 #define CLIENTS 1024
 
 static char publisher;   /* the connection whose publishes are checked */
+static char subscriber;  /* the connection whose deliveries are checked */
 
 const char *mosquitto_client_id(const struct mosquitto *client)
 {
@@ -71,6 +74,12 @@ static struct tokens_plugin *plugin_with_tokens(size_t count, char (*secrets)[TO
 	for(int i = 0; i < 10; i++){
 		role_link_acl(role, role_acl_new(ACL_PUBLISH_CLIENT_SEND, topics[i], 10 - i, true));
 	}
+	struct role *readers = role_new("readers");
+	store_link_role(&plugin->store, readers);
+	for(int i = 0; i < 5; i++){
+		role_link_acl(readers, role_acl_new(ACL_SUBSCRIBE_PATTERN, topics[i], 10 - i, true));
+		role_link_acl(readers, role_acl_new(ACL_PUBLISH_CLIENT_RECEIVE, topics[5 + i], 10 - i, true));
+	}
 	for(size_t i = 0; i < count; i++){
 		char secret[TOKEN_LEN + 1], name[32];
 		unsigned char hash[TOKEN_HASH_LEN];
@@ -80,7 +89,9 @@ static struct tokens_plugin *plugin_with_tokens(size_t count, char (*secrets)[TO
 			memcpy(secrets[i], secret, sizeof(secret));
 		}
 		snprintf(name, sizeof(name), "device-%zu", i);
-		store_link_token(&plugin->store, token_new(name, "bench", hash, 1790000000, 1890000000, TIME_NEVER), role);
+		/* The second secret is the subscriber's, of the readers role. */
+		store_link_token(&plugin->store, token_new(name, "bench", hash, 1790000000, 1890000000, TIME_NEVER),
+				i == 1 ? readers : role);
 	}
 	return plugin;
 }
@@ -119,19 +130,21 @@ static double login_ns(struct tokens_plugin *plugin, char (*secrets)[TOKEN_LEN +
 	return best;
 }
 
-/* A publish whose topic the role's 5th ACL (by priority) allows. */
-static double acl_ns(struct tokens_plugin *plugin, long calls)
+/* A check that the role allows: a publish whose topic its 5th ACL (by
+ * priority) matches, or a delivery on a topic its 5th subscribePattern
+ * covers and no publishClientReceive ACL matches (all 5 are tried). */
+static double acl_ns(struct tokens_plugin *plugin, long calls, int access)
 {
 	struct mosquitto_evt_acl_check event = {0};
-	event.client = (struct mosquitto *)&publisher;
+	event.client = (struct mosquitto *)(access == MOSQ_ACL_WRITE ? &publisher : &subscriber);
 	event.topic = "ota/boiler-7/progress";
-	event.access = MOSQ_ACL_WRITE;
+	event.access = access;
 	double best = 1e9;
 	for(int run = 0; run < 5; run++){
 		double start = seconds();
 		for(long i = 0; i < calls; i++){
 			if(authorization_on_acl_check(MOSQ_EVT_ACL_CHECK, &event, plugin) != MOSQ_ERR_SUCCESS){
-				fprintf(stderr, "publish denied\n");
+				fprintf(stderr, "check denied\n");
 				exit(1);
 			}
 		}
@@ -156,11 +169,15 @@ int main(int argc, char *argv[])
 		printf("login callback, %7zu tokens: %6.0f ns per call (%ld calls)\n", sizes[s],
 				login_ns(plugin, secrets, known, calls), 5 * calls);
 		if(s == 0){
-			/* Bind one connection to a token of the 10-ACL role. */
+			/* Bind one connection to a token of each 10-ACL role. */
 			struct mosquitto_evt_basic_auth login = {.client = (struct mosquitto *)&publisher, .password = secrets[0]};
 			authentication_on_basic_auth(MOSQ_EVT_BASIC_AUTH, &login, plugin);
-			printf("ACL check, role of 10 ACLs:   %6.0f ns per call (%ld calls)\n", acl_ns(plugin, calls * 10),
-					5 * calls * 10);
+			login = (struct mosquitto_evt_basic_auth){.client = (struct mosquitto *)&subscriber, .password = secrets[1]};
+			authentication_on_basic_auth(MOSQ_EVT_BASIC_AUTH, &login, plugin);
+			printf("ACL check, role of 10 ACLs, publish: %6.0f ns per call (%ld calls)\n",
+					acl_ns(plugin, calls * 10, MOSQ_ACL_WRITE), 5 * calls * 10);
+			printf("ACL check, role of 10 ACLs, receive: %6.0f ns per call (%ld calls)\n",
+					acl_ns(plugin, calls * 10, MOSQ_ACL_READ), 5 * calls * 10);
 		}
 		free_plugin(plugin);
 	}

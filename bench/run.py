@@ -155,7 +155,8 @@ def callgrind_per_call(function):
     calls = {}
     for line in run.stdout.splitlines():
         if "calls)" in line:
-            calls["login" if line.startswith("login") else "acl"] = int(line.split("(")[1].split()[0])
+            kind = "login" if line.startswith("login") else "acl"
+            calls[kind] = calls.get(kind, 0) + int(line.split("(")[1].split()[0])
     with open(out_file) as f:
         total = next(int(line.split()[1]) for line in f if line.startswith("totals:") or line.startswith("summary:"))
     os.remove(out_file)

@@ -12,7 +12,10 @@
 #include "store.h"
 
 /* access is one of the broker's MOSQ_ACL_READ, _WRITE, _SUBSCRIBE,
- * _UNSUBSCRIBE. topic is the published topic, or the requested filter. */
+ * _UNSUBSCRIBE. topic is the published topic, or the requested filter.
+ * READ (a message on its way to the session) needs both a subscribe grant
+ * that covers the topic and publishClientReceive (default allow): no
+ * subscription a session holds widens what its role lets it read. */
 bool acl_allows(const struct role *role, int access, const char *topic);
 
 /* True when every topic that `requested` can match is matched by `granted`

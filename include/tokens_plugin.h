@@ -17,6 +17,7 @@
 #include "changes.h"
 #include "expiry.h"
 #include "persist.h"
+#include "replies.h"
 #include "sessions.h"
 #include "store.h"
 
@@ -77,6 +78,9 @@ struct tokens_plugin {
 	 * it, in the same loop iteration; the next tick clears it. Those
 	 * re-checks are not logins. */
 	bool rechecking_logins;
+
+	/* Control replies, sent from the tick to the connection that asked. */
+	struct replies replies;
 
 	/* The connection whose control request is being handled, or NULL. */
 	const struct mosquitto *requesting_client;

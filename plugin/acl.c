@@ -110,13 +110,38 @@ static bool subscription_allows(const struct role *role, enum acl_type literal, 
 	return decide(acl, default_allow);
 }
 
+/* Would the role let the session subscribe to this topic? The broker
+ * delivers to whatever subscriptions a session holds, including ones it
+ * never asked for (taken over with another client's session) or that a
+ * role change has withdrawn since; so every delivery asks again. Literal
+ * ACLs come first, as for a subscribe: one equal to the topic, else the
+ * patterns by priority, else a literal wildcard filter that matches it
+ * (so that a literal grant of "a/#" still receives "a/b"). */
+static bool subscribe_grant_covers(const struct role *role, const char *topic)
+{
+	const struct role_acl *acl = first_literal(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
+	if(acl == NULL){
+		acl = first_covering(role->acls[ACL_SUBSCRIBE_PATTERN], topic);
+	}
+	if(acl == NULL){
+		acl = first_matching_topic(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
+	}
+	return decide(acl, false);
+}
+
+static bool receive_allowed(const struct role *role, const char *topic)
+{
+	return subscribe_grant_covers(role, topic)
+		&& decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], topic), true);
+}
+
 bool acl_allows(const struct role *role, int access, const char *topic)
 {
 	switch(access){
 		case MOSQ_ACL_WRITE:
 			return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_SEND], topic), false);
 		case MOSQ_ACL_READ:
-			return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], topic), true);
+			return receive_allowed(role, topic);
 		case MOSQ_ACL_SUBSCRIBE:
 			return subscription_allows(role, ACL_SUBSCRIBE_LITERAL, ACL_SUBSCRIBE_PATTERN, topic, false);
 		case MOSQ_ACL_UNSUBSCRIBE:

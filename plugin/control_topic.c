@@ -1,11 +1,14 @@
 /*
  * Broker glue for the control topic: receives MOSQ_EVT_CONTROL, runs the
- * request, and delivers the reply to the requesting client only. The
- * broker's directed publish (by client id) reaches that one client without
- * a subscription, so no other subscriber ever sees a reply or a secret.
+ * request, and hands the reply to replies.h, which sends it from the tick
+ * to the requesting connection only. The broker's directed publish (by
+ * client id) reaches that one client without a subscription, so no other
+ * subscriber ever sees a reply or a secret; and a reply whose requester is
+ * gone or taken over before it leaves goes to nobody.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
@@ -58,17 +61,31 @@ static const char *reply_topic(const mosquitto_property *request, char **respons
 	return *response_topic;
 }
 
-static void deliver_reply(const struct mosquitto_evt_control *event, const char *payload)
+static void hold_reply(struct tokens_plugin *plugin, const struct mosquitto_evt_control *event, const char *payload)
 {
 	char *response_topic;
 	mosquitto_property *properties;
 	const char *topic = reply_topic(event->properties, &response_topic, &properties);
 	const char *client_id = mosquitto_client_id(event->client);
 
-	if(broker_publish_counted(client_id, topic, payload, 0, false, properties) != MOSQ_ERR_SUCCESS){
-		mosquitto_log_printf(MOSQ_LOG_WARNING, "tokens: could not send a control reply to %s", client_id);
+	if(client_id == NULL || !replies_hold(&plugin->replies, event->client, client_id, topic, payload, properties)){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: out of memory: a control reply to %s is lost",
+				client_id ? client_id : "(no client id)");
 	}
 	mosquitto_free(response_topic);
+}
+
+static int send_reply(const char *client_id, const char *topic, const char *payload, mosquitto_property *properties)
+{
+	return broker_publish_counted(client_id, topic, payload, 0, false, properties);
+}
+
+void control_topic_send_replies(struct tokens_plugin *plugin)
+{
+	size_t failed = replies_send(&plugin->replies, send_reply);
+	if(failed){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: could not send %zu control repl%s", failed, failed == 1 ? "y" : "ies");
+	}
 }
 
 int control_topic_on_message(int event, void *event_data, void *userdata)
@@ -87,7 +104,9 @@ int control_topic_on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: out of memory answering a control request");
 		return MOSQ_ERR_SUCCESS;
 	}
-	deliver_reply(control, payload);
+	hold_reply(plugin, control, payload);
+	/* It may hold a secret. */
+	OPENSSL_cleanse(payload, strlen(payload));
 	free(payload);
 	/* Always 0: any other return disconnects the requester. */
 	return MOSQ_ERR_SUCCESS;

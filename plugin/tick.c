@@ -11,6 +11,7 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
+#include "control_topic.h"
 #include "events.h"
 #include "tick.h"
 #include "tokens_plugin.h"
@@ -58,6 +59,9 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	int64_t now = plugin->now();
 
 	plugin->rechecking_logins = false;
+	/* First: nothing between here and the broker's drain of its plugin
+	 * queue reads the network (replies.h). */
+	control_topic_send_replies(plugin);
 	sessions_unbind_departed(&plugin->sessions);
 	close_expired_tokens(plugin, now);
 	tokens_plugin_end_grace_periods(plugin, now);

@@ -13,7 +13,9 @@
  *   3. and 4. with every journal write, then every fsync failing: whatever
  *      the request asked, memory and disk must still hold the state before.
  * A snapshot is forced after two changes so that its path (temporary file,
- * rename) is fuzzed too.
+ * rename) is fuzzed too. After every request the instance's invariants
+ * must hold (invariants.h), and every secret either side knows must log in
+ * the same way before and after the reload.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -79,6 +81,7 @@ static void handle(struct tokens_plugin *plugin, const uint8_t *data, size_t siz
 		fuzz_fail("a reply without a \"responses\" array");
 	}
 	cJSON_Delete(reply);
+	fuzz_assert_invariants(plugin, "after the request");
 }
 
 /* What the instance holds must be what its files load into. */
@@ -88,6 +91,7 @@ static void check_disk_matches(struct tokens_plugin *plugin, const char *when)
 	plugin->persist = NULL;
 	struct tokens_plugin *reloaded = load_instance();
 	fuzz_assert_same_state(&plugin->store, &reloaded->store, when);
+	fuzz_assert_same_logins(&plugin->store, &reloaded->store, fuzz_clock(), when);
 	tokens_plugin_free(reloaded);
 	tokens_plugin_free(plugin);
 }

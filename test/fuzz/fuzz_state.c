@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invariants.h"
 #include "persist.h"
 #include "store.h"
 #include "fuzz_support.h"
@@ -68,6 +69,7 @@ static void check_round_trip(struct persist *persist, const struct store *loaded
 		fuzz_fail("a saved state does not load: %s", error);
 	}
 	fuzz_assert_same_state(loaded, &reloaded, "saved and loaded again");
+	fuzz_assert_same_logins(loaded, &reloaded, fuzz_clock(), "saved and loaded again");
 	store_clear(&reloaded);
 	persist_close(again);
 }
@@ -89,6 +91,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	store_init(&store);
 	char error[1024] = "";
 	if(persist_load(persist, &store, error, sizeof(error))){
+		/* Anything the loader accepts must be a store that holds together. */
+		char problem[512];
+		if(!invariants_check_store(&store, problem, sizeof(problem))){
+			fuzz_fail("a load was accepted but breaks an invariant: %s", problem);
+		}
 		check_round_trip(persist, &store);
 	}else{
 		if(store_token_count(&store) != 0 || store_role_count(&store) != 0){

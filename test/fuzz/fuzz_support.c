@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 
+#include "invariants.h"
+#include "login.h"
 #include "state_format.h"
 #include "fuzz_support.h"
 
@@ -118,6 +120,46 @@ void fuzz_assert_same_state(const struct store *expected, const struct store *ac
 	}
 	cJSON_Delete(expected_json);
 	cJSON_Delete(actual_json);
+}
+
+void fuzz_assert_invariants(const struct tokens_plugin *plugin, const char *when)
+{
+	char problem[512];
+	if(!invariants_check_plugin(plugin, problem, sizeof(problem))){
+		fuzz_fail("%s: an invariant is broken: %s", when, problem);
+	}
+}
+
+static void assert_same_login(const struct store *expected, const struct store *actual,
+		const unsigned char hash[TOKEN_HASH_LEN], int64_t now, const char *when)
+{
+	struct login_answer before = login_answer_for(expected, hash, now);
+	struct login_answer after = login_answer_for(actual, hash, now);
+	if(before.verdict != after.verdict || before.via_previous != after.via_previous
+			|| (before.token && strcmp(before.token->name, after.token->name) != 0)){
+		char hex[TOKEN_HASH_HEX_LEN + 1];
+		token_format_hash_to_hex(hash, hex);
+		fuzz_fail("%s: the secret with hash %s logs in as %s (verdict %d), then as %s (verdict %d)", when, hex,
+				before.token ? before.token->name : "nobody", before.verdict,
+				after.token ? after.token->name : "nobody", after.verdict);
+	}
+}
+
+static void assert_logins_of(const struct store *source, const struct store *expected, const struct store *actual,
+		int64_t now, const char *when)
+{
+	for(const struct token *token = source->tokens_by_hash; token; token = token->hh_hash.next){
+		assert_same_login(expected, actual, token->hash, now, when);
+	}
+	for(const struct previous_secret *previous = source->previous_by_hash; previous; previous = previous->hh_hash.next){
+		assert_same_login(expected, actual, previous->hash, now, when);
+	}
+}
+
+void fuzz_assert_same_logins(const struct store *expected, const struct store *actual, int64_t now, const char *when)
+{
+	assert_logins_of(expected, expected, actual, now, when);
+	assert_logins_of(actual, expected, actual, now, when);
 }
 
 void fuzz_log(int level, const char *format, ...)

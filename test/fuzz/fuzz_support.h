@@ -13,6 +13,7 @@
 
 #include "persist.h"
 #include "store.h"
+#include "tokens_plugin.h"
 
 /* A new empty folder, under /dev/shm when there is one; lives until exit. */
 const char *fuzz_scratch_dir(void);
@@ -30,6 +31,11 @@ void fuzz_fail(const char *format, ...) __attribute__((format(printf, 1, 2), nor
 /* Aborts unless both stores hold the same roles and tokens (as the state
  * file would write them). */
 void fuzz_assert_same_state(const struct store *expected, const struct store *actual, const char *when);
+/* Aborts unless the instance's invariants hold (invariants.h). */
+void fuzz_assert_invariants(const struct tokens_plugin *plugin, const char *when);
+/* Aborts unless every hash that either store knows, as a token's secret
+ * or a previous one, logs in the same way with both (login.h). */
+void fuzz_assert_same_logins(const struct store *expected, const struct store *actual, int64_t now, const char *when);
 
 /* The plugin's logger and clock for harnesses: silent, and always
  * 2026-11-28T10:00:00Z. */

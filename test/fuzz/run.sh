@@ -5,6 +5,9 @@
 # that caused it is kept in $FUZZ_BUILD/artifacts/.
 #
 #   FUZZ_BUILD=build/fuzz test/fuzz/run.sh SECONDS HARNESS...
+#
+# With FUZZ_GROW_CORPUS=1 the inputs that reached something new are merged
+# into the committed corpus (make fuzz-corpus), to be committed.
 set -eu
 seconds=$1
 shift
@@ -54,6 +57,10 @@ for harness in "$@"; do
 		grep -v "^#[0-9]" "$log" | tail -n 60
 		echo "fuzz_$harness failed: see $log and $build/artifacts/" >&2
 		exit 1
+	fi
+	if [ "${FUZZ_GROW_CORPUS:-}" = 1 ]; then
+		"$build/fuzz_$harness" -merge=1 $flags "$here/corpus/$harness" "$corpus" > "$build/fuzz_$harness.merge.log" 2>&1
+		echo "   merged into test/fuzz/corpus/$harness: $(ls "$here/corpus/$harness" | wc -l) inputs"
 	fi
 	# libFuzzer's last status line holds cov (edges reached) and ft
 	# (features); the "Loaded ... counters" line holds the edges instrumented.

@@ -298,6 +298,11 @@ def test_clean_stop_then_load_and_replay(vg):
     with broker.client() as admin:
         secret, _ = issue(admin, "late", "dev")
         admin.call("revokeToken", name="soon")
+        # Revoked during a rotation's grace period: the replay must drop
+        # both secrets (issue 12).
+        graced, _ = issue(admin, "graced", "dev")
+        rotated = admin.call("rotateToken", name="graced", graceSeconds=3600)["token"]
+        admin.call("revokeToken", name="graced")
         with device(broker, "late", secret) as late:
             assert late.publish_code("d/late", "hi") == 0
         copy = os.path.join(broker.directory, "copy")
@@ -313,5 +318,7 @@ def test_clean_stop_then_load_and_replay(vg):
         with device(replayed, "late", secret) as late:
             assert late.publish_code("d/late", "again") == 0
         assert refused(V5, attempt_login(replayed.port, "soon", vg.secrets["soon"], timeout=SLOW))
+        for revoked in (graced, rotated):
+            assert refused(V5, attempt_login(replayed.port, "graced", revoked, timeout=SLOW))
     finally:
         stop_and_check(replayed)

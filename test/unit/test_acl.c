@@ -27,7 +27,8 @@ static void test_defaults_without_acls(void **state)
 	(void)state;
 	struct role *role = role_new("empty");
 	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/b"));
-	assert_true(acl_allows(role, MOSQ_ACL_READ, "a/b"));
+	/* Nothing it may subscribe to, so nothing it may receive. */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "a/b"));
 	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/b"));
 	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "a/b"));
 	role_free(role);
@@ -43,8 +44,8 @@ static void test_publish_send_matches_filters(void **state)
 	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data"));
 	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data/x"));
 	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/data"));
-	/* A send ACL says nothing about receiving. */
-	assert_true(acl_allows(role, MOSQ_ACL_READ, "other"));
+	/* A send ACL grants no receiving. */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "sensors/boiler/data"));
 	role_free(role);
 }
 
@@ -56,8 +57,9 @@ static void test_highest_priority_decides(void **state)
 		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "a/secret", .priority = 5, .allow = false},
 		{.type = ACL_PUBLISH_CLIENT_RECEIVE, .topic = "a/#", .priority = 0, .allow = false},
 		{.type = ACL_PUBLISH_CLIENT_RECEIVE, .topic = "a/public", .priority = -1, .allow = true},
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "#", .allow = true},
 	};
-	struct role *role = role_with(acls, 4);
+	struct role *role = role_with(acls, 5);
 	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/open"));
 	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/secret"));
 	/* a/# (priority 0) outranks a/public (priority -1). */
@@ -156,6 +158,31 @@ static void test_publish_wildcards_do_not_reach_dollar_topics(void **state)
 	role_free(role);
 }
 
+/* A delivery needs a subscribe grant that covers the topic, whatever
+ * subscription brought it (issue 12: taken-over sessions, withdrawn
+ * rights), and publishClientReceive. */
+static void test_receiving_needs_a_subscribe_grant(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "plant/#", .allow = true},
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "plant/secret/#", .priority = 5, .allow = false},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "plant/open", .allow = false},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "feeds/+/news", .allow = true},
+		{.type = ACL_PUBLISH_CLIENT_RECEIVE, .topic = "plant/quiet", .allow = false},
+	};
+	struct role *role = role_with(acls, 5);
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "plant/a/x"));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/secret/x"));    /* a deny pattern outranks */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/open"));        /* a literal deny equal to it */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/quiet"));       /* granted, but receive denied */
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "feeds/x/news"));       /* a literal wildcard grant */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "feeds/x/other"));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "other/topic"));       /* nothing covers it */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "$SYS/broker/uptime")); /* wildcards do not reach $ topics */
+	role_free(role);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -167,6 +194,7 @@ int main(void)
 		cmocka_unit_test(test_unsubscribe_uses_its_own_types),
 		cmocka_unit_test(test_filter_covers_filter),
 		cmocka_unit_test(test_publish_wildcards_do_not_reach_dollar_topics),
+		cmocka_unit_test(test_receiving_needs_a_subscribe_grant),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

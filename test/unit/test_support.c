@@ -400,6 +400,7 @@ struct test_plugin *test_plugin_new(void)
 	char error[1024] = "";
 	store_init(&test_plugin->plugin.store);
 	sessions_init(&test_plugin->plugin.sessions);
+	replies_init(&test_plugin->plugin.replies);
 	expiry_init(&test_plugin->plugin.expiry);
 	expiry_init_notices(&test_plugin->plugin.notices, 7 * 86400);
 	test_plugin->plugin.persist = persist_open(test_plugin->state_path, error, sizeof(error));
@@ -420,9 +421,11 @@ void test_plugin_free(struct test_plugin *test_plugin)
 		return;
 	}
 	sessions_clear(&test_plugin->plugin.sessions);
+	replies_clear(&test_plugin->plugin.replies);
 	expiry_clear(&test_plugin->plugin.expiry);
 	expiry_clear(&test_plugin->plugin.notices);
 	store_clear(&test_plugin->plugin.store);
+	free(test_plugin->plugin.last_used_queue);
 	persist_close(test_plugin->plugin.persist);
 	test_remove_dir(test_plugin->dir);
 	free(test_plugin->dir);

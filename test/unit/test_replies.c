@@ -1,0 +1,125 @@
+/*
+ * Control replies waiting for the tick (replies.h): a reply leaves only
+ * for the connection that asked, in order, and is dropped when that
+ * connection goes or another login takes its client id first.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+#include <mqtt_protocol.h>
+
+#include "replies.h"
+
+static char connection_a, connection_b;
+#define A ((const struct mosquitto *)&connection_a)
+#define B ((const struct mosquitto *)&connection_b)
+
+static char sent[8][160];
+static int sent_count;
+static int failing_sends;
+
+static int record_send(const char *client_id, const char *topic, const char *payload, mosquitto_property *properties)
+{
+	snprintf(sent[sent_count++], sizeof(sent[0]), "%s %s %s%s", client_id, topic, payload,
+			properties ? " +properties" : "");
+	mosquitto_property_free_all(&properties);
+	if(failing_sends > 0){
+		failing_sends--;
+		return MOSQ_ERR_NOMEM;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int setup(void **state)
+{
+	static struct replies replies;
+	replies_init(&replies);
+	sent_count = 0;
+	failing_sends = 0;
+	*state = &replies;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	replies_clear(*state);
+	return 0;
+}
+
+static mosquitto_property *correlation(void)
+{
+	mosquitto_property *properties = NULL;
+	assert_int_equal(mosquitto_property_add_binary(&properties, MQTT_PROP_CORRELATION_DATA, "42", 2), MOSQ_ERR_SUCCESS);
+	return properties;
+}
+
+static void replies_leave_in_order_at_the_tick(void **state)
+{
+	struct replies *replies = *state;
+	assert_true(replies_hold(replies, A, "a", "$CONTROL/tokens/v1/response", "{\"first\"}", NULL));
+	assert_true(replies_hold(replies, B, "b", "answers/b", "{\"second\"}", correlation()));
+	assert_int_equal(sent_count, 0);
+	assert_int_equal(replies_send(replies, record_send), 0);
+	assert_int_equal(sent_count, 2);
+	assert_string_equal(sent[0], "a $CONTROL/tokens/v1/response {\"first\"}");
+	assert_string_equal(sent[1], "b answers/b {\"second\"} +properties");
+	assert_int_equal(replies->count, 0);
+	assert_int_equal(replies_send(replies, record_send), 0);
+	assert_int_equal(sent_count, 2);
+}
+
+static void a_connection_that_leaves_takes_its_replies_with_it(void **state)
+{
+	struct replies *replies = *state;
+	assert_true(replies_hold(replies, A, "a", "t", "{\"secret for a\"}", correlation()));
+	assert_true(replies_hold(replies, B, "b", "t", "{\"for b\"}", NULL));
+	assert_true(replies_hold(replies, A, "a", "t", "{\"more for a\"}", NULL));
+	assert_int_equal(replies_drop_for_connection(replies, A), 2);
+	assert_int_equal(replies_drop_for_connection(replies, A), 0);
+	replies_send(replies, record_send);
+	assert_int_equal(sent_count, 1);
+	assert_string_equal(sent[0], "b t {\"for b\"}");
+}
+
+static void a_login_with_the_client_id_on_another_connection_drops_them(void **state)
+{
+	struct replies *replies = *state;
+	assert_true(replies_hold(replies, A, "victim", "t", "{\"secret\"}", NULL));
+	assert_true(replies_hold(replies, B, "other", "t", "{\"for other\"}", NULL));
+	/* The requester's own connection logging in again (a SIGHUP re-check) keeps it. */
+	assert_int_equal(replies_drop_for_client_id(replies, "victim", A), 0);
+	/* Another login with an unrelated id keeps it too. */
+	assert_int_equal(replies_drop_for_client_id(replies, "victim2", B), 0);
+	assert_int_equal(replies_drop_for_client_id(replies, NULL, B), 0);
+	/* A takeover drops it. */
+	assert_int_equal(replies_drop_for_client_id(replies, "victim", B), 1);
+	replies_send(replies, record_send);
+	assert_int_equal(sent_count, 1);
+	assert_string_equal(sent[0], "other t {\"for other\"}");
+}
+
+static void failed_sends_are_counted_and_nothing_is_kept(void **state)
+{
+	struct replies *replies = *state;
+	assert_true(replies_hold(replies, A, "a", "t", "{\"one\"}", correlation()));
+	assert_true(replies_hold(replies, A, "a", "t", "{\"two\"}", NULL));
+	failing_sends = 1;
+	assert_int_equal(replies_send(replies, record_send), 1);
+	assert_int_equal(sent_count, 2);
+	assert_int_equal(replies->count, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(replies_leave_in_order_at_the_tick, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_connection_that_leaves_takes_its_replies_with_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_login_with_the_client_id_on_another_connection_drops_them, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_sends_are_counted_and_nothing_is_kept, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
