@@ -178,6 +178,39 @@ def test_access_by_role(vg):
     assert ("d/secret", b"not delivered to a dev") not in seen
 
 
+def test_takeover_and_withdrawn_right(vg):
+    """A token with no rights takes over a dev-1 session that holds d/#
+    (issue 12): it receives nothing there. Then dev loses its right to a
+    subtree, and dev-1's live subscription stops delivering it."""
+    admin = vg.admin
+    make_role(admin, "nothing")
+    vg.secrets["nobody"], _ = issue(admin, "nobody", "nothing")
+    victim = vg.device("dev-1", vg.secrets["dev-1"], protocol=V311, client_id="taken", clean_session=False)
+    assert victim.subscribe_code("d/#") in (0, 1)
+    thief = vg.device("nobody", vg.secrets["nobody"], protocol=V311, client_id="taken", clean_session=False)
+    assert victim.wait_disconnected(SLOW), "the taken-over session's connection stayed open"
+    watcher = vg.device("dev-1", vg.secrets["dev-1"], client_id="dev-1-watch")
+    assert watcher.subscribe_code("d/#") in (0, 1)
+    assert watcher.publish_code("d/taken", "not for the thief") == 0
+    watcher.expect("d/taken", "not for the thief", timeout=SLOW)
+    stolen = [m.topic for m in thief.drain(1.0) if m.topic.startswith("d/")]
+    assert stolen == [], f"the session taken over by a token without rights received {stolen}"
+    # The role is at the ACL limit: make room, then put it back.
+    admin.call("removeRoleACL", rolename="dev", acltype="subscribeLiteral", topic="lit/x")
+    admin.call("addRoleACL", rolename="dev", acltype="subscribePattern", topic="d/hidden/#", priority=9,
+               allow=False)
+    assert watcher.publish_code("d/hidden/x", "withdrawn") == 0
+    assert watcher.publish_code("d/shown", "marker") == 0
+    seen = watcher.expect("d/shown", "marker", timeout=SLOW)
+    assert ("d/hidden/x", b"withdrawn") not in seen
+    admin.call("removeRoleACL", rolename="dev", acltype="subscribePattern", topic="d/hidden/#")
+    admin.call("addRoleACL", rolename="dev", acltype="subscribeLiteral", topic="lit/x", allow=True)
+    # The later tests count tokens and roles.
+    admin.call("revokeToken", name="nobody")
+    assert thief.wait_disconnected(SLOW)
+    admin.call("deleteRole", rolename="nothing")
+
+
 def test_rotation_with_grace(vg):
     admin = vg.admin
     old = vg.device("dev-3", vg.secrets["dev-3"], client_id="dev-3-old")
