@@ -42,7 +42,7 @@ struct change {
 	/* create: the new token, its role set; rotate: the replacement;
 	 * revoke, noticed: the token acted on. */
 	struct token *token;
-	struct token *rotated;              /* rotate: the token it replaces */
+	struct token *replaced;             /* rotate: the token it replaces (the old record) */
 	struct previous_secret *previous;   /* rotate: the old secret's grace period, or NULL */
 	struct role *role;                  /* the role created, deleted or changed */
 	struct role_acl *acl;               /* the ACL added or removed */

@@ -113,8 +113,9 @@ struct token *store_find_token_by_hash(const struct store *store, const unsigned
 struct token *store_find_token_by_name(const struct store *store, const char *name);
 /* The caller has checked that name and hash are free; the store takes the token. */
 void store_link_token(struct store *store, struct token *token, struct role *role);
-/* Links the token unless its name or hash is taken (checked with one hash
- * computation per key: the loader adds a million tokens this way). */
+/* Links the token unless its name or hash is taken (store_hash_in_use;
+ * checked with one hash computation per key: the loader adds a million
+ * tokens this way). */
 enum store_added { STORE_ADDED, STORE_NAME_TAKEN, STORE_HASH_TAKEN };
 enum store_added store_add_token(struct store *store, struct token *token, struct role *role);
 /* Removes the token from the indexes without freeing it (so it can be
@@ -123,6 +124,11 @@ void store_unlink_token(struct store *store, struct token *token);
 
 /* Every token, ordered by issuedAt then name; the caller frees the array. */
 struct token **store_sorted_tokens(const struct store *store, size_t *count);
+
+/* A secret logs in as one token only: true when the hash is a token's
+ * current secret or a rotated token's previous one. New tokens, rotations
+ * and previous secrets all need a hash for which this is false. */
+bool store_hash_in_use(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN]);
 
 /* A token's previous secret: set (replacing any), find, drop. */
 bool store_set_previous(struct store *store, struct token *token, const unsigned char hash[TOKEN_HASH_LEN],

@@ -110,13 +110,37 @@ static bool subscription_allows(const struct role *role, enum acl_type literal, 
 	return decide(acl, default_allow);
 }
 
+/* "$share/<group>/<filter>" grants read what <filter> covers: the broker
+ * checks a shared subscription's filter whole, but its deliveries by the
+ * message's own topic. NULL for a filter that is not shared. */
+static const char *shared_filter(const char *filter)
+{
+	if(strncmp(filter, "$share/", 7) != 0){
+		return NULL;
+	}
+	const char *slash = strchr(filter + 7, '/');
+	return slash ? slash + 1 : NULL;
+}
+
+static const struct role_acl *first_shared_covering(const struct role_acl *acl, const char *topic)
+{
+	for(; acl; acl = acl->next){
+		const char *filter = shared_filter(acl->topic);
+		if(filter && topic_filter_covers(filter, topic)){
+			return acl;
+		}
+	}
+	return NULL;
+}
+
 /* Would the role let the session subscribe to this topic? The broker
  * delivers to whatever subscriptions a session holds, including ones it
  * never asked for (taken over with another client's session) or that a
  * role change has withdrawn since; so every delivery asks again. Literal
  * ACLs come first, as for a subscribe: one equal to the topic, else the
  * patterns by priority, else a literal wildcard filter that matches it
- * (so that a literal grant of "a/#" still receives "a/b"). */
+ * (so that a literal grant of "a/#" still receives "a/b"), else a grant
+ * of a shared subscription whose filter covers it. */
 static bool subscribe_grant_covers(const struct role *role, const char *topic)
 {
 	const struct role_acl *acl = first_literal(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
@@ -125,6 +149,12 @@ static bool subscribe_grant_covers(const struct role *role, const char *topic)
 	}
 	if(acl == NULL){
 		acl = first_matching_topic(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
+	}
+	if(acl == NULL){
+		acl = first_shared_covering(role->acls[ACL_SUBSCRIBE_PATTERN], topic);
+	}
+	if(acl == NULL){
+		acl = first_shared_covering(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
 	}
 	return decide(acl, false);
 }

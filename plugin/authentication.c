@@ -55,12 +55,11 @@ static int accept_token(struct tokens_plugin *plugin, const struct mosquitto *cl
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void drop_replies_taken_over(struct tokens_plugin *plugin, const struct mosquitto *client)
+static void note_contender(struct tokens_plugin *plugin, const struct mosquitto *client)
 {
-	const char *client_id = mosquitto_client_id(client);
-	if(replies_drop_for_client_id(&plugin->replies, client_id, client)){
-		plugin->log(MOSQ_LOG_WARNING, "tokens: a control reply to client %s was not delivered: "
-				"a new login took over its client id first", client_id);
+	if(!replies_note_login(&plugin->replies, client, mosquitto_client_id(client))){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: out of memory: control replies to client %s are dropped",
+				client_label(client));
 	}
 }
 
@@ -72,8 +71,8 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 	enum token_shape shape = token_format_check(login->password);
 
 	/* Whatever this login is, it may take over a client id whose reply
-	 * (perhaps a secret) has not left yet. */
-	drop_replies_taken_over(plugin, login->client);
+	 * (perhaps a secret) has not left yet: replies.h. */
+	note_contender(plugin, login->client);
 
 	if(shape == TOKEN_NOT_A_TOKEN){
 		/* The pointer may belong to an earlier, freed token connection. */
@@ -106,7 +105,7 @@ int authentication_on_disconnect(int event, void *event_data, void *userdata)
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_disconnect *disconnect = event_data;
 	sessions_depart(&plugin->sessions, disconnect->client);
-	if(replies_drop_for_connection(&plugin->replies, disconnect->client)){
+	if(replies_connection_gone(&plugin->replies, disconnect->client)){
 		plugin->log(MOSQ_LOG_NOTICE, "tokens: a control reply to client %s was not delivered: "
 				"its connection closed first", client_label(disconnect->client));
 	}

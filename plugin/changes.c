@@ -13,7 +13,7 @@ struct change change_create_token(struct token *token)
 
 struct change change_rotate_token(struct token *old, struct token *replacement, struct previous_secret *previous)
 {
-	return (struct change){.kind = CHANGE_ROTATE_TOKEN, .token = replacement, .rotated = old, .previous = previous};
+	return (struct change){.kind = CHANGE_ROTATE_TOKEN, .token = replacement, .replaced = old, .previous = previous};
 }
 
 struct change change_revoke_token(struct token *token)
@@ -62,7 +62,7 @@ static void remove_token(struct store *store, struct change *change, const struc
  * as the previous one only during a grace period. */
 static void rotate_token(struct store *store, struct change *change, const struct change_observer *observer)
 {
-	struct token *old = change->rotated;
+	struct token *old = change->replaced;
 	struct token *replacement = change->token;
 	store_drop_previous(store, old);
 	store_unlink_token(store, old);
@@ -129,7 +129,7 @@ void change_release(struct change *change)
 			if(!applied) token_free(change->token);
 			break;
 		case CHANGE_ROTATE_TOKEN:
-			token_free(applied ? change->rotated : change->token);
+			token_free(applied ? change->replaced : change->token);
 			free(change->previous);
 			break;
 		case CHANGE_REVOKE_TOKEN:

@@ -77,8 +77,7 @@ static bool new_secret(struct command_context *context, char secret[TOKEN_LEN + 
 			return command_fail(context, CODE_INTERNAL, "The random number generator failed");
 		}
 		token_format_hash(secret, hash);
-		const struct store *store = &context->plugin->store;
-		if(store_find_token_by_hash(store, hash) == NULL && store_find_previous_by_hash(store, hash) == NULL){
+		if(!store_hash_in_use(&context->plugin->store, hash)){
 			return true;
 		}
 	}

@@ -82,7 +82,12 @@ static int send_reply(const char *client_id, const char *topic, const char *payl
 
 void control_topic_send_replies(struct tokens_plugin *plugin)
 {
-	size_t failed = replies_send(&plugin->replies, send_reply);
+	size_t taken_over;
+	size_t failed = replies_send(&plugin->replies, send_reply, &taken_over);
+	if(taken_over){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: %zu control repl%s not delivered: another connection logged in "
+				"with the requester's client id first", taken_over, taken_over == 1 ? "y was" : "ies were");
+	}
 	if(failed){
 		plugin->log(MOSQ_LOG_WARNING, "tokens: could not send %zu control repl%s", failed, failed == 1 ? "y" : "ies");
 	}

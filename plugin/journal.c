@@ -54,7 +54,7 @@ static cJSON *encode_create_token(const struct change *change)
 
 static cJSON *encode_rotate_token(const struct change *change)
 {
-	return with_item(with_item(change_of("rotateToken"), "hash", hash_string(change->rotated->hash)),
+	return with_item(with_item(change_of("rotateToken"), "hash", hash_string(change->replaced->hash)),
 			"token", token_state_json_with(change->token, change->previous));
 }
 
@@ -189,11 +189,9 @@ static struct role *target_role(struct replay *replay)
 	return role;
 }
 
-/* A secret logs in as one token only: a new hash must be nobody's, not
- * even a previous secret's. */
 static bool hash_is_free(struct replay *replay, const struct token *token)
 {
-	if(store_find_token_by_hash(replay->store, token->hash) || store_find_previous_by_hash(replay->store, token->hash)){
+	if(store_hash_in_use(replay->store, token->hash)){
 		return refuse(replay, "token \"%s\": duplicate hash", token->name);
 	}
 	return true;

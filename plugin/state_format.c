@@ -435,7 +435,7 @@ bool state_add_previous(struct state_loader *loader, const struct previous_secre
 	if(previous->token == NULL){
 		return true;
 	}
-	if(store_find_token_by_hash(loader->store, previous->hash) || store_find_previous_by_hash(loader->store, previous->hash)){
+	if(store_hash_in_use(loader->store, previous->hash)){
 		set_item(loader, "token", 0, previous->token->name);
 		return fail(loader, "'previousHash' is another token's hash");
 	}

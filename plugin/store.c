@@ -175,7 +175,7 @@ enum store_added store_add_token(struct store *store, struct token *token, struc
 	if(existing){
 		return STORE_NAME_TAKEN;
 	}
-	if(store_find_token_by_hash(store, token->hash)){
+	if(store_hash_in_use(store, token->hash)){
 		return STORE_HASH_TAKEN;
 	}
 	link_token(store, token, role, name_bucket);
@@ -212,6 +212,11 @@ struct token **store_sorted_tokens(const struct store *store, size_t *count)
 	}
 	qsort(tokens, *count, sizeof(*tokens), compare_tokens);
 	return tokens;
+}
+
+bool store_hash_in_use(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN])
+{
+	return store_find_token_by_hash(store, hash) || store_find_previous_by_hash(store, hash);
 }
 
 struct previous_secret *store_find_previous_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN])

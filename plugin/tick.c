@@ -59,9 +59,6 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	int64_t now = plugin->now();
 
 	plugin->rechecking_logins = false;
-	/* First: nothing between here and the broker's drain of its plugin
-	 * queue reads the network (replies.h). */
-	control_topic_send_replies(plugin);
 	sessions_unbind_departed(&plugin->sessions);
 	close_expired_tokens(plugin, now);
 	tokens_plugin_end_grace_periods(plugin, now);
@@ -74,5 +71,9 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	if(plugin->last_used_queued > 0 && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
 		tokens_plugin_save_last_used(plugin);
 	}
+	/* Last: after the kicks (a requester kicked now gets nothing), and
+	 * nothing between here and the broker's drain of its plugin queue
+	 * reads the network (replies.h). */
+	control_topic_send_replies(plugin);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -699,3 +699,19 @@ def test_a_session_restored_by_the_broker_gets_nothing_it_lost_the_right_to(brok
     publisher.publish_code("public/marker", "marker")
     seen = back.expect("public/marker", "marker")
     assert topics(seen) == ["public/marker"], f"the restored subscription delivered: {seen}"
+
+
+def test_a_shared_subscription_granted_by_its_filter_still_receives(broker, admin, devices):
+    """The broker checks a shared subscription by its whole filter and its
+    deliveries by the message's topic: a grant of `$share/+/jobs/#` must
+    still receive `jobs/...`, and nothing else."""
+    make_role(admin, "workers", [acl("subscribePattern", "$share/+/jobs/#")])
+    secret, _ = issue(admin, "worker-1", "workers")
+    worker = devices(broker, "worker-1", secret, client_id="worker-1")
+    assert worker.subscribe_code("$share/pool/jobs/#") == 1
+    assert worker.subscribe_code("jobs/#") != 1, "a plain subscription was granted"
+    publisher = devices(broker)
+    publisher.publish_code("other/1", "not a job")
+    publisher.publish_code("jobs/1", "a job")
+    seen = worker.expect("jobs/1", "a job")
+    assert topics(seen) == ["jobs/1"], seen

@@ -183,6 +183,25 @@ static void test_receiving_needs_a_subscribe_grant(void **state)
 	role_free(role);
 }
 
+/* A shared subscription is checked by its whole filter on subscribe, but
+ * its deliveries by the message's topic. */
+static void test_shared_subscription_grants_receive_their_filter(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "$share/+/jobs/#", .allow = true},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "$share/workers/tasks/+", .allow = true},
+	};
+	struct role *role = role_with(acls, 2);
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/g/jobs/#"));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "jobs/#"));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "jobs/1"));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "tasks/7"));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "tasks/7/x"));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "other/1"));
+	role_free(role);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_filter_covers_filter),
 		cmocka_unit_test(test_publish_wildcards_do_not_reach_dollar_topics),
 		cmocka_unit_test(test_receiving_needs_a_subscribe_grant),
+		cmocka_unit_test(test_shared_subscription_grants_receive_their_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
