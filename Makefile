@@ -18,7 +18,7 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/state_format.c plugin/persist.c plugin/fields.c plugin/control.c \
 	plugin/commands_tokens.c plugin/commands_roles.c plugin/acl.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
-	plugin/snapshot_reader.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c plugin/replies.c
+	plugin/snapshot_reader.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c plugin/replies.c plugin/log_text.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
 	plugin/authorization.c plugin/tick.c plugin/broker_publish.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
@@ -53,7 +53,7 @@ LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgrind \
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
 	libmicrohttpd-dev xxd clang libclang-rt-14-dev llvm-14 \
-	python3-pytest python3-paho-mqtt
+	python3-pytest python3-paho-mqtt fail2ban
 
 .PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run fuzz-corpus demo install \
 	uninstall bench load load-test clean

@@ -12,7 +12,8 @@
  * does this): instruction counts do not depend on the machine's load.
  *
  * The callbacks are the plugin's own (authentication.c, authorization.c);
- * the only broker function they call, mosquitto_client_id, is stubbed.
+ * the broker functions they call, mosquitto_client_id and
+ * mosquitto_client_address, are stubbed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,12 @@
 
 static char publisher;   /* the connection whose publishes are checked */
 static char subscriber;  /* the connection whose deliveries are checked */
+
+const char *mosquitto_client_address(const struct mosquitto *client)
+{
+	(void)client;
+	return "127.0.0.1";
+}
 
 const char *mosquitto_client_id(const struct mosquitto *client)
 {

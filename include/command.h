@@ -32,6 +32,9 @@ struct command_context {
 	const cJSON *command;
 	cJSON *response;
 	bool failed;
+	/* Bytes the response may take in the reply (0: no limit): a command
+	 * that lists things stops and fails with CODE_LIMIT past it. */
+	int64_t reply_room;
 };
 
 typedef void (*command_handler)(struct command_context *context);

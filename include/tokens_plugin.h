@@ -39,10 +39,11 @@ struct tokens_limits {
 	int64_t tokens;            /* tokens in the store */
 	int64_t acls_per_role;
 	int64_t topic_bytes;       /* an ACL's topic filter */
+	int64_t reply_bytes;       /* a control reply's payload: MQTT packets have a size limit */
 };
 
 #define DEFAULT_LIMITS {.request_bytes = 65536, .commands = 100, .tokens = 10000000, \
-		.acls_per_role = 1000, .topic_bytes = 1024}
+		.acls_per_role = 1000, .topic_bytes = 1024, .reply_bytes = 1000000}
 
 struct mosquitto;
 

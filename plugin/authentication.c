@@ -12,6 +12,7 @@
 #include <mosquitto.h>
 
 #include "authentication.h"
+#include "log_text.h"
 #include "login.h"
 #include "token_format.h"
 
@@ -22,15 +23,19 @@ static const char *client_label(const struct mosquitto *client)
 }
 
 /* reason names the token by name or hash, never by the password. The
- * binding of an earlier connection at this pointer goes too. */
+ * binding of an earlier connection at this pointer goes too. The line's
+ * form is SPEC section 2's, for log watchers (examples/fail2ban/). */
 static int refuse(struct tokens_plugin *plugin, const struct mosquitto *client, const char *reason, const char *which)
 {
+	char client_id[LOG_TEXT_SIZE];
+	const char *address = mosquitto_client_address(client);
 	sessions_unbind(&plugin->sessions, client);
 	if(!plugin->rechecking_logins){
 		plugin->logins_refused++;
 	}
-	plugin->log(MOSQ_LOG_NOTICE, "tokens: refused login of client %s: %s%s",
-			client_label(client), reason, which ? which : "");
+	plugin->log(MOSQ_LOG_NOTICE, "tokens: refused login from %s client %s: %s%s",
+			address ? address : "unknown", log_text_escape(mosquitto_client_id(client), client_id),
+			reason, which ? which : "");
 	return MOSQ_ERR_AUTH;
 }
 

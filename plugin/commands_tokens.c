@@ -154,8 +154,37 @@ static bool status_matches(const char *status, const struct token *token, int64_
 	return strcmp(status, "all") == 0 || (strcmp(status, "valid") == 0) == valid;
 }
 
-static cJSON *token_page(const struct store *store, struct token **tokens, size_t count, const char *status,
-		int64_t offset, int64_t limit, int64_t now)
+/* A page of tokens, built only while it fits in the room its reply has:
+ * an answer MQTT could not carry is refused before it costs memory. */
+struct token_page {
+	const struct store *store;
+	const char *status;
+	int64_t offset, limit, now;
+	int64_t room;        /* bytes the items may take; 0: no limit */
+	int64_t used;
+	int64_t listed;
+	bool too_large;
+};
+
+/* Adds one token's metadata; false when out of memory or out of room. */
+static bool add_to_page(struct token_page *page, cJSON *list, const struct token *token)
+{
+	cJSON *item = token_metadata(page->store, token, page->now);
+	if(item && page->room){
+		char *text = cJSON_PrintUnformatted(item);
+		page->used += text ? (int64_t)strlen(text) + 1 : page->room;
+		free(text);
+		page->too_large = page->used > page->room;
+	}
+	if(item == NULL || page->too_large || !cJSON_AddItemToArray(list, item)){
+		cJSON_Delete(item);
+		return false;
+	}
+	page->listed++;
+	return true;
+}
+
+static cJSON *token_page(struct token_page *page, struct token **tokens, size_t count)
 {
 	cJSON *data = cJSON_CreateObject();
 	cJSON *list = cJSON_AddArrayToObject(data, "tokens");
@@ -165,16 +194,12 @@ static cJSON *token_page(const struct store *store, struct token **tokens, size_
 	}
 	int64_t matching = 0;
 	for(size_t i = 0; i < count; i++){
-		if(!status_matches(status, tokens[i], now)){
+		if(!status_matches(page->status, tokens[i], page->now)){
 			continue;
 		}
-		if(matching >= offset && matching - offset < limit){
-			cJSON *item = token_metadata(store, tokens[i], now);
-			if(item == NULL || !cJSON_AddItemToArray(list, item)){
-				cJSON_Delete(item);
-				cJSON_Delete(data);
-				return NULL;
-			}
+		if(matching >= page->offset && matching - page->offset < page->limit && !add_to_page(page, list, tokens[i])){
+			cJSON_Delete(data);
+			return NULL;
 		}
 		matching++;
 	}
@@ -185,28 +210,45 @@ static cJSON *token_page(const struct store *store, struct token **tokens, size_
 	return data;
 }
 
+/* What fits, said in tokens: the page so far tells a token's size. */
+static void fail_too_large(struct command_context *context, const struct token_page *page)
+{
+	int64_t per_token = page->listed ? page->used / (page->listed + 1) : page->used;
+	int64_t fitting = per_token > 0 ? page->room / per_token : 1;
+	command_fail(context, CODE_LIMIT, "The answer would make the reply larger than plugin_opt_max_reply_bytes "
+			"allows: page through the tokens with 'count' (at most about %lld here) and 'offset'",
+			(long long)(fitting > 1 ? fitting * 9 / 10 : 1));
+}
+
 void command_list_tokens(struct command_context *context)
 {
-	const char *status = "all";
-	int64_t limit = INT64_MAX, offset = 0;
+	struct token_page page = {.store = &context->plugin->store, .status = "all", .limit = INT64_MAX,
+		.now = context->now};
 
-	if(!field_optional_string(context, "status", &status)
-			|| !field_optional_int(context, "count", 1, INT32_MAX, &limit)
-			|| !field_optional_int(context, "offset", 0, INT32_MAX, &offset)){
+	if(!field_optional_string(context, "status", &page.status)
+			|| !field_optional_int(context, "count", 1, INT32_MAX, &page.limit)
+			|| !field_optional_int(context, "offset", 0, INT32_MAX, &page.offset)){
 		return;
 	}
-	if(strcmp(status, "all") != 0 && strcmp(status, "valid") != 0 && strcmp(status, "invalid") != 0){
+	if(strcmp(page.status, "all") != 0 && strcmp(page.status, "valid") != 0 && strcmp(page.status, "invalid") != 0){
 		command_fail(context, CODE_INVALID, "Field 'status' must be \"valid\", \"invalid\" or \"all\"");
 		return;
 	}
+	/* The response's own keys and the totalCount take the rest. */
+	page.room = context->reply_room > 256 ? context->reply_room - 256 : context->reply_room ? 1 : 0;
 	size_t count;
-	struct token **tokens = store_sorted_tokens(&context->plugin->store, &count);
+	struct token **tokens = store_sorted_tokens(page.store, &count);
 	if(tokens == NULL){
 		command_fail(context, CODE_INTERNAL, "Out of memory");
 		return;
 	}
-	command_reply(context, token_page(&context->plugin->store, tokens, count, status, offset, limit, context->now));
+	cJSON *data = token_page(&page, tokens, count);
 	free(tokens);
+	if(page.too_large){
+		fail_too_large(context, &page);
+		return;
+	}
+	command_reply(context, data);
 }
 
 void command_get_token(struct command_context *context)

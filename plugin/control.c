@@ -122,11 +122,11 @@ static cJSON *error_response(const char *command, const char *code, const char *
 }
 
 static void run_command(struct tokens_plugin *plugin, const char *requester, int64_t now,
-		const cJSON *command, cJSON *response)
+		const cJSON *command, cJSON *response, int64_t reply_room)
 {
 	struct command_context context = {
 		.plugin = plugin, .requester = requester, .now = now,
-		.command = command, .response = response,
+		.command = command, .response = response, .reply_room = reply_room,
 	};
 	const char *name;
 	const char *correlation = NULL;
@@ -187,48 +187,71 @@ static char *mark_escaped_nuls(const char *payload, size_t length, size_t *marke
 	return copy;
 }
 
-cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requester,
-		const char *payload, size_t payload_len)
+/* A reply of one error response, for a request refused whole. */
+static cJSON *refusal(const char *code, const char *message)
 {
 	cJSON *reply = cJSON_CreateObject();
 	cJSON *responses = cJSON_AddArrayToObject(reply, "responses");
-	size_t marked_len = 0;
-	/* A raw NUL byte is never valid JSON; cJSON would end the text there. */
-	bool has_raw_nul = payload_len > 0 && memchr(payload, '\0', payload_len) != NULL;
-	char *marked = has_raw_nul ? NULL : mark_escaped_nuls(payload, payload_len, &marked_len);
-	/* Nothing may follow the document (the +1 covers the NUL that proves it). */
-	cJSON *request = marked ? cJSON_ParseWithLengthOpts(marked, marked_len + 1, NULL, true) : NULL;
-	free(marked);
-	if(reply == NULL || responses == NULL){
-		cJSON_Delete(request);
+	if(responses == NULL || !cJSON_AddItemToArray(responses, error_response("Unknown command", code, message))){
 		cJSON_Delete(reply);
 		return NULL;
 	}
+	return reply;
+}
 
-	const cJSON *commands_item = cJSON_GetObjectItemCaseSensitive(request, "commands");
-	const struct tokens_limits *limits = &plugin->limits;
-	char limit_message[128];
-	if(limits->request_bytes && (int64_t)payload_len > limits->request_bytes){
-		snprintf(limit_message, sizeof(limit_message), "The request is larger than %lld bytes",
-				(long long)limits->request_bytes);
-		cJSON_AddItemToArray(responses, error_response("Unknown command", "limit", limit_message));
-		cJSON_Delete(request);
-		return reply;
+/* The request as a document, or NULL when it is not JSON. */
+static cJSON *parse_request(const char *payload, size_t payload_len)
+{
+	size_t marked_len = 0;
+	/* A raw NUL byte is never valid JSON; cJSON would end the text there. */
+	if(payload_len > 0 && memchr(payload, '\0', payload_len) != NULL){
+		return NULL;
 	}
-	if(limits->commands && cJSON_IsArray(commands_item) && cJSON_GetArraySize(commands_item) > limits->commands){
-		snprintf(limit_message, sizeof(limit_message), "A request may hold at most %lld commands",
-				(long long)limits->commands);
-		cJSON_AddItemToArray(responses, error_response("Unknown command", "limit", limit_message));
-		cJSON_Delete(request);
-		return reply;
-	}
-	if(!cJSON_IsArray(commands_item)){
-		cJSON_AddItemToArray(responses, error_response("Unknown command", "invalid",
-				request ? "The payload has no 'commands' array" : "The payload is not valid JSON"));
-		cJSON_Delete(request);
-		return reply;
-	}
+	char *marked = mark_escaped_nuls(payload, payload_len, &marked_len);
+	/* Nothing may follow the document (the +1 covers the NUL that proves it). */
+	cJSON *request = marked ? cJSON_ParseWithLengthOpts(marked, marked_len + 1, NULL, true) : NULL;
+	free(marked);
+	return request;
+}
+
+/* How many bytes the response adds to the reply (with its comma). */
+static int64_t response_size(const cJSON *response)
+{
+	char *text = cJSON_PrintUnformatted(response);
+	int64_t size = text ? (int64_t)strlen(text) + 1 : INT64_MAX;
+	free(text);
+	return size;
+}
+
+/* A response the reply has no room for loses its data. Only commands
+ * that change nothing get here: the others are not run without room. */
+static void drop_oversized_data(cJSON *response, int64_t max_reply_bytes)
+{
+	char message[200];
+	snprintf(message, sizeof(message), "The answer would make the reply larger than %lld bytes "
+			"(plugin_opt_max_reply_bytes): ask for less at a time (listTokens takes 'count' and 'offset')",
+			(long long)max_reply_bytes);
+	cJSON_DeleteItemFromObjectCaseSensitive(response, "data");
+	cJSON_DeleteItemFromObjectCaseSensitive(response, "error");
+	cJSON_DeleteItemFromObjectCaseSensitive(response, "code");
+	cJSON_AddStringToObject(response, "error", message);
+	cJSON_AddStringToObject(response, "code", code_names[CODE_LIMIT]);
+}
+
+/* Room kept for a command's response before it may run: enough for any
+ * answer of a command that changes something (its requester's name may
+ * need six bytes per byte once escaped). */
+static int64_t reserve_for(const char *requester)
+{
+	return 4096 + 6 * (int64_t)strlen(requester);
+}
+
+static void run_commands(struct tokens_plugin *plugin, const char *requester, const cJSON *commands_item,
+		cJSON *responses)
+{
 	int64_t now = plugin->now();
+	int64_t max_reply = plugin->limits.reply_bytes;
+	int64_t used = (int64_t)strlen("{\"responses\":[]}");
 	const cJSON *command;
 	cJSON_ArrayForEach(command, commands_item){
 		cJSON *response = cJSON_CreateObject();
@@ -236,13 +259,56 @@ cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requeste
 			break;
 		}
 		cJSON_AddItemToArray(responses, response);
+		int64_t room = max_reply ? max_reply - used : 0;
 		if(!cJSON_IsObject(command)){
 			cJSON_AddStringToObject(response, "command", "Unknown command");
 			cJSON_AddStringToObject(response, "error", "A command must be a JSON object");
 			cJSON_AddStringToObject(response, "code", "invalid");
-			continue;
+		}else if(max_reply && room < reserve_for(requester)){
+			cJSON_AddStringToObject(response, "command", "Unknown command");
+			cJSON_AddStringToObject(response, "error", "The reply is full (plugin_opt_max_reply_bytes): "
+					"this command was not run; send it in another request");
+			cJSON_AddStringToObject(response, "code", code_names[CODE_LIMIT]);
+		}else{
+			run_command(plugin, requester, now, command, response, room);
 		}
-		run_command(plugin, requester, now, command, response);
+		int64_t size = max_reply ? response_size(response) : 0;
+		if(max_reply && size > room){
+			drop_oversized_data(response, max_reply);
+			size = response_size(response);
+		}
+		used += size;
+	}
+}
+
+cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requester,
+		const char *payload, size_t payload_len)
+{
+	const struct tokens_limits *limits = &plugin->limits;
+	char message[128];
+	/* Before anything is copied or parsed: a huge request costs its size
+	 * once (the broker's copy), never a document tree many times larger. */
+	if(limits->request_bytes && (int64_t)payload_len > limits->request_bytes){
+		snprintf(message, sizeof(message), "The request is larger than %lld bytes", (long long)limits->request_bytes);
+		return refusal("limit", message);
+	}
+	cJSON *request = parse_request(payload, payload_len);
+	const cJSON *commands_item = cJSON_GetObjectItemCaseSensitive(request, "commands");
+	cJSON *reply = NULL;
+	if(!cJSON_IsArray(commands_item)){
+		reply = refusal("invalid", request ? "The payload has no 'commands' array" : "The payload is not valid JSON");
+	}else if(limits->commands && cJSON_GetArraySize(commands_item) > limits->commands){
+		snprintf(message, sizeof(message), "A request may hold at most %lld commands", (long long)limits->commands);
+		reply = refusal("limit", message);
+	}else{
+		reply = cJSON_CreateObject();
+		cJSON *responses = cJSON_AddArrayToObject(reply, "responses");
+		if(responses == NULL){
+			cJSON_Delete(reply);
+			reply = NULL;
+		}else{
+			run_commands(plugin, requester, commands_item, responses);
+		}
 	}
 	cJSON_Delete(request);
 	return reply;

@@ -162,7 +162,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			|| !whole_number_option(options, option_count, "max_commands", 1, 100000, &limits.commands)
 			|| !whole_number_option(options, option_count, "max_tokens", 1, 100000000, &limits.tokens)
 			|| !whole_number_option(options, option_count, "max_acls_per_role", 1, 100000, &limits.acls_per_role)
-			|| !whole_number_option(options, option_count, "max_topic_bytes", 1, 65535, &limits.topic_bytes)){
+			|| !whole_number_option(options, option_count, "max_topic_bytes", 1, 65535, &limits.topic_bytes)
+			|| !whole_number_option(options, option_count, "max_reply_bytes", 16384, 268435455, &limits.reply_bytes)){
 		return MOSQ_ERR_INVAL;
 	}
 	int64_t snapshot_after = 0;

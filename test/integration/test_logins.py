@@ -16,7 +16,7 @@ from tokens_helpers import (
     V5, V311, format_time, parse_time, sha256_hex, state_token, token_checksum, write_state,
 )
 
-REFUSED_LINE = "tokens: refused login of client "
+REFUSED_LINE = "tokens: refused login from 127.0.0.1 client "
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_malformed_token_with_mosquitto_pub(broker, admin, sensor):
     result = mosquitto_pub(broker.port, "sensors/x", "1", "boiler-7", secret[:-1])
     assert result.returncode != 0
     assert "not authorised" in result.stderr
-    broker.wait_for_log(r"tokens: refused login of client \S+: malformed token")
+    broker.wait_for_log(r"tokens: refused login from 127\.0\.0\.1 client \S+: malformed token")
 
 
 @pytest.mark.parametrize("protocol", [V5, V311], ids=["mqtt5", "mqtt311"])
@@ -126,7 +126,7 @@ def test_unknown_token_is_refused_and_logged_by_hash(broker, admin, sensor, prot
     assert unknown[48:] == token_checksum(unknown[:48]) and len(unknown) == 56
     rc = attempt_login(broker.port, "boiler-7", unknown, protocol, client_id="forger")
     assert refused(protocol, rc), rc
-    broker.wait_for_log(rf"(?m)tokens: refused login of client forger: unknown token with hash {sha256_hex(unknown)}$")
+    broker.wait_for_log(rf"(?m)tokens: refused login from 127\.0\.0\.1 client forger: unknown token with hash {sha256_hex(unknown)}$")
     assert unknown not in broker.log
     assert "mqtk_" not in broker.log
 
@@ -164,7 +164,7 @@ def test_expired_token_is_refused(broker_factory, protocol, tmp_path):
     broker = broker_factory(state_file=state)
     rc = attempt_login(broker.port, "old-sensor", expired, protocol, client_id="late")
     assert refused(protocol, rc), rc
-    broker.wait_for_log(r"tokens: refused login of client late: expired token old-sensor")
+    broker.wait_for_log(r"tokens: refused login from 127\.0\.0\.1 client late: expired token old-sensor")
     assert expired not in broker.log and "mqtk_" not in broker.log
     assert attempt_login(broker.port, "new-sensor", fresh, protocol) == 0
     with admin_client(broker) as admin:

@@ -813,6 +813,80 @@ static void requests_over_the_limits_are_refused_whole(void **state)
 	cJSON_Delete(data);
 }
 
+/* count tokens, device-000 on, in requests of 20 commands. */
+static void create_many_tokens(struct tokens_plugin *plugin, int count)
+{
+	for(int first = 0; first < count; first += 20){
+		char *commands = test_format("%s", "");
+		for(int i = first; i < first + 20 && i < count; i++){
+			char *more = test_format("%s%s{\"command\": \"createToken\", \"name\": \"device-%03d\", "
+					"\"role\": \"reader\", \"validUntil\": \"2027-01-01T00:00:00Z\"}", commands, i > first ? "," : "", i);
+			free(commands);
+			commands = more;
+		}
+		char *payload = test_format("{\"commands\": [%s]}", commands);
+		cJSON_Delete(test_request(plugin, "alice", payload));
+		free(payload);
+		free(commands);
+	}
+}
+
+static size_t reply_length(const cJSON *reply)
+{
+	char *text = cJSON_PrintUnformatted(reply);
+	assert_non_null(text);
+	size_t length = strlen(text);
+	free(text);
+	return length;
+}
+
+/* An answer MQTT could not carry is refused with a way to page, and the
+ * request's other answers still arrive. */
+static void replies_never_outgrow_the_reply_limit(void **state)
+{
+	struct tokens_plugin *plugin = plugin_of(state);
+	create_many_tokens(plugin, 100);
+	plugin->limits.reply_bytes = 16384;
+
+	cJSON *reply = test_request(plugin, "alice", "{\"commands\": [{\"command\": \"listTokens\"},"
+			"{\"command\": \"listTokens\", \"count\": 10, \"offset\": 50}, {\"command\": \"getRole\", \"rolename\": \"reader\"}]}");
+	const cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
+	assert_int_equal(cJSON_GetArraySize(responses), 3);
+	test_assert_error(cJSON_GetArrayItem(responses, 0), "limit", "'count' (at most about");
+	const cJSON *page = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(responses, 1), "data");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(page, "tokens")), 10);
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(page, "totalCount")->valueint, 100);
+	test_assert_success(cJSON_GetArrayItem(responses, 2));
+	assert_true(reply_length(reply) <= 16384);
+	cJSON_Delete(reply);
+}
+
+/* A change is never made when its answer could not be sent: once the
+ * reply is full, the rest of the request does not run. */
+static void commands_that_would_not_fit_the_reply_do_not_run(void **state)
+{
+	struct tokens_plugin *plugin = plugin_of(state);
+	create_many_tokens(plugin, 30);
+	plugin->limits.reply_bytes = 16384;
+	/* Pages of 30 tokens fill the reply; the revoke after them must not run. */
+	char *commands = test_format("%s", "{\"command\": \"listTokens\", \"count\": 30}");
+	for(int i = 0; i < 3; i++){
+		char *more = test_format("%s, {\"command\": \"listTokens\", \"count\": 30}", commands);
+		free(commands);
+		commands = more;
+	}
+	char *payload = test_format("{\"commands\": [%s, {\"command\": \"revokeToken\", \"name\": \"device-000\"}]}", commands);
+	cJSON *reply = test_request(plugin, "alice", payload);
+	const cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
+	assert_int_equal(cJSON_GetArraySize(responses), 5);
+	test_assert_error(cJSON_GetArrayItem(responses, 4), "limit", "was not run");
+	assert_true(reply_length(reply) <= 16384);
+	assert_non_null(store_find_token_by_name(&plugin->store, "device-000"));
+	cJSON_Delete(reply);
+	free(payload);
+	free(commands);
+}
+
 static void stores_and_roles_over_the_limits_are_refused(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
@@ -862,6 +936,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		CONTROL_TEST(create_token_returns_metadata_and_secret_once),
 		CONTROL_TEST(requests_over_the_limits_are_refused_whole),
+		CONTROL_TEST(replies_never_outgrow_the_reply_limit),
+		CONTROL_TEST(commands_that_would_not_fit_the_reply_do_not_run),
 		CONTROL_TEST(stores_and_roles_over_the_limits_are_refused),
 		CONTROL_TEST(each_created_token_is_new),
 		CONTROL_TEST(bad_fields_are_invalid),
