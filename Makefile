@@ -11,7 +11,7 @@ CFLAGS ?= -O2 -g
 SANITIZE ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude $(SANITIZE)
 LDFLAGS += $(SANITIZE)
-LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lm -pthread
+LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lunistring -lm -pthread
 
 # Everything except the broker entry points and glue: the unit tests link it.
 CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
@@ -51,7 +51,7 @@ LIBDIR ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
 
 # Debian packages the build and the tests need.
 DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgrind \
-	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev pkg-config \
+	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev libunistring-dev pkg-config \
 	libmicrohttpd-dev xxd clang libclang-rt-14-dev llvm-14 \
 	python3-pytest python3-paho-mqtt fail2ban
 
@@ -93,6 +93,9 @@ $(CTRL_MODULE): $(CTRL_OBJECTS) $(CTRL_CORE_OBJECTS)
 
 $(PLUGIN): $(CORE_OBJECTS) $(BROKER_OBJECTS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# test_oom fails the plugin's allocations one at a time.
+$(BUILD)/test/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 $(BUILD)/test/%: test/unit/%.c test/unit/test_support.c $(CORE_OBJECTS)
 	@mkdir -p $(dir $@)

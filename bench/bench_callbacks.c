@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
@@ -161,6 +162,43 @@ static double acl_ns(struct tokens_plugin *plugin, long calls, int access)
 	return best;
 }
 
+/* Every token logged in once since the last save: how long the lazy
+ * lastUsed save takes, all batches of it, into a journal in a scratch
+ * folder (one fsync per batch). */
+static double last_used_save_ms(struct tokens_plugin *plugin, size_t *batches)
+{
+	char folder[] = "/tmp/tokens-bench-XXXXXX", path[64], error[1024];
+	if(mkdtemp(folder) == NULL){
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/tokens.json", folder);
+	plugin->persist = persist_open(path, error, sizeof(error));
+	if(plugin->persist == NULL){
+		fprintf(stderr, "%s\n", error);
+		exit(1);
+	}
+	for(struct token *token = plugin->store.tokens_by_hash; token; token = token->hh_hash.next){
+		tokens_plugin_mark_used(plugin, token, fixed_now());
+	}
+	*batches = 0;
+	double start = seconds();
+	while(plugin->last_used_queued > 0){
+		tokens_plugin_save_last_used(plugin);
+		(*batches)++;
+	}
+	double ms = (seconds() - start) * 1e3;
+	persist_close(plugin->persist);
+	plugin->persist = NULL;
+	char journal[80];
+	snprintf(journal, sizeof(journal), "%s.journal", path);
+	unlink(journal);
+	unlink(path);
+	snprintf(journal, sizeof(journal), "%s.lock", path);
+	unlink(journal);
+	rmdir(folder);
+	return ms;
+}
+
 int main(int argc, char *argv[])
 {
 	bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -175,6 +213,11 @@ int main(int argc, char *argv[])
 		struct tokens_plugin *plugin = plugin_with_tokens(sizes[s], secrets, known);
 		printf("login callback, %7zu tokens: %6.0f ns per call (%ld calls)\n", sizes[s],
 				login_ns(plugin, secrets, known, calls), 5 * calls);
+		if(sizes[s] == 100000){
+			size_t batches;
+			double ms = last_used_save_ms(plugin, &batches);
+			printf("lastUsed save, %7zu tokens used: %6.1f ms in %zu batches\n", sizes[s], ms, batches);
+		}
 		if(s == 0){
 			/* Bind one connection to a token of each 10-ACL role. */
 			struct mosquitto_evt_basic_auth login = {.client = (struct mosquitto *)&publisher, .password = secrets[0]};

@@ -13,10 +13,14 @@
  * applied (its record failed) is released all the same: the store was
  * never touched, so there is nothing to undo.
  *
- * Applying cannot fail: everything it needs is allocated and checked when
- * the change is built. What the plugin keeps beside the store (connections,
- * expiry queues, counters) follows through an observer; replay at start-up
- * has none, since nothing is connected yet.
+ * Applying is two steps, so that no failure can come after the record:
+ * change_prepare adds what the change adds (it may run out of memory, and
+ * then leaves the store as it was), change_commit takes away what it takes
+ * away and cannot fail. A command prepares, records, then commits, or
+ * aborts if the record failed; replay prepares and commits at once
+ * (change_apply). What the plugin keeps beside the store (connections,
+ * expiry queues, counters) follows through an observer, at the commit;
+ * replay at start-up has none, since nothing is connected yet.
  */
 #ifndef CHANGES_H
 #define CHANGES_H
@@ -48,6 +52,8 @@ struct change {
 	struct role_acl *acl;               /* the ACL added or removed */
 	bool expiring_noticed;              /* noticed: the marks from now on */
 	bool expired_noticed;
+	bool keeps_previous;                /* rotate: the previous secret was linked */
+	bool prepared;
 	bool applied;
 	size_t closed;                      /* connections the observer closed */
 };
@@ -75,8 +81,15 @@ struct change change_delete_role(struct role *role);
 struct change change_add_role_acl(struct role *role, struct role_acl *acl);
 struct change change_remove_role_acl(struct role *role, struct role_acl *acl);
 
-/* Carries the change out; observer may be NULL. */
-void change_apply(struct store *store, struct change *change, const struct change_observer *observer);
+/* Adds what the change adds; false when out of memory (nothing changed). */
+bool change_prepare(struct store *store, struct change *change);
+/* After change_prepare: completes the change; observer may be NULL. */
+void change_commit(struct store *store, struct change *change, const struct change_observer *observer);
+/* After change_prepare, instead of change_commit: takes back what the
+ * prepare added. */
+void change_abort(struct store *store, struct change *change);
+/* Prepare and commit; false when out of memory (nothing changed). */
+bool change_apply(struct store *store, struct change *change, const struct change_observer *observer);
 /* Frees what the change owns: what it would have added if it was never
  * applied, what it took out of the store if it was. */
 void change_release(struct change *change);

@@ -17,6 +17,9 @@
 
 /* Token hashes are compared in constant time, even inside hash lookups. */
 #define HASH_KEYCMP(a, b, n) CRYPTO_memcmp(a, b, n)
+/* Out of memory, uthash leaves the element out (its table pointer NULL)
+ * instead of calling exit(): every add says whether it worked. */
+#define HASH_NONFATAL_OOM 1
 #include <uthash.h>
 
 #include "token_format.h"
@@ -111,12 +114,13 @@ void token_free(struct token *token);
 
 struct token *store_find_token_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN]);
 struct token *store_find_token_by_name(const struct store *store, const char *name);
-/* The caller has checked that name and hash are free; the store takes the token. */
-void store_link_token(struct store *store, struct token *token, struct role *role);
+/* The caller has checked that name and hash are free; the store takes the
+ * token. False when out of memory (nothing linked). */
+bool store_link_token(struct store *store, struct token *token, struct role *role);
 /* Links the token unless its name or hash is taken (store_hash_in_use;
  * checked with one hash computation per key: the loader adds a million
  * tokens this way). */
-enum store_added { STORE_ADDED, STORE_NAME_TAKEN, STORE_HASH_TAKEN };
+enum store_added { STORE_ADDED, STORE_NAME_TAKEN, STORE_HASH_TAKEN, STORE_NO_MEMORY };
 enum store_added store_add_token(struct store *store, struct token *token, struct role *role);
 /* Removes the token from the indexes without freeing it (so it can be
  * linked back). Its previous secret, if any, stays until dropped. */
@@ -136,13 +140,16 @@ bool store_set_previous(struct store *store, struct token *token, const unsigned
 struct previous_secret *store_find_previous_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN]);
 struct previous_secret *store_find_previous(const struct store *store, const struct token *token);
 void store_drop_previous(struct store *store, struct token *token);
-/* Links an entry the caller allocated and filled (replacing any for its token). */
-void store_adopt_previous(struct store *store, struct previous_secret *previous);
+/* Links an entry the caller allocated and filled (replacing any for its
+ * token); false when out of memory (then it is not linked, and the
+ * token has no previous secret). */
+bool store_adopt_previous(struct store *store, struct previous_secret *previous);
 
 struct role *role_new(const char *name);
 void role_free(struct role *role);
 struct role *store_find_role(const struct store *store, const char *name);
-void store_link_role(struct store *store, struct role *role);
+/* False when out of memory (nothing linked). */
+bool store_link_role(struct store *store, struct role *role);
 void store_unlink_role(struct store *store, struct role *role);
 /* Every role, ordered by name; the caller frees the array. */
 struct role **store_sorted_roles(const struct store *store, size_t *count);

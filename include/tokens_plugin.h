@@ -27,7 +27,7 @@
 #define METRICS_TOPIC_PREFIX "$SYS/broker/tokens/"
 
 #define DEFAULT_LAST_USED_SAVE_INTERVAL 60
-#define LAST_USED_SAVE_BATCH 10000
+#define LAST_USED_SAVE_BATCH 100000
 #define DEFAULT_EXPIRY_WARNING_DAYS 7
 #define DEFAULT_METRICS_INTERVAL 10
 #define MAX_GRACE_SECONDS (7 * 86400)
@@ -97,10 +97,12 @@ struct tokens_plugin {
 
 /* Queues a token's pending expiry notices (after load, create, rotate). */
 void tokens_plugin_schedule_notices(struct tokens_plugin *plugin, struct token *token);
-/* Applies a change (changes.h) that has been recorded, and keeps the
- * connections, queues and counters in step with it: a revoked token's
+/* Commits a prepared change (changes.h) that has been recorded, and keeps
+ * the connections, queues and counters in step with it: a revoked token's
  * connections are closed, a rotated one's move to its replacement. */
-void tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change);
+void tokens_plugin_commit(struct tokens_plugin *plugin, struct change *change);
+/* Prepares and commits; false when out of memory (nothing changed). */
+bool tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change);
 
 /* Creates an instance and loads its state file; NULL with a sentence in
  * error when the file cannot be used. */

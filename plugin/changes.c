@@ -58,23 +58,35 @@ static void remove_token(struct store *store, struct change *change, const struc
 	}
 }
 
-/* The replacement takes the old record's place; the old secret lives on
- * as the previous one only during a grace period. */
-static void rotate_token(struct store *store, struct change *change, const struct change_observer *observer)
+/* The replacement is linked beside the old record (the name index holds
+ * both for a moment), with the old secret as its previous one during a
+ * grace period; nothing is taken away yet. */
+static bool prepare_rotation(struct store *store, struct change *change)
 {
-	struct token *old = change->replaced;
 	struct token *replacement = change->token;
-	store_drop_previous(store, old);
-	store_unlink_token(store, old);
-	store_link_token(store, replacement, replacement->role);
+	if(!store_link_token(store, replacement, replacement->role)){
+		return false;
+	}
 	if(change->previous){
 		change->previous->token = replacement;
-		store_adopt_previous(store, change->previous);
+		if(!store_adopt_previous(store, change->previous)){
+			store_unlink_token(store, replacement);
+			return false;
+		}
+		change->previous = NULL;   /* the store's now */
+		change->keeps_previous = true;
 	}
+	return true;
+}
+
+static void commit_rotation(struct store *store, struct change *change, const struct change_observer *observer)
+{
+	struct token *old = change->replaced;
+	store_drop_previous(store, old);
+	store_unlink_token(store, old);
 	if(observer){
-		change->closed = observer->token_replaced(observer->context, old, replacement, change->previous != NULL);
+		change->closed = observer->token_replaced(observer->context, old, change->token, change->keeps_previous);
 	}
-	change->previous = NULL;   /* the store's now */
 }
 
 static void mark_noticed(struct change *change, const struct change_observer *observer)
@@ -87,17 +99,35 @@ static void mark_noticed(struct change *change, const struct change_observer *ob
 	}
 }
 
-void change_apply(struct store *store, struct change *change, const struct change_observer *observer)
+bool change_prepare(struct store *store, struct change *change)
 {
 	switch(change->kind){
 		case CHANGE_CREATE_TOKEN:
-			store_link_token(store, change->token, change->token->role);
+			change->prepared = store_link_token(store, change->token, change->token->role);
+			break;
+		case CHANGE_ROTATE_TOKEN:
+			change->prepared = prepare_rotation(store, change);
+			break;
+		case CHANGE_CREATE_ROLE:
+			change->prepared = store_link_role(store, change->role);
+			break;
+		default:
+			change->prepared = true;   /* nothing to add */
+			break;
+	}
+	return change->prepared;
+}
+
+void change_commit(struct store *store, struct change *change, const struct change_observer *observer)
+{
+	switch(change->kind){
+		case CHANGE_CREATE_TOKEN:
 			if(observer){
 				observer->token_added(observer->context, change->token);
 			}
 			break;
 		case CHANGE_ROTATE_TOKEN:
-			rotate_token(store, change, observer);
+			commit_rotation(store, change, observer);
 			break;
 		case CHANGE_REVOKE_TOKEN:
 			remove_token(store, change, observer);
@@ -106,7 +136,6 @@ void change_apply(struct store *store, struct change *change, const struct chang
 			mark_noticed(change, observer);
 			break;
 		case CHANGE_CREATE_ROLE:
-			store_link_role(store, change->role);
 			break;
 		case CHANGE_DELETE_ROLE:
 			store_unlink_role(store, change->role);
@@ -119,6 +148,37 @@ void change_apply(struct store *store, struct change *change, const struct chang
 			break;
 	}
 	change->applied = true;
+}
+
+void change_abort(struct store *store, struct change *change)
+{
+	if(!change->prepared || change->applied){
+		return;
+	}
+	switch(change->kind){
+		case CHANGE_CREATE_TOKEN:
+			store_unlink_token(store, change->token);
+			break;
+		case CHANGE_ROTATE_TOKEN:
+			store_drop_previous(store, change->token);
+			store_unlink_token(store, change->token);
+			break;
+		case CHANGE_CREATE_ROLE:
+			store_unlink_role(store, change->role);
+			break;
+		default:
+			break;
+	}
+	change->prepared = false;
+}
+
+bool change_apply(struct store *store, struct change *change, const struct change_observer *observer)
+{
+	if(!change_prepare(store, change)){
+		return false;
+	}
+	change_commit(store, change, observer);
+	return true;
 }
 
 void change_release(struct change *change)

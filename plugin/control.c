@@ -78,13 +78,19 @@ bool command_apply(struct command_context *context, struct change *change)
 	if(line == NULL){
 		return command_fail(context, CODE_INTERNAL, "Out of memory");
 	}
+	/* Whatever may run out of memory happens before the record. */
+	if(!change_prepare(&plugin->store, change)){
+		cJSON_Delete(line);
+		return command_fail(context, CODE_INTERNAL, "Out of memory");
+	}
 	bool recorded = persist_record(plugin->persist, line, error, sizeof(error));
 	cJSON_Delete(line);
 	if(!recorded){
+		change_abort(&plugin->store, change);
 		plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
 		return command_fail(context, CODE_STORAGE, "The change could not be saved, nothing was changed: %s", error);
 	}
-	tokens_plugin_apply(plugin, change);
+	tokens_plugin_commit(plugin, change);
 	return true;
 }
 

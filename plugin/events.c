@@ -64,7 +64,7 @@ static void mark_noticed(struct tokens_plugin *plugin, struct token *token, bool
 				"(it may be sent again after a restart): %s", token->name, line ? error : "out of memory");
 	}
 	cJSON_Delete(line);
-	tokens_plugin_apply(plugin, &change);
+	tokens_plugin_apply(plugin, &change);   /* marks only: nothing to allocate */
 	change_release(&change);
 }
 

@@ -148,7 +148,7 @@ static void on_token_noticed(void *context, struct token *token, bool was_expire
 	tokens_plugin_schedule_notices(plugin, token);
 }
 
-void tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change)
+void tokens_plugin_commit(struct tokens_plugin *plugin, struct change *change)
 {
 	const struct change_observer observer = {
 		.context = plugin,
@@ -157,7 +157,16 @@ void tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change)
 		.token_replaced = on_token_replaced,
 		.token_noticed = on_token_noticed,
 	};
-	change_apply(&plugin->store, change, &observer);
+	change_commit(&plugin->store, change, &observer);
+}
+
+bool tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change)
+{
+	if(!change_prepare(&plugin->store, change)){
+		return false;
+	}
+	tokens_plugin_commit(plugin, change);
+	return true;
 }
 
 void tokens_plugin_end_grace_periods(struct tokens_plugin *plugin, int64_t now)
@@ -193,17 +202,20 @@ void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, 
 	token->last_used_unsaved = true;
 }
 
-/* Builds one lastUsed change from the head of the queue. */
-static cJSON *last_used_change(struct tokens_plugin *plugin, size_t *taken)
+/* Builds one lastUsed change from the head of the queue; *added says how
+ * many tokens it holds (counted here: asking cJSON walks the list). */
+static cJSON *last_used_change(struct tokens_plugin *plugin, size_t *taken, size_t *added)
 {
 	cJSON *change = journal_last_used();
 	size_t i = 0;
-	for(; change && i < plugin->last_used_queued && journal_change_count(change) < LAST_USED_SAVE_BATCH; i++){
+	*added = 0;
+	for(; change && i < plugin->last_used_queued && *added < LAST_USED_SAVE_BATCH; i++){
 		const struct token *token = store_find_token_by_hash(&plugin->store, plugin->last_used_queue[i]);
 		if(token && !journal_add_last_used(change, token)){
 			cJSON_Delete(change);
 			return NULL;
 		}
+		*added += token != NULL;
 	}
 	*taken = i;
 	return change;
@@ -212,14 +224,13 @@ static cJSON *last_used_change(struct tokens_plugin *plugin, size_t *taken)
 void tokens_plugin_save_last_used(struct tokens_plugin *plugin)
 {
 	char error[1024];
-	size_t taken = 0;
+	size_t taken = 0, added = 0;
 	plugin->last_used_saved_at = plugin->now();
 	if(plugin->last_used_queued == 0){
 		return;
 	}
-	cJSON *change = last_used_change(plugin, &taken);
-	bool saved = change && (journal_change_count(change) == 0
-			|| persist_record(plugin->persist, change, error, sizeof(error)));
+	cJSON *change = last_used_change(plugin, &taken, &added);
+	bool saved = change && (added == 0 || persist_record(plugin->persist, change, error, sizeof(error)));
 	cJSON_Delete(change);
 	if(!saved){
 		plugin->log(MOSQ_LOG_WARNING, "tokens: could not save lastUsed times (will retry): %s",

@@ -89,6 +89,9 @@ static bool check_tokens(const struct store *store, struct role_tally *entries, 
 			tally->role = token->role;
 			tally->tokens = 0;
 			HASH_ADD_PTR(*tallies, role, tally);
+			if(tally->hh.tbl == NULL){
+				return broken(problem, problem_len, "out of memory checking the store");
+			}
 		}
 		tally->tokens++;
 	}

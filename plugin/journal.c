@@ -419,7 +419,7 @@ bool journal_apply(struct store *store, const cJSON *line, char *problem, size_t
 	if(!journal_decode(store, line, &change, problem, problem_len)){
 		return false;
 	}
-	change_apply(store, &change, NULL);
+	bool applied = change_apply(store, &change, NULL);
 	change_release(&change);
-	return true;
+	return applied || refuse(&(struct replay){.problem = problem, .problem_len = problem_len}, "out of memory");
 }

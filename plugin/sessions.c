@@ -84,9 +84,13 @@ bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, co
 	}
 	session->client = client;
 	memcpy(session->client_id, client_id, id_length + 1);
+	HASH_ADD_PTR(sessions->by_client, client, session);
+	if(session->hh.tbl == NULL){   /* out of memory: store.h */
+		free(session);
+		return false;
+	}
 	attach_to_token(sessions, session, token);
 	session->via_previous = via_previous;
-	HASH_ADD_PTR(sessions->by_client, client, session);
 	return true;
 }
 

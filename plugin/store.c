@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <mosquitto.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
 #include "store.h"
 
@@ -33,6 +36,47 @@ bool acl_type_from_name(const char *name, enum acl_type *type)
 	return false;
 }
 
+static bool is_plain_ascii(const char *text, size_t bytes)
+{
+	for(size_t i = 0; i < bytes; i++){
+		if((unsigned char)text[i] >= 0x80){
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Characters that make two names look alike, or a name look like none:
+ * invisible format characters (zero-width space, BOM, bidirectional
+ * overrides), line and paragraph separators, white space at either end
+ * (no-break and ideographic spaces too), a combining mark with nothing to
+ * combine with, and spellings that are not in NFC (so that "é" is one
+ * name however it was typed). */
+static const char *unicode_problem(const char *name, size_t bytes)
+{
+	const uint8_t *text = (const uint8_t *)name;
+	ucs4_t current, first, last = 0;
+	u8_mbtouc(&first, text, bytes);
+	for(const uint8_t *at = u8_next(&current, text); at != NULL; at = u8_next(&current, at)){
+		last = current;
+		if(uc_is_general_category(current, UC_CATEGORY_Cf) || uc_is_general_category(current, UC_CATEGORY_Zl)
+				|| uc_is_general_category(current, UC_CATEGORY_Zp)){
+			return "must not hold invisible format characters or line separators";
+		}
+	}
+	if(uc_is_property_white_space(first) || uc_is_property_white_space(last)){
+		return "must not start or end with a space";
+	}
+	if(uc_is_general_category(first, UC_CATEGORY_M)){
+		return "must not start with a combining mark";
+	}
+	size_t normalized_length = 0;
+	uint8_t *normalized = u8_normalize(UNINORM_NFC, text, bytes, NULL, &normalized_length);
+	bool composed = normalized && normalized_length == bytes && memcmp(normalized, text, bytes) == 0;
+	free(normalized);
+	return composed ? NULL : "must be in Unicode normalization form C (NFC)";
+}
+
 const char *name_problem(const char *name, size_t max_chars)
 {
 	size_t bytes = strlen(name);
@@ -56,7 +100,8 @@ const char *name_problem(const char *name, size_t max_chars)
 	if(name[0] == ' ' || name[bytes - 1] == ' '){
 		return "must not start or end with a space";
 	}
-	return NULL;
+	/* Most names are ASCII, and a million load at start-up. */
+	return is_plain_ascii(name, bytes) ? NULL : unicode_problem(name, bytes);
 }
 
 void store_init(struct store *store)
@@ -151,19 +196,29 @@ struct token *store_find_token_by_name(const struct store *store, const char *na
 	return token;
 }
 
-static void link_token(struct store *store, struct token *token, struct role *role, unsigned name_bucket)
+/* uthash leaves an element out, and says so with a NULL table, when it
+ * cannot allocate (HASH_NONFATAL_OOM, store.h). */
+static bool link_token(struct store *store, struct token *token, struct role *role, unsigned name_bucket)
 {
-	token->role = role;
-	role->token_count++;
 	HASH_ADD_KEYPTR_BYHASHVALUE(hh_hash, store->tokens_by_hash, token->hash, TOKEN_HASH_LEN,
 			bucket_of_hash(token->hash), token);
+	if(token->hh_hash.tbl == NULL){
+		return false;
+	}
 	HASH_ADD_KEYPTR_BYHASHVALUE(hh_name, store->tokens_by_name, token->name, strlen(token->name),
 			name_bucket, token);
+	if(token->hh_name.tbl == NULL){
+		HASH_DELETE(hh_hash, store->tokens_by_hash, token);
+		return false;
+	}
+	token->role = role;
+	role->token_count++;
+	return true;
 }
 
-void store_link_token(struct store *store, struct token *token, struct role *role)
+bool store_link_token(struct store *store, struct token *token, struct role *role)
 {
-	link_token(store, token, role, bucket_of_name(token->name, strlen(token->name)));
+	return link_token(store, token, role, bucket_of_name(token->name, strlen(token->name)));
 }
 
 enum store_added store_add_token(struct store *store, struct token *token, struct role *role)
@@ -178,7 +233,9 @@ enum store_added store_add_token(struct store *store, struct token *token, struc
 	if(store_hash_in_use(store, token->hash)){
 		return STORE_HASH_TAKEN;
 	}
-	link_token(store, token, role, name_bucket);
+	if(!link_token(store, token, role, name_bucket)){
+		return STORE_NO_MEMORY;
+	}
 	return STORE_ADDED;
 }
 
@@ -243,12 +300,20 @@ void store_drop_previous(struct store *store, struct token *token)
 	}
 }
 
-void store_adopt_previous(struct store *store, struct previous_secret *previous)
+bool store_adopt_previous(struct store *store, struct previous_secret *previous)
 {
 	store_drop_previous(store, previous->token);
 	HASH_ADD_KEYPTR_BYHASHVALUE(hh_hash, store->previous_by_hash, previous->hash, TOKEN_HASH_LEN,
 			bucket_of_hash(previous->hash), previous);
+	if(previous->hh_hash.tbl == NULL){
+		return false;
+	}
 	HASH_ADD_KEYPTR(hh_token, store->previous_by_token, &previous->token, sizeof(previous->token), previous);
+	if(previous->hh_token.tbl == NULL){
+		HASH_DELETE(hh_hash, store->previous_by_hash, previous);
+		return false;
+	}
+	return true;
 }
 
 bool store_set_previous(struct store *store, struct token *token, const unsigned char hash[TOKEN_HASH_LEN],
@@ -261,7 +326,10 @@ bool store_set_previous(struct store *store, struct token *token, const unsigned
 	memcpy(previous->hash, hash, TOKEN_HASH_LEN);
 	previous->token = token;
 	previous->valid_until = valid_until;
-	store_adopt_previous(store, previous);
+	if(!store_adopt_previous(store, previous)){
+		free(previous);
+		return false;
+	}
 	return true;
 }
 
@@ -303,9 +371,10 @@ struct role *store_find_role(const struct store *store, const char *name)
 	return role;
 }
 
-void store_link_role(struct store *store, struct role *role)
+bool store_link_role(struct store *store, struct role *role)
 {
 	HASH_ADD_KEYPTR(hh, store->roles, role->name, strlen(role->name), role);
+	return role->hh.tbl != NULL;
 }
 
 void store_unlink_role(struct store *store, struct role *role)

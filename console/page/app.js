@@ -380,13 +380,14 @@
     return d.toISOString().slice(0, 19) + 'Z';
   }
 
+  // Only what the form itself can tell; the rest of the name rule (no
+  // invisible or look-alike characters, NFC: docs/protocol.md) is the
+  // plugin's alone, and its answer is shown at the field, so that the
+  // page and the broker can never disagree.
   function nameProblem(name) {
     const length = Array.from(name).length; // code points, as the plugin counts
     if (length === 0) return 'Enter a name.';
     if (length > NAME_MAX) return 'At most ' + NAME_MAX + ' characters (this one has ' + length + ').';
-    if (/^\s|\s$/.test(name)) return 'No space at the start or the end.';
-    if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'No control characters.';
-    if (/\p{Cs}/u.test(name)) return 'The name holds a broken character.';
     return '';
   }
 
@@ -482,6 +483,8 @@
     } catch (err) {
       if (err instanceof ApiError && err.code === 'exists') {
         setFieldError(els.name, 'A token with this name already exists.');
+      } else if (err instanceof ApiError && err.code === 'invalid' && /'name'/.test(err.message)) {
+        setFieldError(els.name, err.message);
       }
       handleFailure(err);
     } finally {

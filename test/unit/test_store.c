@@ -364,6 +364,49 @@ static void name_rules(void **state)
 	assert_non_null(strstr(name_problem("ci-bot ", NAME_MAX_CHARS), "space"));
 }
 
+/* Names that look like another, or like none (issue 13): format
+ * characters, separators, Unicode white space at the ends, a leading
+ * combining mark, spellings other than NFC. */
+static void look_alike_names_are_refused(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		const char *problem;
+	} refused[] = {
+		{"admin\xe2\x80\x8b", "format"},              /* U+200B zero-width space */
+		{"\xef\xbb\xbf" "admin", "format"},           /* U+FEFF byte order mark */
+		{"\xe2\x80\xae" "nimda", "format"},           /* U+202E right-to-left override */
+		{"ad\xc2\xadmin", "format"},                  /* U+00AD soft hyphen */
+		{"\xc2\xa0", "space"},                        /* a single U+00A0 no-break space */
+		{"\xe3\x80\x80x\xe3\x80\x80", "space"},       /* U+3000 ideographic space at both ends */
+		{"x\xe2\x80\x83", "space"},                   /* U+2003 em space at the end */
+		{"a\xe2\x80\xa8" "b", "separator"},            /* U+2028 line separator */
+		{"a\xe2\x80\xa9" "b", "separator"},            /* U+2029 paragraph separator */
+		{"\xcc\x81\xcc\x81", "combining"},             /* combining acute accents only */
+		{"Cafe\xcc\x81", "NFC"},                      /* e + combining acute: NFC is U+00E9 */
+		{"\xe2\x84\xab", "NFC"},                      /* U+212B angstrom sign: NFC is U+00C5 */
+	};
+	for(size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++){
+		const char *problem = name_problem(refused[i].name, NAME_MAX_CHARS);
+		if(problem == NULL || strstr(problem, refused[i].problem) == NULL){
+			fail_msg("case %zu: expected a problem about %s, got %s", i, refused[i].problem,
+					problem ? problem : "none");
+		}
+	}
+	/* Still fine: composed letters, a no-break space inside, other scripts, emoji. */
+	static const char *const accepted[] = {
+		"Caf\xc3\xa9", "a\xc2\xa0z", "\xe6\x9d\xb1\xe4\xba\xac", "\xd0\x9c\xd0\xbe\xd1\x81\xd0\xba\xd0\xb2\xd0\xb0",
+		"sensor \xf0\x9f\x8c\xa1",
+	};
+	for(size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++){
+		const char *problem = name_problem(accepted[i], NAME_MAX_CHARS);
+		if(problem){
+			fail_msg("case %zu was refused: %s", i, problem);
+		}
+	}
+}
+
 static void acl_type_names_round_trip(void **state)
 {
 	(void)state;
@@ -404,6 +447,7 @@ int main(void)
 		STORE_TEST(acls_are_ordered_by_priority_then_insertion),
 		STORE_TEST(unlink_and_relink_restores_the_exact_position),
 		cmocka_unit_test(name_rules),
+		cmocka_unit_test(look_alike_names_are_refused),
 		cmocka_unit_test(acl_type_names_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
