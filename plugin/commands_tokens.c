@@ -210,10 +210,15 @@ static cJSON *token_page(struct token_page *page, struct token **tokens, size_t 
 	return data;
 }
 
+/* The smallest a token's metadata can be in a reply: fixed keys, two
+ * times, a hash, one-character names. */
+#define TOKEN_METADATA_MIN_BYTES 180
+
 /* What fits, said in tokens: the page so far tells a token's size. */
 static void fail_too_large(struct command_context *context, const struct token_page *page)
 {
-	int64_t per_token = page->listed ? page->used / (page->listed + 1) : page->used;
+	int64_t per_token = page->listed ? page->used / (page->listed + 1)
+		: page->used ? page->used : 2 * TOKEN_METADATA_MIN_BYTES;
 	int64_t fitting = per_token > 0 ? page->room / per_token : 1;
 	command_fail(context, CODE_LIMIT, "The answer would make the reply larger than plugin_opt_max_reply_bytes "
 			"allows: page through the tokens with 'count' (at most about %lld here) and 'offset'",
@@ -236,6 +241,16 @@ void command_list_tokens(struct command_context *context)
 	}
 	/* The response's own keys and the totalCount take the rest. */
 	page.room = context->reply_room > 256 ? context->reply_room - 256 : context->reply_room ? 1 : 0;
+	/* A page that cannot fit even with the smallest tokens is refused
+	 * before the store is sorted: a request of a hundred such lists must
+	 * not cost a hundred sorts of a million tokens. */
+	int64_t at_most = (int64_t)store_token_count(page.store) - page.offset;
+	if(at_most > page.limit) at_most = page.limit;
+	if(page.room && at_most > 0 && at_most > page.room / TOKEN_METADATA_MIN_BYTES){
+		page.too_large = true;
+		fail_too_large(context, &page);
+		return;
+	}
 	size_t count;
 	struct token **tokens = store_sorted_tokens(page.store, &count);
 	if(tokens == NULL){
