@@ -203,21 +203,23 @@ void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, 
 }
 
 /* Builds one lastUsed change from the head of the queue; *added says how
- * many tokens it holds (counted here: asking cJSON walks the list). */
+ * many tokens it holds (those revoked meanwhile are skipped). */
 static cJSON *last_used_change(struct tokens_plugin *plugin, size_t *taken, size_t *added)
 {
-	cJSON *change = journal_last_used();
-	size_t i = 0;
-	*added = 0;
-	for(; change && i < plugin->last_used_queued && *added < LAST_USED_SAVE_BATCH; i++){
-		const struct token *token = store_find_token_by_hash(&plugin->store, plugin->last_used_queue[i]);
-		if(token && !journal_add_last_used(change, token)){
-			cJSON_Delete(change);
-			return NULL;
-		}
-		*added += token != NULL;
+	size_t batch = plugin->last_used_queued < LAST_USED_SAVE_BATCH ? plugin->last_used_queued : LAST_USED_SAVE_BATCH;
+	const struct token **tokens = malloc((batch ? batch : 1) * sizeof(*tokens));
+	if(tokens == NULL){
+		return NULL;
 	}
-	*taken = i;
+	*added = 0;
+	for(*taken = 0; *taken < batch; (*taken)++){
+		const struct token *token = store_find_token_by_hash(&plugin->store, plugin->last_used_queue[*taken]);
+		if(token){
+			tokens[(*added)++] = token;
+		}
+	}
+	cJSON *change = journal_last_used_of(tokens, *added);
+	free(tokens);
 	return change;
 }
 

@@ -123,9 +123,47 @@ bool journal_add_last_used(cJSON *change, const struct token *token)
 	return false;
 }
 
+/* One ["<hash>","<time>"] pair, without escaping: hex digits and RFC 3339
+ * times need none. */
+#define LAST_USED_PAIR_LEN (2 + TOKEN_HASH_HEX_LEN + 3 + RFC3339_LEN + 2)
+
+cJSON *journal_last_used_of(const struct token *const *tokens, size_t count)
+{
+	char *text = malloc(count * (LAST_USED_PAIR_LEN + 1) + 3);
+	if(text == NULL){
+		return NULL;
+	}
+	char *end = text;
+	*end++ = '[';
+	for(size_t i = 0; i < count; i++){
+		if(i) *end++ = ',';
+		memcpy(end, "[\"", 2);
+		token_format_hash_to_hex(tokens[i]->hash, end + 2);
+		end += 2 + TOKEN_HASH_HEX_LEN;
+		memcpy(end, "\",\"", 3);
+		rfc3339_format(tokens[i]->last_used, end + 3);
+		end += 3 + RFC3339_LEN;
+		memcpy(end, "\"]", 2);
+		end += 2;
+	}
+	*end++ = ']';
+	*end = '\0';
+	cJSON *change = with_item(change_of("lastUsed"), "tokens", cJSON_CreateRaw(text));
+	free(text);
+	return change;
+}
+
 size_t journal_change_count(const cJSON *change)
 {
 	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(change, "tokens");
+	if(cJSON_IsRaw(tokens)){
+		/* journal_last_used_of's list: one '[' per pair, and the list's. */
+		size_t brackets = 0;
+		for(const char *c = tokens->valuestring; *c; c++){
+			brackets += *c == '[';
+		}
+		return brackets ? brackets - 1 : 0;
+	}
 	return cJSON_IsArray(tokens) ? (size_t)cJSON_GetArraySize(tokens) : 1;
 }
 
