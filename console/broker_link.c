@@ -5,7 +5,9 @@
  * the connection's condition variable for the CONNACK, the PUBACK and the
  * reply, each bounded by the timeout. Requests for one token are handled
  * one at a time (they share one correlation slot); different tokens run in
- * parallel. A connection the broker closes (revoke, expiry) is not
+ * parallel. The pool's lock is never held across network work: a new
+ * connection is put in the pool first and connects (without blocking, its
+ * TCP handshake in libmosquitto's thread) under its own request lock. A connection the broker closes (revoke, expiry) is not
  * reopened: it is dropped, and the next request logs in anew and gets the
  * broker's answer.
  */
@@ -15,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <openssl/crypto.h>
@@ -33,6 +37,8 @@ enum link_state { LINK_CONNECTING, LINK_READY, LINK_REFUSED, LINK_FAILED, LINK_G
 struct broker_link {
 	unsigned char key[TOKEN_HASH_LEN];
 	struct mosquitto *mosq;
+	int socket_copy;              /* dup of its socket, to abort a hung connect; -1: none */
+	bool connect_started;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	pthread_mutex_t request_lock;
@@ -128,12 +134,29 @@ static void on_message(struct mosquitto *mosq, void *data, const struct mosquitt
 	free(correlation);
 }
 
+static bool still_connecting(struct broker_link *link)
+{
+	pthread_mutex_lock(&link->lock);
+	bool connecting = link->state == LINK_CONNECTING;
+	pthread_mutex_unlock(&link->lock);
+	return connecting;
+}
+
 static void destroy_link(struct broker_link *link)
 {
 	if(link->mosq){
+		/* A connect the broker never completes would keep libmosquitto's
+		 * thread (and so loop_stop) waiting for minutes: abort it. The
+		 * copy is ours, so it cannot name another file meanwhile. */
+		if(link->socket_copy >= 0 && still_connecting(link)){
+			shutdown(link->socket_copy, SHUT_RDWR);
+		}
 		mosquitto_disconnect(link->mosq);
 		mosquitto_loop_stop(link->mosq, false);
 		mosquitto_destroy(link->mosq);
+	}
+	if(link->socket_copy >= 0){
+		close(link->socket_copy);
 	}
 	free(link->reply);
 	pthread_mutex_destroy(&link->lock);
@@ -170,26 +193,44 @@ static bool configure(struct broker_link *link, const struct broker_settings *se
 	return true;
 }
 
-/* A new connection, logging in; NULL when the broker cannot be reached. */
-static struct broker_link *open_link(const struct broker_settings *settings, const char *token,
-		const unsigned char key[TOKEN_HASH_LEN])
+/* A connection not connected yet; NULL when out of memory. */
+static struct broker_link *new_link(const unsigned char key[TOKEN_HASH_LEN])
 {
 	struct broker_link *link = calloc(1, sizeof(*link));
 	if(link == NULL){
 		return NULL;
 	}
 	memcpy(link->key, key, TOKEN_HASH_LEN);
+	link->socket_copy = -1;
 	pthread_mutex_init(&link->lock, NULL);
 	pthread_cond_init(&link->changed, NULL);
 	pthread_mutex_init(&link->request_lock, NULL);
 	link->state = LINK_CONNECTING;
-	if(!configure(link, settings, token)
-			|| mosquitto_connect_bind_v5(link->mosq, settings->host, settings->port, 60, NULL, NULL) != MOSQ_ERR_SUCCESS
-			|| mosquitto_loop_start(link->mosq) != MOSQ_ERR_SUCCESS){
-		destroy_link(link);
-		return NULL;
-	}
 	return link;
+}
+
+/* Starts the TCP connect and the login (link->request_lock held, the
+ * pool's lock not); the CONNACK is awaited by request_on. Only a host name
+ * to look up can make this wait, and only this token's requests wait. */
+static enum broker_outcome start_connect(struct broker_link *link, const struct broker_settings *settings,
+		const char *token)
+{
+	link->connect_started = true;
+	if(!configure(link, settings, token)){
+		set_state(link, LINK_FAILED);
+		return BROKER_FAILED;
+	}
+	if(mosquitto_connect_bind_async(link->mosq, settings->host, settings->port, 60, NULL) != MOSQ_ERR_SUCCESS){
+		set_state(link, LINK_FAILED);
+		return BROKER_UNREACHABLE;
+	}
+	/* Before the loop starts, while no other thread can close the socket. */
+	link->socket_copy = dup(mosquitto_socket(link->mosq));
+	if(mosquitto_loop_start(link->mosq) != MOSQ_ERR_SUCCESS){
+		set_state(link, LINK_FAILED);
+		return BROKER_FAILED;
+	}
+	return BROKER_REPLIED;
 }
 
 static struct timespec deadline_after(int milliseconds)
@@ -240,10 +281,11 @@ static int publish_request(struct broker_link *link, const char *payload)
 	return rc;
 }
 
+/* deadline bounds the login (when still in progress), then the reply has
+ * the timeout of its own. */
 static enum broker_outcome request_on(struct broker_link *link, const struct broker_settings *settings,
-		const char *payload, char **reply)
+		const char *payload, char **reply, struct timespec deadline)
 {
-	struct timespec deadline = deadline_after(settings->timeout_ms);
 	pthread_mutex_lock(&link->lock);
 	bool connected = wait_for(link, &deadline, connect_settled) && link->state == LINK_READY;
 	enum link_state state = link->state;
@@ -255,7 +297,12 @@ static enum broker_outcome request_on(struct broker_link *link, const struct bro
 		pthread_mutex_unlock(&link->lock);
 		return state == LINK_REFUSED ? BROKER_REFUSED_LOGIN : state == LINK_CONNECTING ? BROKER_TIMEOUT : BROKER_UNREACHABLE;
 	}
-	RAND_bytes(link->correlation, CORRELATION_BYTES);
+	/* A guessable correlation would let another client of the response
+	 * topic pass its own reply off as the broker's. */
+	if(RAND_bytes(link->correlation, CORRELATION_BYTES) != 1){
+		pthread_mutex_unlock(&link->lock);
+		return BROKER_FAILED;
+	}
 	/* The PUBACK may arrive before mosquitto_publish_v5 returns the mid:
 	 * hold the lock across the call, the callback waits for it. */
 	int rc = publish_request(link, payload);
@@ -392,6 +439,8 @@ static enum broker_outcome request_once(struct broker_pool *pool, const char *to
 {
 	unsigned char key[TOKEN_HASH_LEN];
 	token_format_hash(token, key);
+	/* The login counts against the timeout from here. */
+	struct timespec deadline = deadline_after(pool->settings.timeout_ms);
 
 	pthread_mutex_lock(&pool->lock);
 	reap(pool, time(NULL));
@@ -399,10 +448,10 @@ static enum broker_outcome request_once(struct broker_pool *pool, const char *to
 	HASH_FIND(hh, pool->links, key, TOKEN_HASH_LEN, link);
 	*reused = link != NULL;
 	if(link == NULL){
-		link = open_link(&pool->settings, token, key);
+		link = new_link(key);
 		if(link == NULL){
 			pthread_mutex_unlock(&pool->lock);
-			return BROKER_UNREACHABLE;
+			return BROKER_FAILED;
 		}
 		HASH_ADD(hh, pool->links, key, TOKEN_HASH_LEN, link);
 	}
@@ -410,13 +459,17 @@ static enum broker_outcome request_once(struct broker_pool *pool, const char *to
 	pthread_mutex_unlock(&pool->lock);
 
 	pthread_mutex_lock(&link->request_lock);
-	enum broker_outcome outcome = request_on(link, &pool->settings, payload, reply);
+	enum broker_outcome outcome = link->connect_started ? BROKER_REPLIED : start_connect(link, &pool->settings, token);
+	if(outcome == BROKER_REPLIED){
+		outcome = request_on(link, &pool->settings, payload, reply, deadline);
+	}
 	pthread_mutex_unlock(&link->request_lock);
+	bool never_connected = still_connecting(link);
 
 	pthread_mutex_lock(&pool->lock);
 	link->users--;
 	link->last_used = time(NULL);
-	if(outcome == BROKER_FORBIDDEN || outcome == BROKER_UNREACHABLE){
+	if(outcome != BROKER_REPLIED && outcome != BROKER_REFUSED_LOGIN && (outcome != BROKER_TIMEOUT || never_connected)){
 		/* Not worth keeping: the next request logs in anew. */
 		retire(pool, link);
 	}

@@ -5,7 +5,8 @@
  * with a Response Topic and Correlation Data) and waits for its reply.
  *
  * The pool never stores a token anywhere but in libmosquitto's connection
- * settings (memory); it is keyed by the token's SHA-256.
+ * settings (memory); it is keyed by the token's SHA-256. A login in
+ * progress holds up only the requests with the same token.
  */
 #ifndef BROKER_LINK_H
 #define BROKER_LINK_H
@@ -18,7 +19,7 @@ struct broker_settings {
 	int port;
 	const char *cafile;      /* TLS to the broker when set */
 	bool insecure;           /* do not check the broker's certificate name */
-	int timeout_ms;          /* for connecting, and for a reply */
+	int timeout_ms;          /* for connecting and logging in, and for a reply */
 	int idle_seconds;        /* close unused connections after this */
 };
 
@@ -27,7 +28,8 @@ enum broker_outcome {
 	BROKER_REFUSED_LOGIN,    /* the broker refused the token (CONNACK) */
 	BROKER_FORBIDDEN,        /* PUBACK 0x87: the role may not use the control topic */
 	BROKER_UNREACHABLE,      /* no connection, or refused for another reason */
-	BROKER_TIMEOUT,          /* no reply in time */
+	BROKER_TIMEOUT,          /* no reply in time (the login included) */
+	BROKER_FAILED,           /* the console itself failed: no memory, no randomness */
 };
 
 struct broker_pool;

@@ -4,6 +4,7 @@
  * status: the broker decides what the caller may do; the console has no
  * rights of its own and writes no secret anywhere.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +22,20 @@ struct request_state {
 	char *body;
 	size_t length;
 	bool too_large;
+	bool started;          /* the headers have been checked */
+	bool nul_in_path;      /* "%00": the decoded path would be cut short there */
+	bool nul_in_query;
 };
 
 static const char *const page_policy =
 	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-static enum MHD_Result send_response(struct MHD_Connection *connection, unsigned status, const char *type,
-		const void *body, size_t length, bool is_api, const char *allow)
+static struct MHD_Response *make_response(const char *type, const void *body, size_t length, bool is_api)
 {
 	struct MHD_Response *response = MHD_create_response_from_buffer(length, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if(response == NULL){
-		return MHD_NO;
+		return NULL;
 	}
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
@@ -40,6 +43,16 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, unsigned
 	MHD_add_response_header(response, "X-Frame-Options", "DENY");
 	MHD_add_response_header(response, "Content-Security-Policy", page_policy);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, is_api ? "no-store" : "no-cache");
+	return response;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *connection, unsigned status, const char *type,
+		const void *body, size_t length, bool is_api, const char *allow)
+{
+	struct MHD_Response *response = make_response(type, body, length, is_api);
+	if(response == NULL){
+		return MHD_NO;
+	}
 	if(allow){
 		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);
 	}
@@ -89,6 +102,24 @@ static enum MHD_Result send_error(struct MHD_Connection *connection, unsigned st
 	cJSON_AddStringToObject(body, "code", code);
 	enum MHD_Result result = send_json(connection, status, body);
 	cJSON_Delete(body);
+	return result;
+}
+
+/* An error for a request refused on its headers alone: the connection is
+ * closed after it, since what follows the headers cannot be trusted to be
+ * the body they announce. */
+static enum MHD_Result send_refusal(struct MHD_Connection *connection, unsigned status, const char *code,
+		const char *message)
+{
+	char body[256];
+	int length = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"code\":\"%s\"}", message, code);
+	struct MHD_Response *response = make_response("application/json", body, (size_t)length, true);
+	if(response == NULL){
+		return MHD_NO;
+	}
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result result = MHD_queue_response(connection, status, response);
+	MHD_destroy_response(response);
 	return result;
 }
 
@@ -152,6 +183,9 @@ static enum MHD_Result answer(struct console *console, struct MHD_Connection *co
 			return send_error(connection, MHD_HTTP_BAD_GATEWAY, "unreachable", "The broker cannot be reached");
 		case BROKER_TIMEOUT:
 			return send_error(connection, MHD_HTTP_GATEWAY_TIMEOUT, "timeout", "The broker did not answer in time");
+		case BROKER_FAILED:
+			return send_error(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+					"The console could not send the request");
 		case BROKER_REPLIED:
 			break;
 	}
@@ -299,25 +333,165 @@ static void take_upload(struct request_state *state, const char *data, size_t si
 	state->body[state->length] = '\0';
 }
 
-enum MHD_Result console_handle_request(void *console, struct MHD_Connection *connection, const char *url,
-		const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
-		void **request_state)
+/* ---- what is checked before anything else: the Host and the framing ---- */
+
+static bool is_loopback(const char *address)
 {
-	(void)version;
-	struct request_state *state = *request_state;
-	if(state == NULL){
-		state = calloc(1, sizeof(*state));
-		if(state == NULL){
-			return MHD_NO;
+	return strncmp(address, "127.", 4) == 0;
+}
+
+static bool is_any(const char *address)
+{
+	return strcmp(address, "0.0.0.0") == 0;
+}
+
+static bool is_ip_literal(const char *name, size_t length)
+{
+	char copy[64];
+	unsigned char address[16];
+	if(length >= sizeof(copy)){
+		return false;
+	}
+	bool bracketed = length >= 2 && name[0] == '[' && name[length - 1] == ']';
+	memcpy(copy, bracketed ? name + 1 : name, bracketed ? length - 2 : length);
+	copy[bracketed ? length - 2 : length] = '\0';
+	return bracketed ? inet_pton(AF_INET6, copy, address) == 1 : inet_pton(AF_INET, copy, address) == 1;
+}
+
+static bool same_name(const char *name, size_t length, const char *wanted)
+{
+	return strlen(wanted) == length && strncasecmp(name, wanted, length) == 0;
+}
+
+/* ":<listen port>" or nothing. */
+static bool port_matches(const char *rest, int listen_port)
+{
+	if(*rest == '\0'){
+		return true;
+	}
+	if(rest[0] != ':' || rest[1] < '0' || rest[1] > '9' || strlen(rest) > 6){
+		return false;
+	}
+	char *end;
+	long port = strtol(rest + 1, &end, 10);
+	return *end == '\0' && port == listen_port;
+}
+
+static bool name_allowed(const struct allowed_hosts *hosts, const char *name, size_t length)
+{
+	if(same_name(name, length, hosts->listen_address)){
+		return true;
+	}
+	bool loopback = is_loopback(hosts->listen_address) || is_any(hosts->listen_address);
+	if(loopback && same_name(name, length, "localhost")){
+		return true;
+	}
+	/* On every address the console cannot know which one the client used;
+	 * a rebinding page's Host is a name, never an address. */
+	if(is_any(hosts->listen_address) && is_ip_literal(name, length)){
+		return true;
+	}
+	for(size_t i = 0; i < hosts->name_count; i++){
+		if(same_name(name, length, hosts->names[i])){
+			return true;
 		}
-		*request_state = state;
-		return MHD_YES;
 	}
-	if(*upload_data_size > 0){
-		take_upload(state, upload_data, *upload_data_size);
-		*upload_data_size = 0;
-		return MHD_YES;
+	return false;
+}
+
+bool console_host_allowed(const struct allowed_hosts *hosts, const char *host)
+{
+	if(host == NULL || *host == '\0' || strlen(host) > 260){
+		return false;
 	}
+	for(size_t i = 0; i < hosts->name_count; i++){
+		if(strcasecmp(host, hosts->names[i]) == 0){
+			return true;   /* a name given with its port */
+		}
+	}
+	const char *rest;
+	if(host[0] == '['){
+		const char *close = strchr(host, ']');
+		if(close == NULL){
+			return false;
+		}
+		rest = close + 1;
+	}else{
+		rest = strchr(host, ':');
+		rest = rest ? rest : host + strlen(host);
+	}
+	return port_matches(rest, hosts->listen_port) && name_allowed(hosts, host, (size_t)(rest - host));
+}
+
+struct header_counts {
+	unsigned host;
+	unsigned content_length;
+	unsigned transfer_encoding;
+	bool chunked;
+};
+
+static enum MHD_Result count_header(void *data, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct header_counts *counts = data;
+	if(strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0){
+		counts->host++;
+	}else if(strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0){
+		counts->content_length++;
+	}else if(strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0){
+		counts->transfer_encoding++;
+		counts->chunked = value && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/* True when the request may go on; otherwise its refusal is queued and
+ * *result is what to return to libmicrohttpd. Only the first of repeated headers would be seen by
+ * libmicrohttpd, and a proxy in front may have read another: such a request
+ * could be read as two different ones, so it is refused. */
+static bool check_headers(const struct console *console, struct MHD_Connection *connection,
+		const struct request_state *state, enum MHD_Result *result)
+{
+	struct header_counts counts = {0};
+	MHD_get_connection_values(connection, MHD_HEADER_KIND, count_header, &counts);
+	const char *host = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	if(counts.host > 1){
+		*result = send_refusal(connection, MHD_HTTP_BAD_REQUEST, "invalid", "More than one Host header");
+	}else if(!console_host_allowed(&console->hosts, host)){
+		*result = send_refusal(connection, MHD_HTTP_MISDIRECTED_REQUEST, "misdirected",
+				"The Host header does not name this console");
+	}else if(counts.content_length > 1){
+		*result = send_refusal(connection, MHD_HTTP_BAD_REQUEST, "invalid", "More than one Content-Length header");
+	}else if(counts.transfer_encoding > 0 && (counts.content_length > 0 || counts.transfer_encoding > 1 || !counts.chunked)){
+		*result = send_refusal(connection, MHD_HTTP_BAD_REQUEST, "invalid",
+				"Transfer-Encoding must be chunked alone, without Content-Length");
+	}else if(state->nul_in_path){
+		*result = send_refusal(connection, MHD_HTTP_NOT_FOUND, "notFound", "No such path");
+	}else if(state->nul_in_query){
+		*result = send_refusal(connection, MHD_HTTP_BAD_REQUEST, "invalid", "The query holds a NUL character");
+	}else{
+		return true;
+	}
+	return false;
+}
+
+void *console_request_started(void *console, const char *uri, struct MHD_Connection *connection)
+{
+	(void)console;
+	(void)connection;
+	struct request_state *state = calloc(1, sizeof(*state));
+	if(state && uri){
+		const char *query = strchr(uri, '?');
+		const char *nul = strstr(uri, "%00");
+		state->nul_in_path = nul && (query == NULL || nul < query);
+		state->nul_in_query = query && strstr(query, "%00");
+	}
+	return state;
+}
+
+static enum MHD_Result dispatch(struct console *console, struct MHD_Connection *connection, const char *url,
+		const char *method, const struct request_state *state)
+{
 	if(strncmp(url, API_PREFIX, strlen(API_PREFIX)) == 0){
 		return route_api(console, connection, url, method, state);
 	}
@@ -327,12 +501,38 @@ enum MHD_Result console_handle_request(void *console, struct MHD_Connection *con
 	return send_asset(connection, url);
 }
 
+enum MHD_Result console_handle_request(void *data, struct MHD_Connection *connection, const char *url,
+		const char *method, const char *version, const char *upload_data, size_t *upload_data_size,
+		void **request_state)
+{
+	(void)version;
+	struct console *console = data;
+	struct request_state *state = *request_state;
+	if(state == NULL){
+		return MHD_NO;   /* console_request_started ran out of memory */
+	}
+	if(!state->started){
+		state->started = true;
+		enum MHD_Result refusal = MHD_YES;
+		return check_headers(console, connection, state, &refusal) ? MHD_YES : refusal;
+	}
+	if(*upload_data_size > 0){
+		take_upload(state, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	/* The request has arrived: the broker's time is not the client's. */
+	guard_set_busy(console->guard, connection, true);
+	enum MHD_Result result = dispatch(console, connection, url, method, state);
+	guard_set_busy(console->guard, connection, false);
+	return result;
+}
+
 void console_request_completed(void *console, struct MHD_Connection *connection, void **request_state,
 		enum MHD_RequestTerminationCode code)
 {
-	(void)console;
-	(void)connection;
 	(void)code;
+	guard_request_done(((struct console *)console)->guard, connection);
 	struct request_state *state = *request_state;
 	if(state){
 		if(state->body){

@@ -10,7 +10,8 @@
  * drives the daemon with MHD_run and reads the answers away, until the
  * daemon reports the connection closed. Nothing waits on a clock, so the
  * daemon's timeouts never come into play and every run is the same.
- * The broker is test/fuzz/fake_broker_link.c.
+ * The broker is test/fuzz/fake_broker_link.c; the connection guard
+ * (console/guard.c) is the real one, without its watchdog.
  *
  *   build/fuzz/fuzz_console -max_total_time=60 CORPUS_COPY test/fuzz/corpus/console
  */
@@ -31,16 +32,17 @@
 #define MAX_ROUNDS 100000
 
 static struct console console;
+static const char *const allowed_names[] = {"console.example"};
 static struct MHD_Daemon *daemon_under_test;
 static bool connection_closed;
 static bool show_answers;
 
+/* The guard's notification (its limits and bookkeeping run as in the
+ * daemon; it has no watchdog here, so no clock), then ours. */
 static void on_connection(void *context, struct MHD_Connection *connection, void **socket_context,
 		enum MHD_ConnectionNotificationCode code)
 {
-	(void)context;
-	(void)connection;
-	(void)socket_context;
+	guard_notify_connection(context, connection, socket_context, code);
 	if(code == MHD_CONNECTION_NOTIFY_CLOSED){
 		connection_closed = true;
 	}
@@ -49,6 +51,7 @@ static void on_connection(void *context, struct MHD_Connection *connection, void
 static void stop_daemon(void)
 {
 	MHD_stop_daemon(daemon_under_test);
+	guard_free(console.guard);
 	broker_pool_free(console.pool);
 }
 
@@ -63,11 +66,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	show_answers = getenv("FUZZ_CONSOLE_SHOW") != NULL;
 	struct broker_settings settings = {.host = "fake", .port = 1883, .timeout_ms = 1, .idle_seconds = 1};
 	console.pool = broker_pool_new(&settings);
+	/* The seeds' Host is localhost:8088. */
+	console.hosts = (struct allowed_hosts){.listen_address = "127.0.0.1", .listen_port = 8088,
+		.names = allowed_names, .name_count = 1};
+	struct guard_settings limits = {.max_connections = 4, .max_per_address = 4, .request_timeout_ms = 0};
+	console.guard = guard_new(&limits);
 	/* The daemon's options that shape request parsing are console/main.c's. */
-	daemon_under_test = console.pool ? MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL,
-			console_handle_request, &console,
+	daemon_under_test = console.pool && console.guard ? MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0,
+			guard_accept, console.guard, console_handle_request, &console,
+			MHD_OPTION_URI_LOG_CALLBACK, console_request_started, &console,
 			MHD_OPTION_NOTIFY_COMPLETED, console_request_completed, &console,
-			MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+			MHD_OPTION_NOTIFY_CONNECTION, on_connection, console.guard,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 			MHD_OPTION_END) : NULL;
 	if(daemon_under_test == NULL){

@@ -24,8 +24,9 @@ def token(outcome, variant="a"):
     return checked + "%08x" % (zlib.crc32(checked.encode()) & 0xFFFFFFFF)
 
 
-def request(method, path, headers=(), body=None, bearer=None):
-    lines = [f"{method} {path} HTTP/1.1", "Host: localhost:8088"]
+def request(method, path, headers=(), body=None, bearer=None, host="localhost:8088"):
+    """host None: no Host header."""
+    lines = [f"{method} {path} HTTP/1.1"] + ([f"Host: {host}"] if host is not None else [])
     if bearer:
         lines.append(f"Authorization: Bearer {bearer}")
     lines.extend(headers)
@@ -87,6 +88,20 @@ SEEDS = {
     "http10_header_without_colon": b"GET /api/roles HTTP/1.0\r\nAuthorization Bearer x\r\n\r\n",
     "body_shorter_than_length": request("POST", "/api/tokens", ["Content-Length: 100"], bearer=OK)
     + b'{"name":',
+    # What is checked before routing: the Host, the framing, a NUL in the path.
+    "host_allowed_name": request("GET", "/api/roles", bearer=OK, host="Console.Example:8088"),
+    "host_rebinding": request("GET", "/api/tokens", bearer=OK, host="evil.example:8088"),
+    "host_wrong_port": request("GET", "/", host="127.0.0.1:8089"),
+    "host_ipv6_literal": request("GET", "/", host="[::1]:8088"),
+    "host_missing": request("GET", "/", host=None),
+    "host_twice": request("GET", "/", ["Host: evil.example"]),
+    "content_length_twice": request("POST", "/api/tokens", ["Content-Length: %d" % len(NEW_TOKEN)], NEW_TOKEN,
+                                    bearer=OK),
+    "content_length_and_chunked": request("POST", "/api/tokens", ["Content-Length: 5", "Transfer-Encoding: chunked"],
+                                          "5\r\nhello\r\n0\r\n\r\n", bearer=OK),
+    "transfer_encoding_gzip": request("POST", "/api/tokens", ["Transfer-Encoding: gzip"], "x", bearer=OK),
+    "nul_in_path": request("GET", "/index.html%00.js") + request("GET", "/api/tokens%00", bearer=OK),
+    "nul_in_query": request("GET", "/api/tokens?status=valid%00x", bearer=OK),
 }
 
 

@@ -7,6 +7,7 @@ a broker which misbehaves in one chosen way.
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -96,7 +97,11 @@ class Console:
     stderr in files there. `listen` None: --listen 127.0.0.1:<free port>;
     False: no --listen option at all (the default address)."""
 
-    def __init__(self, directory, broker_port, listen=None, extra_args=()):
+    def __init__(self, directory, broker_port, listen=None, extra_args=(), open_files=None, env=None):
+        """`open_files`: the daemon's RLIMIT_NOFILE (soft and hard), as a
+        service manager would set it; `env`: extra environment variables."""
+        self.open_files = open_files
+        self.env = env
         self.directory = str(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.broker_port = broker_port
@@ -126,7 +131,9 @@ class Console:
         for _ in range(3):
             command = self.command()
             with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
-                self.process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                self.process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                                env=dict(os.environ, **self.env) if self.env else None,
+                                                preexec_fn=self._limit_files if self.open_files else None)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 code = self.process.poll()
@@ -144,6 +151,9 @@ class Console:
             if not (self._auto_port and "cannot listen" in self.stderr):
                 raise AssertionError(f"the console exited with status {code} at start:\n{self.output}")
         raise AssertionError(f"no free port for the console:\n{self.output}")
+
+    def _limit_files(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     @property
     def running(self):
