@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -48,12 +49,18 @@ static bool add_admin_role(struct store *store)
 }
 
 /* Claims the path, so that an existing file is never overwritten, even by
- * a race with another init. */
+ * a race with another init. O_EXCL also refuses a link (even a dangling
+ * one, which would create a file elsewhere) and a FIFO; the lock file and
+ * the snapshot are opened as carefully by persist. */
 static bool claim_new_file(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	struct stat info;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 	if(fd < 0){
-		if(errno == EEXIST){
+		if(errno == EEXIST && lstat(path, &info) == 0 && !S_ISREG(info.st_mode)){
+			fprintf(stderr, "Error: %s already exists and is not a regular file (%s); init never "
+					"follows or replaces it.\n", path, S_ISLNK(info.st_mode) ? "a symbolic link" : "a FIFO, socket, device or folder");
+		}else if(errno == EEXIST){
 			fprintf(stderr, "Error: %s already exists; init never overwrites a state file.\n"
 					"Use the running broker to add tokens (mosquitto_ctrl tokens create).\n", path);
 		}else{

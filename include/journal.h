@@ -13,6 +13,9 @@
  *   {"op": "removeRoleACL", "rolename": ..., "acltype": ..., "topic": ...}
  *   {"op": "lastUsed", "tokens": [["<64 hex>", "<time>"], ...]}
  *
+ * The first line of a journal also carries "journalId", the id of the
+ * snapshot it follows (docs/state-file.md); persist.c adds and checks it.
+ *
  * The changes are those of changes.h: a command's change and its replay
  * are applied by the same function.
  */

@@ -15,6 +15,11 @@
  *    before the command's reply. A change costs one short append, however
  *    large the store.
  *
+ * The snapshot's random "journalId" is on the journal's first line: a
+ * journal of another snapshot is refused, never skipped and deleted. Every
+ * file is opened without following links or blocking, and only if it is a
+ * regular file.
+ *
  * Loading reads the snapshot, then replays the journal lines whose
  * sequence is newer. A snapshot (at clean shutdown, or when the journal has
  * grown as large as the store) empties the journal. A lock file,

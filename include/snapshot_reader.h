@@ -4,9 +4,12 @@
  * The snapshot writer puts one role or token per line. For that layout the
  * reader maps the file, parses the token lines on two threads (parsing only
  * reads the roles) and then adds the tokens, in file order, on one: a
- * million tokens load in about two seconds. Any other valid JSON document
- * (a file edited by hand) is read as a whole, more slowly. Either way the
- * file is checked strictly and never written.
+ * million tokens load in about two seconds. Any other valid layout (one
+ * line from `jq -c`, a pretty-printed file edited by hand) is read the same
+ * way, one role or token at a time, after a scan that finds where each
+ * starts and ends: never as one tree of the whole document, which would
+ * cost five times the memory. Either way the file is checked strictly and
+ * never written.
  */
 #ifndef SNAPSHOT_READER_H
 #define SNAPSHOT_READER_H
@@ -14,13 +17,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "state_format.h"
 #include "store.h"
 
-/* Fills an empty store. A missing file is an empty store (true, *missing
- * set). On failure, writes a sentence naming the file and the problem,
- * leaves the store empty and returns false. */
-bool snapshot_read(const char *path, struct store *store, int64_t *journal_sequence,
+/* What the snapshot says about its journal. */
+struct snapshot_header {
+	bool missing;               /* no snapshot file: an empty store */
+	int64_t journal_sequence;   /* the last change it holds (0 if absent) */
+	struct journal_ids ids;
+};
+
+/* Fills an empty store. A missing file is an empty store (true,
+ * header->missing set). On failure, writes a sentence naming the file and
+ * the problem, leaves the store empty and returns false. */
+bool snapshot_read(const char *path, struct store *store, struct snapshot_header *header,
 		char *error, size_t error_len);
+
+/* Opens one of the state folder's files the one safe way: never through a
+ * symbolic link (O_NOFOLLOW), never waiting on a FIFO or device
+ * (O_NONBLOCK, cleared again once open), and only if it is a regular file;
+ * O_CLOEXEC is added to flags too. kind names the file in the sentence
+ * written to error ("state file", "journal", "lock file"). Returns the
+ * descriptor, or -1 with errno set (ENOENT: it does not exist). */
+int state_open_regular(const char *path, int flags, mode_t mode, const char *kind, char *error, size_t error_len);
 
 #endif

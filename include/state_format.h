@@ -16,6 +16,9 @@
 #define STATE_FORMAT_VERSION 1
 /* Sequence numbers stay exact in a JSON number (a double). */
 #define JOURNAL_SEQUENCE_MAX 9000000000000000LL
+/* A snapshot and its journal share a random id (docs/state-file.md): 16
+ * bytes, written as 32 lowercase hex digits. */
+#define JOURNAL_ID_HEX_LEN 32
 
 /* The token's metadata as the protocol shows it (no "status"). */
 cJSON *token_to_json(const struct token *token);
@@ -48,6 +51,18 @@ struct state_loader {
 void state_loader_init(struct state_loader *loader, struct store *store, char *problem, size_t problem_len);
 /* Checks "version" and reads the optional "journalSequence" (0 if absent). */
 bool state_check_header(struct state_loader *loader, const cJSON *document, int64_t *journal_sequence);
+
+/* The snapshot's optional journal ids. Files written before ids existed
+ * have neither; "" stands for "none". */
+struct journal_ids {
+	char id[JOURNAL_ID_HEX_LEN + 1];        /* "journalId": what its journal carries */
+	bool has_previous;
+	char previous[JOURNAL_ID_HEX_LEN + 1];  /* "previousJournalId": the journal it folded in ("" had none) */
+};
+/* Reads "journalId" (32 lowercase hex digits) and "previousJournalId" (the
+ * same, or "") from the document's top level. */
+bool state_read_journal_ids(struct state_loader *loader, const cJSON *document, struct journal_ids *ids);
+bool journal_id_is_valid(const char *text);
 bool state_load_role(struct state_loader *loader, const cJSON *item, int index);
 bool state_load_token(struct state_loader *loader, const cJSON *item, int index);
 /* state_load_token in steps, so that parsing can run on several threads

@@ -7,7 +7,20 @@
  * The snapshot is written one role or token per line (still one JSON
  * document), so that loading a million tokens parses a million small
  * objects instead of building one huge tree; a file in any other valid
- * layout (edited by hand, say) is read as a whole document instead.
+ * layout (edited by hand, say) is read one item at a time as well.
+ *
+ * Every file of the state folder is opened without following a symbolic
+ * link and without blocking, and only if it is a regular file
+ * (state_open_regular): a link planted as the journal must not make the
+ * broker write outside the folder, a FIFO must not hang its start.
+ *
+ * A snapshot and the journal that follows it share a random id: the
+ * snapshot's "journalId" is carried by the journal's first line. A journal
+ * with another id belongs to another state file, or to another copy of
+ * this one, and is refused rather than skipped (and later deleted). The
+ * snapshot also names the journal it folded in ("previousJournalId"), so
+ * that the old journal a crash or a failed removal leaves behind still
+ * loads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +31,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/rand.h>
 
 #include "journal.h"
 #include "persist.h"
@@ -35,6 +49,18 @@ struct persist {
 	char folder[PATH_SIZE];
 	int lock_fd;
 	int journal_fd;            /* -1 until the first change after a snapshot */
+	/* The journal file as it is on disk (whether this broker opened it yet
+	 * or not): ours to append to and to remove, and the id its first line
+	 * carries. */
+	bool journal_exists;
+	bool journal_has_lines;    /* complete lines, perhaps beyond journal_size until trimmed */
+	dev_t journal_device;
+	ino_t journal_inode;
+	char journal_id[JOURNAL_ID_HEX_LEN + 1];    /* "": none (written before ids) */
+	/* What a journal started now carries on its first line: the snapshot's
+	 * id ("" for a snapshot written before ids, so that the pair stays an
+	 * old pair until the next snapshot). */
+	char snapshot_id[JOURNAL_ID_HEX_LEN + 1];
 	off_t journal_size;        /* bytes of complete lines */
 	bool journal_needs_trim;   /* bytes past journal_size must go before appending */
 	int64_t sequence;          /* the last change recorded, in the snapshot or the journal */
@@ -69,9 +95,8 @@ static bool set_paths(struct persist *persist, const char *path)
 
 static int take_lock(const struct persist *persist, char *error, size_t error_len)
 {
-	int fd = open(persist->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = state_open_regular(persist->lock_path, O_RDWR | O_CREAT, 0600, "lock file", error, error_len);
 	if(fd < 0){
-		snprintf(error, error_len, "cannot open lock file %s: %s", persist->lock_path, strerror(errno));
 		return -1;
 	}
 	if(flock(fd, LOCK_EX | LOCK_NB) != 0){
@@ -86,6 +111,19 @@ static int take_lock(const struct persist *persist, char *error, size_t error_le
 		return -1;
 	}
 	return fd;
+}
+
+/* A new random id, as hex. */
+static bool new_journal_id(char id[JOURNAL_ID_HEX_LEN + 1])
+{
+	unsigned char bytes[JOURNAL_ID_HEX_LEN / 2];
+	if(RAND_bytes(bytes, sizeof(bytes)) != 1){
+		return false;
+	}
+	for(size_t i = 0; i < sizeof(bytes); i++){
+		snprintf(id + 2 * i, 3, "%02x", bytes[i]);
+	}
+	return true;
 }
 
 struct persist *persist_open(const char *path, char *error, size_t error_len)
@@ -105,6 +143,12 @@ struct persist *persist_open(const char *path, char *error, size_t error_len)
 	}
 	persist->lock_fd = take_lock(persist, error, error_len);
 	if(persist->lock_fd < 0){
+		persist_close(persist);
+		return NULL;
+	}
+	/* Until a load says which snapshot there is, as if there were none. */
+	if(!new_journal_id(persist->snapshot_id)){
+		snprintf(error, error_len, "cannot open %s: the random number generator failed", path);
 		persist_close(persist);
 		return NULL;
 	}
@@ -145,36 +189,94 @@ const char *persist_load_notice(const struct persist *persist)
 
 /* ---- reading ---- */
 
-/* Reads the whole file; *missing is set when it does not exist. */
-static char *read_file(const char *path, size_t *length, bool *missing, char *error, size_t error_len)
+static bool read_all(int fd, char *content, size_t size)
 {
-	*missing = false;
-	FILE *file = fopen(path, "rbe");
-	if(file == NULL){
-		*missing = (errno == ENOENT);
-		snprintf(error, error_len, "cannot open %s: %s", path, strerror(errno));
+	size_t done = 0;
+	while(done < size){
+		ssize_t got = read(fd, content + done, size - done);
+		if(got < 0 && errno == EINTR){
+			continue;
+		}
+		if(got <= 0){
+			if(got == 0) errno = EIO;   /* it shrank */
+			return false;
+		}
+		done += (size_t)got;
+	}
+	return true;
+}
+
+/* Reads the whole journal, and remembers which file it is; *missing is set
+ * when it does not exist. */
+static char *read_journal(struct persist *persist, size_t *length, bool *missing, char *error, size_t error_len)
+{
+	int fd = state_open_regular(persist->journal_path, O_RDONLY, 0, "journal", error, error_len);
+	*missing = fd < 0 && errno == ENOENT;
+	if(fd < 0){
 		return NULL;
 	}
 	struct stat info;
 	char *content = NULL;
-	if(fstat(fileno(file), &info) != 0 || !S_ISREG(info.st_mode)){
-		snprintf(error, error_len, "%s is not a regular file", path);
+	if(fstat(fd, &info) != 0){
+		snprintf(error, error_len, "cannot read journal %s: %s", persist->journal_path, strerror(errno));
 	}else if((content = malloc((size_t)info.st_size + 1)) == NULL){
-		snprintf(error, error_len, "%s: out of memory", path);
-	}else if((*length = fread(content, 1, (size_t)info.st_size, file)) != (size_t)info.st_size){
-		snprintf(error, error_len, "cannot read %s: %s", path, ferror(file) ? strerror(errno) : "file shrank");
+		snprintf(error, error_len, "%s: out of memory", persist->journal_path);
+	}else if(!read_all(fd, content, (size_t)info.st_size)){
+		snprintf(error, error_len, "cannot read journal %s: %s", persist->journal_path, strerror(errno));
 		free(content);
 		content = NULL;
 	}else{
+		*length = (size_t)info.st_size;
 		content[*length] = '\0';
+		persist->journal_exists = true;
+		persist->journal_device = info.st_dev;
+		persist->journal_inode = info.st_ino;
 	}
-	fclose(file);
+	close(fd);
 	return content;
 }
 
-static bool load_snapshot(struct persist *persist, struct store *store, char *error, size_t error_len)
+static bool load_snapshot(struct persist *persist, struct store *store, struct snapshot_header *header,
+		char *error, size_t error_len)
 {
-	return snapshot_read(persist->path, store, &persist->sequence, error, error_len);
+	bool loaded = snapshot_read(persist->path, store, header, error, error_len);
+	persist->sequence = header->journal_sequence;
+	memcpy(persist->snapshot_id, header->ids.id, sizeof(persist->snapshot_id));
+	return loaded;
+}
+
+/* Whether a journal whose first line carries id may follow this snapshot:
+ * the snapshot's own, or the one it folded in (left by a crash or a failed
+ * removal; its lines are skipped by their seq). Without a snapshot any
+ * journal is the whole history. */
+static bool journal_belongs(const struct snapshot_header *header, const char *id)
+{
+	return header->missing || strcmp(id, header->ids.id) == 0
+		|| (header->ids.has_previous && strcmp(id, header->ids.previous) == 0);
+}
+
+/* Reads the first line's "journalId" into persist->journal_id and checks
+ * that the journal belongs to the snapshot. */
+static bool check_journal_id(struct persist *persist, const struct snapshot_header *header, const cJSON *first,
+		char *problem, size_t problem_len)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(first, "journalId");
+	if(id && !(cJSON_IsString(id) && journal_id_is_valid(id->valuestring))){
+		snprintf(problem, problem_len, "'journalId' is not %d lowercase hex digits", JOURNAL_ID_HEX_LEN);
+		return false;
+	}
+	snprintf(persist->journal_id, sizeof(persist->journal_id), "%s", id ? id->valuestring : "");
+	if(!journal_belongs(header, persist->journal_id)){
+		snprintf(problem, problem_len, "the journal does not belong to state file %s: its journalId is %s, "
+				"the state file's is %s%s%s (a journal from another state file, or from another copy of this one; "
+				"nothing was loaded or removed)", persist->path,
+				persist->journal_id[0] ? persist->journal_id : "missing",
+				header->ids.id[0] ? header->ids.id : "missing",
+				header->ids.has_previous ? " and it folded in " : "",
+				header->ids.has_previous ? (header->ids.previous[0] ? header->ids.previous : "a journal without one") : "");
+		return false;
+	}
+	return true;
 }
 
 /* Checked before any conversion: a double out of int64_t's range does not
@@ -185,14 +287,19 @@ static bool is_sequence_number(const cJSON *item)
 			&& item->valuedouble == (double)(int64_t)item->valuedouble;
 }
 
-static bool replay_line(struct persist *persist, struct store *store, char *line, size_t length,
-		int64_t *previous, char *problem, size_t problem_len)
+static bool replay_line(struct persist *persist, struct store *store, const struct snapshot_header *header,
+		char *line, size_t length, int64_t *previous, char *problem, size_t problem_len)
 {
 	cJSON *change = cJSON_ParseWithLengthOpts(line, length + 1, NULL, true);
 	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(change, "seq");
+	bool first = !persist->journal_has_lines;
 	bool applied = false;
 	if(change == NULL){
 		snprintf(problem, problem_len, "not valid JSON");
+	}else if(first && !check_journal_id(persist, header, change, problem, problem_len)){
+		applied = false;
+	}else if(!first && cJSON_GetObjectItemCaseSensitive(change, "journalId")){
+		snprintf(problem, problem_len, "'journalId' is only on the first line");
 	}else if(!is_sequence_number(sequence) || (*previous && (int64_t)sequence->valuedouble != *previous + 1)){
 		snprintf(problem, problem_len, "'seq' is missing or not increasing by one");
 	}else if((int64_t)sequence->valuedouble > persist->sequence + 1 && *previous <= persist->sequence){
@@ -208,20 +315,22 @@ static bool replay_line(struct persist *persist, struct store *store, char *line
 		if(applied && *previous > persist->sequence){
 			persist->journal_changes += journal_change_count(change);
 		}
+		persist->journal_has_lines = true;
 	}
 	cJSON_Delete(change);
 	return applied;
 }
 
-static bool replay_journal(struct persist *persist, struct store *store, char *error, size_t error_len)
+static bool replay_journal(struct persist *persist, struct store *store, const struct snapshot_header *header,
+		char *error, size_t error_len)
 {
 	size_t length = 0;
 	bool missing;
-	char *content = read_file(persist->journal_path, &length, &missing, error, error_len);
+	char *content = read_journal(persist, &length, &missing, error, error_len);
 	if(content == NULL){
 		return missing;
 	}
-	char problem[512];
+	char problem[PATH_SIZE + 1024];   /* may name the state file */
 	int64_t previous = 0;
 	int line_number = 1;
 	char *line = content, *end = content + length;
@@ -237,7 +346,7 @@ static bool replay_journal(struct persist *persist, struct store *store, char *e
 			break;
 		}
 		*newline = '\0';
-		ok = replay_line(persist, store, line, (size_t)(newline - line), &previous, problem, sizeof(problem));
+		ok = replay_line(persist, store, header, line, (size_t)(newline - line), &previous, problem, sizeof(problem));
 		if(!ok){
 			snprintf(error, error_len, "journal %s line %d: %s", persist->journal_path, line_number, problem);
 		}
@@ -252,15 +361,39 @@ static bool replay_journal(struct persist *persist, struct store *store, char *e
 	return ok;
 }
 
-bool persist_load(struct persist *persist, struct store *store, char *error, size_t error_len)
+/* What a journal started from now on carries: the snapshot's id; without
+ * a snapshot, the id of the journal there is, or a new one. */
+static bool choose_snapshot_id(struct persist *persist, const struct snapshot_header *header,
+		char *error, size_t error_len)
 {
-	persist->sequence = 0;
-	persist->journal_changes = 0;
-	persist->notice = NULL;
-	if(!load_snapshot(persist, store, error, error_len)){
+	if(!header->missing){
+		return true;
+	}
+	if(persist->journal_has_lines){
+		memcpy(persist->snapshot_id, persist->journal_id, sizeof(persist->snapshot_id));
+		return true;
+	}
+	if(!new_journal_id(persist->snapshot_id)){
+		snprintf(error, error_len, "cannot load %s: the random number generator failed", persist->path);
 		return false;
 	}
-	if(!replay_journal(persist, store, error, error_len)){
+	return true;
+}
+
+bool persist_load(struct persist *persist, struct store *store, char *error, size_t error_len)
+{
+	struct snapshot_header header;
+	persist->sequence = 0;
+	persist->journal_changes = 0;
+	persist->journal_exists = false;
+	persist->journal_has_lines = false;
+	persist->journal_id[0] = '\0';
+	persist->notice = NULL;
+	if(!load_snapshot(persist, store, &header, error, error_len)){
+		return false;
+	}
+	if(!replay_journal(persist, store, &header, error, error_len)
+			|| !choose_snapshot_id(persist, &header, error, error_len)){
 		store_clear(store);
 		return false;
 	}
@@ -299,21 +432,55 @@ static bool sync_folder(struct persist *persist)
 	return ok;
 }
 
+/* A journal this broker did not read or write is never appended to: one
+ * that appears where there was none was put there by someone else, one
+ * that is another file now was replaced. */
+static int open_journal_file(struct persist *persist, char *error, size_t error_len)
+{
+	if(!persist->journal_exists){
+		/* O_EXCL: nothing that is there already, not even a dangling link. */
+		int fd = open(persist->journal_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if(fd < 0){
+			snprintf(error, error_len, errno == EEXIST
+					? "cannot start journal %s: something else is there now (%s), left alone"
+					: "cannot open journal %s: %s",
+					persist->journal_path, strerror(errno));
+		}
+		return fd;
+	}
+	int fd = state_open_regular(persist->journal_path, O_WRONLY | O_APPEND, 0, "journal", error, error_len);
+	struct stat info;
+	if(fd >= 0 && (fstat(fd, &info) != 0 || info.st_dev != persist->journal_device
+			|| info.st_ino != persist->journal_inode)){
+		snprintf(error, error_len, "journal %s was replaced by another file since the broker read it; "
+				"left alone", persist->journal_path);
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static bool open_journal(struct persist *persist, char *error, size_t error_len)
 {
 	if(persist->journal_fd < 0){
-		bool created = access(persist->journal_path, F_OK) != 0;
-		persist->journal_fd = open(persist->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		bool created = !persist->journal_exists;
+		persist->journal_fd = open_journal_file(persist, error, error_len);
 		if(persist->journal_fd < 0){
-			snprintf(error, error_len, "cannot open journal %s: %s", persist->journal_path, strerror(errno));
 			return false;
 		}
+		struct stat info;
+		if(created && fstat(persist->journal_fd, &info) == 0){
+			persist->journal_exists = true;
+			persist->journal_device = info.st_dev;
+			persist->journal_inode = info.st_ino;
+		}
 		/* A new journal's name must survive a crash as well as its lines. */
-		if(created && !sync_folder(persist)){
+		if(created && (!persist->journal_exists || !sync_folder(persist))){
 			snprintf(error, error_len, "cannot fsync the folder of %s: %s", persist->journal_path, strerror(errno));
 			close(persist->journal_fd);
 			persist->journal_fd = -1;
 			unlink(persist->journal_path);
+			persist->journal_exists = false;
 			return false;
 		}
 	}
@@ -323,8 +490,19 @@ static bool open_journal(struct persist *persist, char *error, size_t error_len)
 			return false;
 		}
 		persist->journal_needs_trim = false;
+		if(persist->journal_size == 0){
+			persist->journal_has_lines = false;
+			persist->journal_id[0] = '\0';
+		}
 	}
 	return true;
+}
+
+/* The journal's first line carries the id of the snapshot it follows. */
+static bool add_journal_id(struct persist *persist, cJSON *change)
+{
+	return persist->journal_size > 0 || persist->snapshot_id[0] == '\0'
+		|| cJSON_AddStringToObject(change, "journalId", persist->snapshot_id) != NULL;
 }
 
 bool persist_record(struct persist *persist, cJSON *change, char *error, size_t error_len)
@@ -333,12 +511,15 @@ bool persist_record(struct persist *persist, cJSON *change, char *error, size_t 
 		return false;
 	}
 	int64_t sequence = persist->sequence + 1;
-	if(!cJSON_AddNumberToObject(change, "seq", (double)sequence)){
+	bool first = persist->journal_size == 0;
+	if(!cJSON_AddNumberToObject(change, "seq", (double)sequence) || !add_journal_id(persist, change)){
+		cJSON_DeleteItemFromObjectCaseSensitive(change, "seq");
 		snprintf(error, error_len, "out of memory");
 		return false;
 	}
 	char *line = cJSON_PrintUnformatted(change);
 	cJSON_DeleteItemFromObjectCaseSensitive(change, "seq");
+	cJSON_DeleteItemFromObjectCaseSensitive(change, "journalId");
 	if(line == NULL){
 		snprintf(error, error_len, "out of memory");
 		return false;
@@ -364,6 +545,10 @@ bool persist_record(struct persist *persist, cJSON *change, char *error, size_t 
 		return false;
 	}
 	persist->journal_size += (off_t)(length + 1);
+	if(first){
+		memcpy(persist->journal_id, persist->snapshot_id, sizeof(persist->journal_id));
+	}
+	persist->journal_has_lines = true;
 	persist->sequence = sequence;
 	persist->journal_changes += journal_change_count(change);
 	return true;
@@ -437,9 +622,26 @@ static void writer_put_item(struct snapshot_writer *writer, cJSON *json, bool la
 	free(text);
 }
 
-static void write_snapshot(struct snapshot_writer *writer, const struct store *store, int64_t sequence)
+/* The header's lines: the journal ids after journalSequence. */
+static void write_header(struct snapshot_writer *writer, int64_t sequence, const char *id)
 {
-	char header[96];
+	char header[256];
+	const struct persist *persist = writer->persist;
+	int length = snprintf(header, sizeof(header), "{\n\"version\": %d,\n\"journalSequence\": %lld,\n"
+			"\"journalId\": \"%s\",\n", STATE_FORMAT_VERSION, (long long)sequence, id);
+	/* The journal this snapshot folds in: the one on disk, or else the
+	 * id the next one would carry if this snapshot's rename is lost. */
+	const char *previous = persist->journal_has_lines ? persist->journal_id : persist->snapshot_id;
+	if((persist->journal_has_lines || previous[0]) && length > 0 && (size_t)length < sizeof(header)){
+		snprintf(header + length, sizeof(header) - (size_t)length, "\"previousJournalId\": \"%s\",\n", previous);
+	}
+	writer_put(writer, header);
+	writer_put(writer, "\"roles\": [\n");
+}
+
+static void write_snapshot(struct snapshot_writer *writer, const struct store *store, int64_t sequence,
+		const char *id)
+{
 	size_t role_count, token_count;
 	struct role **roles = store_sorted_roles(store, &role_count);
 	struct token **tokens = store_sorted_tokens(store, &token_count);
@@ -447,9 +649,7 @@ static void write_snapshot(struct snapshot_writer *writer, const struct store *s
 		writer->failed = true;
 		errno = ENOMEM;
 	}else{
-		snprintf(header, sizeof(header), "{\n\"version\": %d,\n\"journalSequence\": %lld,\n\"roles\": [\n",
-				STATE_FORMAT_VERSION, (long long)sequence);
-		writer_put(writer, header);
+		write_header(writer, sequence, id);
 		for(size_t i = 0; i < role_count && !writer->failed; i++){
 			writer_put_item(writer, role_to_json(roles[i]), i + 1 == role_count);
 		}
@@ -464,21 +664,43 @@ static void write_snapshot(struct snapshot_writer *writer, const struct store *s
 	free(tokens);
 }
 
+/* True when the journal's path still names the file this broker read or
+ * wrote (what is removed must be what the snapshot folded in). */
+static bool journal_is_ours(const struct persist *persist)
+{
+	struct stat info;
+	return lstat(persist->journal_path, &info) == 0 && info.st_dev == persist->journal_device
+		&& info.st_ino == persist->journal_inode;
+}
+
 /* The journal's changes are all in the new snapshot now. */
-static void drop_journal(struct persist *persist)
+static void drop_journal(struct persist *persist, char *error, size_t error_len)
 {
 	if(persist->journal_fd >= 0){
 		close(persist->journal_fd);
 		persist->journal_fd = -1;
 	}
-	/* A journal that cannot be removed keeps lines the snapshot holds:
-	 * they go before the next append, which would otherwise follow them
-	 * while journal_size counts from zero (and a failed append would then
-	 * cut back into them, and into the changes after them). */
-	bool removed = persist->io.unlink(persist->journal_path) == 0 || errno == ENOENT;
-	sync_folder(persist);
+	bool removed = true;
+	if(persist->journal_exists && !journal_is_ours(persist)){
+		/* Not the journal this snapshot folded in: someone else's file,
+		 * never deleted. The next change refuses to append to it. */
+		snprintf(error, error_len, "saved %s; %s is not the journal this broker wrote and is left alone",
+				persist->path, persist->journal_path);
+	}else if(persist->journal_exists){
+		/* A journal that cannot be removed keeps lines the snapshot holds:
+		 * they go before the next append, which would otherwise follow them
+		 * while journal_size counts from zero (and a failed append would
+		 * then cut back into them, and into the changes after them). */
+		removed = persist->io.unlink(persist->journal_path) == 0 || errno == ENOENT;
+		sync_folder(persist);
+	}
 	persist->journal_size = 0;
 	persist->journal_needs_trim = !removed;
+	persist->journal_exists = !removed;
+	if(removed){
+		persist->journal_has_lines = false;
+		persist->journal_id[0] = '\0';
+	}
 	persist->journal_changes = 0;
 	persist->snapshot_retry_at = 0;
 }
@@ -501,12 +723,19 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 		snprintf(error, error_len, "cannot save %s: out of memory", persist->path);
 		return false;
 	}
+	char id[JOURNAL_ID_HEX_LEN + 1];
+	if(!new_journal_id(id)){
+		free(writer);
+		snprintf(error, error_len, "cannot save %s: the random number generator failed", persist->path);
+		return false;
+	}
 	const char *step = "create a temporary file";
 	bool renamed = false;
-	int fd = mkstemp(temp_path);   /* mode 0600 */
+	/* O_EXCL with a new name: never a link or anything already there. */
+	int fd = mkostemp(temp_path, O_CLOEXEC);   /* mode 0600 */
 	if(fd >= 0){
 		*writer = (struct snapshot_writer){.persist = persist, .fd = fd};
-		write_snapshot(writer, store, persist->sequence);
+		write_snapshot(writer, store, persist->sequence, id);
 		step = "write";
 		if(!writer->failed){
 			step = "fsync";
@@ -532,10 +761,13 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 	error[0] = '\0';
 	if(!sync_folder(persist)){
 		/* Until the rename is durable, the journal must stay. */
+		/* ... and a journal started now carries the old id, which both
+		 * snapshots accept (the new one names it as folded in). */
 		snprintf(error, error_len, "saved %s but could not fsync its folder: %s", persist->path, strerror(errno));
 		postpone_snapshot(persist);
 		return true;
 	}
-	drop_journal(persist);
+	memcpy(persist->snapshot_id, id, sizeof(persist->snapshot_id));
+	drop_journal(persist, error, error_len);
 	return true;
 }

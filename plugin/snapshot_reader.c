@@ -75,32 +75,49 @@ static cJSON *parse_item(struct text line, bool *more)
 	return item;
 }
 
-static enum outcome read_header(struct text *text, int64_t *journal_sequence)
+/* The header's members ("version", "journalSequence", the journal ids and
+ * any unknown ones) as one small object, checked by the same functions as
+ * any other layout. */
+static enum outcome check_header(const cJSON *header, struct state_loader *loader, struct snapshot_header *out)
 {
+	if(cJSON_GetObjectItemCaseSensitive(header, "roles") || cJSON_GetObjectItemCaseSensitive(header, "tokens")){
+		return NOT_OUR_LAYOUT;   /* the whole-document path decides which one counts */
+	}
+	return state_check_header(loader, header, &out->journal_sequence)
+		&& state_read_journal_ids(loader, header, &out->ids) ? READ_OK : READ_INVALID;
+}
+
+/* The lines between "{" and "\"roles\": [" are whole members, each ending
+ * with a comma: wrapped in braces (the last comma dropped) they are the
+ * header object. */
+static enum outcome read_header(struct text *text, struct state_loader *loader, struct snapshot_header *out)
+{
+	static const char roles[] = "\n\"roles\": [\n";
 	struct text line;
-	char number[24];
-	static const char prefix[] = "\"journalSequence\": ";
-	if(!next_line(text, &line) || !line_is(&line, "{")
-			|| !next_line(text, &line) || !line_is(&line, "\"version\": 1,")
-			|| !next_line(text, &line)){
+	if(!next_line(text, &line) || !line_is(&line, "{")){
 		return NOT_OUR_LAYOUT;
 	}
-	size_t length = (size_t)(line.end - line.at);
-	size_t digits = length - (sizeof(prefix) - 1) - 1;
-	if(length < sizeof(prefix) + 1 || length - sizeof(prefix) + 1 > sizeof(number)
-			|| memcmp(line.at, prefix, sizeof(prefix) - 1) != 0 || line.end[-1] != ','){
+	size_t window = (size_t)(text->end - text->at) < 65536 ? (size_t)(text->end - text->at) : 65536;
+	const char *found = window ? memmem(text->at - 1, window + 1, roles, sizeof(roles) - 1) : NULL;
+	if(found == NULL || found <= text->at || found[-1] != ','){
 		return NOT_OUR_LAYOUT;
 	}
-	memcpy(number, line.at + sizeof(prefix) - 1, digits);
-	number[digits] = '\0';
-	char *end;
-	long long value = strtoll(number, &end, 10);
-	if(digits == 0 || *end != '\0' || value < 0 || value > JOURNAL_SEQUENCE_MAX
-			|| number[0] == '-' || number[0] == '+'){
-		return NOT_OUR_LAYOUT;
+	size_t length = (size_t)(found - 1 - text->at);
+	char *wrapped = malloc(length + 3);
+	if(wrapped == NULL){
+		return NOT_OUR_LAYOUT;   /* the other path reports it */
 	}
-	*journal_sequence = value;
-	return next_line(text, &line) && line_is(&line, "\"roles\": [") ? READ_OK : NOT_OUR_LAYOUT;
+	wrapped[0] = '{';
+	memcpy(wrapped + 1, text->at, length);
+	memcpy(wrapped + 1 + length, "}", 2);
+	const char *parse_end = NULL;
+	cJSON *header = cJSON_ParseWithLengthOpts(wrapped, length + 2, &parse_end, false);
+	bool whole = header && parse_end == wrapped + length + 2;
+	free(wrapped);
+	enum outcome outcome = whole ? check_header(header, loader, out) : NOT_OUR_LAYOUT;
+	cJSON_Delete(header);
+	text->at = found + sizeof(roles) - 1;
+	return outcome;
 }
 
 static enum outcome read_roles(struct text *text, struct state_loader *loader)
@@ -127,14 +144,18 @@ static enum outcome read_roles(struct text *text, struct state_loader *loader)
 	return NOT_OUR_LAYOUT;
 }
 
-/* One thread's share of the token lines. */
+/* One thread's share of the tokens: lines of the writer's layout, or the
+ * extents a scan found in any other. */
 struct token_share {
 	struct store *store;          /* read only: roles */
 	struct text lines;
+	const struct text *extents;   /* not NULL: parse these instead of lines */
+	size_t extent_count;
 	int first_index;
 	bool ends_the_array;          /* its last line must have no comma */
 	struct token **tokens;
 	size_t count;
+	size_t capacity;
 	struct previous_secret *previous;   /* tokens in a rotation's grace period */
 	size_t previous_count;
 	enum outcome outcome;
@@ -152,15 +173,43 @@ static bool keep_previous(struct token_share *share, const struct previous_secre
 	return true;
 }
 
-static void *parse_share(void *argument)
+static bool keep_token(struct token_share *share, struct token *token)
 {
-	struct token_share *share = argument;
-	struct state_loader loader;
+	if(share->count == share->capacity){
+		size_t capacity = share->capacity ? 2 * share->capacity : 4096;
+		struct token **grown = realloc(share->tokens, capacity * sizeof(*grown));
+		if(grown == NULL){
+			return false;
+		}
+		share->tokens = grown;
+		share->capacity = capacity;
+	}
+	share->tokens[share->count++] = token;
+	return true;
+}
+
+/* Parses one token item (and deletes it); false on a problem, in
+ * share->problem. */
+static bool share_token(struct token_share *share, struct state_loader *loader, cJSON *item)
+{
+	struct previous_secret previous;
+	struct token *token = state_parse_token(loader, item, share->first_index + (int)share->count, &previous);
+	cJSON_Delete(item);
+	if(token == NULL){
+		return false;
+	}
+	if((previous.token && !keep_previous(share, &previous)) || !keep_token(share, token)){
+		snprintf(share->problem, sizeof(share->problem), "out of memory");
+		token_free(token);
+		return false;
+	}
+	return true;
+}
+
+static void parse_lines(struct token_share *share, struct state_loader *loader)
+{
 	struct text line;
 	bool more = true;
-	size_t capacity = 0;
-	state_loader_init(&loader, share->store, share->problem, sizeof(share->problem));
-	share->outcome = READ_OK;
 	while(share->outcome == READ_OK && next_line(&share->lines, &line)){
 		if(!more){
 			share->outcome = NOT_OUR_LAYOUT;   /* an item after the last */
@@ -169,38 +218,52 @@ static void *parse_share(void *argument)
 		cJSON *item = parse_item(line, &more);
 		if(item == NULL){
 			share->outcome = NOT_OUR_LAYOUT;
-			break;
-		}
-		struct previous_secret previous;
-		struct token *token = state_parse_token(&loader, item, share->first_index + (int)share->count, &previous);
-		cJSON_Delete(item);
-		if(token && previous.token && !keep_previous(share, &previous)){
-			snprintf(share->problem, sizeof(share->problem), "out of memory");
-			token_free(token);
-			token = NULL;
-		}
-		if(token && share->count == capacity){
-			capacity = capacity ? 2 * capacity : 4096;
-			struct token **grown = realloc(share->tokens, capacity * sizeof(*grown));
-			if(grown == NULL){
-				snprintf(share->problem, sizeof(share->problem), "out of memory");
-				token_free(token);
-				token = NULL;
-			}else{
-				share->tokens = grown;
-			}
-		}
-		if(token == NULL){
+		}else if(!share_token(share, loader, item)){
 			share->outcome = READ_INVALID;
-			break;
 		}
-		share->tokens[share->count++] = token;
 	}
 	if(share->outcome == READ_OK && share->lines.at != share->lines.end){
 		share->outcome = NOT_OUR_LAYOUT;   /* something after the last newline */
 	}
 	if(share->outcome == READ_OK && share->count > 0 && more == share->ends_the_array){
 		share->outcome = NOT_OUR_LAYOUT;   /* a comma missing, or one too many at the end */
+	}
+}
+
+/* A whole JSON value that fills the extent exactly, or NULL. */
+static cJSON *parse_extent(const struct text *extent)
+{
+	const char *parse_end = NULL;
+	cJSON *item = cJSON_ParseWithLengthOpts(extent->at, (size_t)(extent->end - extent->at), &parse_end, false);
+	if(item && parse_end != extent->end){
+		cJSON_Delete(item);
+		return NULL;
+	}
+	return item;
+}
+
+static void parse_extents(struct token_share *share, struct state_loader *loader)
+{
+	for(size_t i = 0; i < share->extent_count && share->outcome == READ_OK; i++){
+		cJSON *item = parse_extent(&share->extents[i]);
+		if(item == NULL){
+			share->outcome = NOT_OUR_LAYOUT;   /* not JSON: the whole-document path says where */
+		}else if(!share_token(share, loader, item)){
+			share->outcome = READ_INVALID;
+		}
+	}
+}
+
+static void *parse_share(void *argument)
+{
+	struct token_share *share = argument;
+	struct state_loader loader;
+	state_loader_init(&loader, share->store, share->problem, sizeof(share->problem));
+	share->outcome = READ_OK;
+	if(share->extents){
+		parse_extents(share, &loader);
+	}else{
+		parse_lines(share, &loader);
 	}
 	return NULL;
 }
@@ -225,28 +288,12 @@ static void free_share(struct token_share *share)
 	free(share->previous);
 }
 
-/* Parses the token lines in two halves at once, then adds them in order. */
-static enum outcome read_tokens(struct text *text, struct state_loader *loader, char *problem, size_t problem_len)
+/* Parses both shares at once (the second on a helper thread), then adds
+ * their tokens in file order and their previous secrets, and frees what
+ * is left. */
+static enum outcome add_shares(struct token_share shares[2], struct state_loader *loader,
+		char *problem, size_t problem_len)
 {
-	static const char tail[] = "]\n}\n";
-	size_t size = (size_t)(text->end - text->at);
-	if(size < sizeof(tail) - 1 || memcmp(text->end - (sizeof(tail) - 1), tail, sizeof(tail) - 1) != 0){
-		return NOT_OUR_LAYOUT;
-	}
-	const char *lines_end = text->end - (sizeof(tail) - 1);
-	/* The last token must end its own line, or a share would miss it. */
-	if(lines_end > text->at && lines_end[-1] != '\n'){
-		return NOT_OUR_LAYOUT;
-	}
-	const char *middle = text->at + (size_t)(lines_end - text->at) / 2;
-	const char *split = memchr(middle, '\n', (size_t)(lines_end - middle));
-	split = split ? split + 1 : lines_end;
-
-	struct token_share shares[2] = {
-		{.store = loader->store, .lines = {text->at, split}, .first_index = 0, .ends_the_array = split == lines_end},
-		{.store = loader->store, .lines = {split, lines_end}, .ends_the_array = true},
-	};
-	shares[1].first_index = (int)count_lines(text->at, split);
 	pthread_t helper;
 	bool threaded = pthread_create(&helper, NULL, parse_share, &shares[1]) == 0;
 	parse_share(&shares[0]);
@@ -280,12 +327,37 @@ static enum outcome read_tokens(struct text *text, struct state_loader *loader, 
 	return outcome;
 }
 
-static enum outcome read_layout(struct text text, struct store *store, int64_t *journal_sequence,
+/* Parses the token lines in two halves at once, then adds them in order. */
+static enum outcome read_tokens(struct text *text, struct state_loader *loader, char *problem, size_t problem_len)
+{
+	static const char tail[] = "]\n}\n";
+	size_t size = (size_t)(text->end - text->at);
+	if(size < sizeof(tail) - 1 || memcmp(text->end - (sizeof(tail) - 1), tail, sizeof(tail) - 1) != 0){
+		return NOT_OUR_LAYOUT;
+	}
+	const char *lines_end = text->end - (sizeof(tail) - 1);
+	/* The last token must end its own line, or a share would miss it. */
+	if(lines_end > text->at && lines_end[-1] != '\n'){
+		return NOT_OUR_LAYOUT;
+	}
+	const char *middle = text->at + (size_t)(lines_end - text->at) / 2;
+	const char *split = memchr(middle, '\n', (size_t)(lines_end - middle));
+	split = split ? split + 1 : lines_end;
+
+	struct token_share shares[2] = {
+		{.store = loader->store, .lines = {text->at, split}, .first_index = 0, .ends_the_array = split == lines_end},
+		{.store = loader->store, .lines = {split, lines_end}, .ends_the_array = true},
+	};
+	shares[1].first_index = (int)count_lines(text->at, split);
+	return add_shares(shares, loader, problem, problem_len);
+}
+
+static enum outcome read_layout(struct text text, struct store *store, struct snapshot_header *header,
 		char *problem, size_t problem_len)
 {
 	struct state_loader loader;
 	state_loader_init(&loader, store, problem, problem_len);
-	enum outcome outcome = read_header(&text, journal_sequence);
+	enum outcome outcome = read_header(&text, &loader, header);
 	if(outcome == READ_OK){
 		outcome = read_roles(&text, &loader);
 	}
@@ -295,14 +367,234 @@ static enum outcome read_layout(struct text text, struct store *store, int64_t *
 	return outcome;
 }
 
-static bool read_document(const char *path, struct text text, struct store *store, int64_t *journal_sequence,
+/* ---- any other layout, one item at a time ---- */
+
+/* Where the top level's members are. The scan checks the document's outer
+ * structure (the object, the two arrays, their commas); each item is then
+ * parsed, and so checked, on its own. */
+struct scan {
+	cJSON *header;        /* every member but "roles" and "tokens", parsed */
+	struct text *roles;   /* each role's extent */
+	size_t role_count;
+	struct text *tokens;
+	size_t token_count;
+	bool has_roles;
+	bool has_tokens;
+};
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static const char *skip_space(const char *at, const char *end)
+{
+	while(at < end && is_space(*at)){
+		at++;
+	}
+	return at;
+}
+
+/* Past the string that starts at at (on its '"'), or NULL. */
+static const char *skip_string(const char *at, const char *end)
+{
+	for(at++; at < end; at++){
+		if(*at == '\\'){
+			at++;
+		}else if(*at == '"'){
+			return at + 1;
+		}
+	}
+	return NULL;
+}
+
+/* Past the value that starts at at: brackets are matched outside strings,
+ * a scalar runs to the next delimiter. NULL when it does not end. Only
+ * where it ends: cJSON checks what is inside. */
+static const char *skip_value(const char *at, const char *end)
+{
+	size_t depth = 0;
+	do{
+		if(at >= end){
+			return NULL;
+		}
+		if(*at == '"'){
+			at = skip_string(at, end);
+			if(at == NULL){
+				return NULL;
+			}
+		}else if(*at == '{' || *at == '['){
+			depth++;
+			at++;
+		}else if(*at == '}' || *at == ']'){
+			if(depth == 0){
+				return NULL;
+			}
+			depth--;
+			at++;
+		}else if(depth == 0){
+			while(at < end && *at != ',' && *at != '}' && *at != ']' && !is_space(*at)){
+				at++;
+			}
+			return at;
+		}else{
+			at++;
+		}
+	}while(depth > 0);
+	return at;
+}
+
+static bool add_extent(struct text **extents, size_t *count, size_t *capacity, struct text extent)
+{
+	if(*count == *capacity){
+		size_t grown_capacity = *capacity ? 2 * *capacity : 256;
+		struct text *grown = realloc(*extents, grown_capacity * sizeof(*grown));
+		if(grown == NULL){
+			return false;
+		}
+		*extents = grown;
+		*capacity = grown_capacity;
+	}
+	(*extents)[(*count)++] = extent;
+	return true;
+}
+
+/* The items of the array that starts at *at (on its '['); *at ends past
+ * its ']'. */
+static bool scan_array(const char **at, const char *end, struct text **extents, size_t *count)
+{
+	size_t capacity = 0;
+	const char *p = skip_space(*at + 1, end);
+	if(p < end && *p == ']'){
+		*at = p + 1;
+		return true;
+	}
+	while(p < end){
+		const char *item_end = skip_value(p, end);
+		if(item_end == NULL || item_end == p || !add_extent(extents, count, &capacity, (struct text){p, item_end})){
+			return false;
+		}
+		p = skip_space(item_end, end);
+		if(p < end && *p == ']'){
+			*at = p + 1;
+			return true;
+		}
+		if(p >= end || *p != ','){
+			return false;
+		}
+		p = skip_space(p + 1, end);
+	}
+	return false;
+}
+
+/* One member: its key, then its value (an array of items for "roles" and
+ * "tokens", anything else into the header). */
+static bool scan_member(const char **at, const char *end, struct scan *scan)
+{
+	const char *key_end = *at < end && **at == '"' ? skip_string(*at, end) : NULL;
+	cJSON *key = key_end ? parse_extent(&(struct text){*at, key_end}) : NULL;
+	const char *value = key ? skip_space(key_end, end) : NULL;
+	bool ok = false;
+	if(value && value < end && *value == ':'){
+		value = skip_space(value + 1, end);
+		bool roles = strcmp(key->valuestring, "roles") == 0, tokens = strcmp(key->valuestring, "tokens") == 0;
+		if(roles || tokens){
+			/* A second one, or one that is no array: the whole-document
+			 * path says what counts, and what is wrong. */
+			bool *seen = roles ? &scan->has_roles : &scan->has_tokens;
+			ok = !*seen && value < end && *value == '['
+				&& (roles ? scan_array(&value, end, &scan->roles, &scan->role_count)
+					: scan_array(&value, end, &scan->tokens, &scan->token_count));
+			*seen = true;
+		}else{
+			const char *value_end = skip_value(value, end);
+			cJSON *item = value_end ? parse_extent(&(struct text){value, value_end}) : NULL;
+			ok = item != NULL;
+			if(ok && !cJSON_AddItemToObject(scan->header, key->valuestring, item)){
+				cJSON_Delete(item);
+				ok = false;
+			}
+			value = value_end;
+		}
+		*at = value;
+	}
+	cJSON_Delete(key);
+	return ok;
+}
+
+static bool scan_document(struct text text, struct scan *scan)
+{
+	const char *at = skip_space(text.at, text.end);
+	if(at >= text.end || *at != '{' || (scan->header = cJSON_CreateObject()) == NULL){
+		return false;
+	}
+	at = skip_space(at + 1, text.end);
+	if(at < text.end && *at == '}'){
+		return false;   /* no "version": the whole-document path says so */
+	}
+	while(scan_member(&at, text.end, scan)){
+		at = skip_space(at, text.end);
+		if(at < text.end && *at == '}'){
+			return skip_space(at + 1, text.end) == text.end && scan->has_roles && scan->has_tokens;
+		}
+		if(at >= text.end || *at != ','){
+			return false;
+		}
+		at = skip_space(at + 1, text.end);
+	}
+	return false;
+}
+
+static enum outcome load_scanned_roles(const struct scan *scan, struct state_loader *loader)
+{
+	for(size_t i = 0; i < scan->role_count; i++){
+		cJSON *item = parse_extent(&scan->roles[i]);
+		if(item == NULL){
+			return NOT_OUR_LAYOUT;
+		}
+		bool loaded = state_load_role(loader, item, (int)i);
+		cJSON_Delete(item);
+		if(!loaded){
+			return READ_INVALID;
+		}
+	}
+	return READ_OK;
+}
+
+static enum outcome read_items(struct text text, struct store *store, struct snapshot_header *header,
+		char *problem, size_t problem_len)
+{
+	struct scan scan = {0};
+	struct state_loader loader;
+	state_loader_init(&loader, store, problem, problem_len);
+	enum outcome outcome = scan_document(text, &scan) ? check_header(scan.header, &loader, header) : NOT_OUR_LAYOUT;
+	if(outcome == READ_OK){
+		outcome = load_scanned_roles(&scan, &loader);
+	}
+	if(outcome == READ_OK && scan.token_count > 0){
+		size_t half = scan.token_count / 2;
+		struct token_share shares[2] = {
+			{.store = store, .extents = scan.tokens, .extent_count = half, .first_index = 0},
+			{.store = store, .extents = scan.tokens + half, .extent_count = scan.token_count - half,
+				.first_index = (int)half},
+		};
+		outcome = add_shares(shares, &loader, problem, problem_len);
+	}
+	cJSON_Delete(scan.header);
+	free(scan.roles);
+	free(scan.tokens);
+	return outcome;
+}
+
+/* ---- the whole document at once: what reports a file that is not JSON ---- */
+
+static bool read_document(const char *path, struct text text, struct store *store, struct snapshot_header *header,
 		char *error, size_t error_len)
 {
 	const char *parse_end = NULL;
 	cJSON *document = cJSON_ParseWithLengthOpts(text.at, (size_t)(text.end - text.at), &parse_end, false);
 	/* Only whitespace may follow the document. */
-	while(document && parse_end < text.end
-			&& (*parse_end == ' ' || *parse_end == '\t' || *parse_end == '\r' || *parse_end == '\n')){
+	while(document && parse_end < text.end && is_space(*parse_end)){
 		parse_end++;
 	}
 	if(document == NULL || parse_end != text.end){
@@ -315,7 +607,8 @@ static bool read_document(const char *path, struct text text, struct store *stor
 	struct state_loader loader;
 	state_loader_init(&loader, store, problem, sizeof(problem));
 	bool loaded = state_from_json(document, store, problem, sizeof(problem))
-		&& state_check_header(&loader, document, journal_sequence);
+		&& state_check_header(&loader, document, &header->journal_sequence)
+		&& state_read_journal_ids(&loader, document, &header->ids);
 	if(!loaded){
 		snprintf(error, error_len, "state file %s: %s", path, problem);
 		store_clear(store);
@@ -324,18 +617,75 @@ static bool read_document(const char *path, struct text text, struct store *stor
 	return loaded;
 }
 
-bool snapshot_read(const char *path, struct store *store, int64_t *journal_sequence,
+/* ---- opening ---- */
+
+int state_open_regular(const char *path, int flags, mode_t mode, const char *kind, char *error, size_t error_len)
+{
+	int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+	int saved = errno;
+	struct stat info;
+	if(fd < 0 && saved == ELOOP){
+		snprintf(error, error_len, "%s %s is a symbolic link; the state folder's files must be "
+				"regular files (links are not followed)", kind, path);
+	}else if(fd < 0 && saved == ENXIO){
+		/* Opening a FIFO without a reader for writing. */
+		snprintf(error, error_len, "%s %s is not a regular file", kind, path);
+	}else if(fd < 0){
+		snprintf(error, error_len, "cannot open %s %s: %s", kind, path, strerror(saved));
+	}else if(fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)){
+		snprintf(error, error_len, "%s %s is not a regular file", kind, path);
+		saved = EINVAL;
+	}else if(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0){
+		saved = errno;
+		snprintf(error, error_len, "cannot open %s %s: %s", kind, path, strerror(saved));
+	}else{
+		return fd;
+	}
+	if(fd >= 0){
+		close(fd);
+	}
+	errno = saved;
+	return -1;
+}
+
+/* ---- reading ---- */
+
+static bool read_mapped(const char *path, struct text text, struct store *store, struct snapshot_header *header,
 		char *error, size_t error_len)
 {
-	*journal_sequence = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char problem[512];
+	enum outcome outcome = read_layout(text, store, header, problem, sizeof(problem));
+	if(outcome == NOT_OUR_LAYOUT){
+		store_clear(store);
+		outcome = read_items(text, store, header, problem, sizeof(problem));
+	}
+	if(outcome == READ_INVALID){
+		snprintf(error, error_len, "state file %s: %s", path, problem);
+	}
+	if(outcome != READ_OK){
+		store_clear(store);
+	}
+	if(outcome == NOT_OUR_LAYOUT){
+		/* Something the scan did not expect: the whole document decides,
+		 * and says where a file that is not JSON goes wrong. */
+		*header = (struct snapshot_header){0};
+		return read_document(path, text, store, header, error, error_len);
+	}
+	return outcome == READ_OK;
+}
+
+bool snapshot_read(const char *path, struct store *store, struct snapshot_header *header,
+		char *error, size_t error_len)
+{
+	*header = (struct snapshot_header){0};
+	int fd = state_open_regular(path, O_RDONLY, 0, "state file", error, error_len);
 	if(fd < 0){
-		snprintf(error, error_len, "cannot open state file %s: %s", path, strerror(errno));
-		return errno == ENOENT;
+		header->missing = errno == ENOENT;
+		return header->missing;
 	}
 	struct stat info;
-	if(fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)){
-		snprintf(error, error_len, "state file %s is not a regular file", path);
+	if(fstat(fd, &info) != 0){
+		snprintf(error, error_len, "cannot read state file %s: %s", path, strerror(errno));
 		close(fd);
 		return false;
 	}
@@ -345,24 +695,14 @@ bool snapshot_read(const char *path, struct store *store, int64_t *journal_seque
 		return false;
 	}
 	void *map = mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	int saved = errno;
 	close(fd);
 	if(map == MAP_FAILED){
-		snprintf(error, error_len, "cannot read state file %s: %s", path, strerror(errno));
+		snprintf(error, error_len, "cannot read state file %s: %s", path, strerror(saved));
 		return false;
 	}
 	struct text text = {map, (const char *)map + info.st_size};
-	char problem[512];
-	enum outcome outcome = read_layout(text, store, journal_sequence, problem, sizeof(problem));
-	bool loaded = outcome == READ_OK;
-	if(outcome == READ_INVALID){
-		snprintf(error, error_len, "state file %s: %s", path, problem);
-	}
-	if(outcome != READ_OK){
-		store_clear(store);
-	}
-	if(outcome == NOT_OUR_LAYOUT){
-		loaded = read_document(path, text, store, journal_sequence, error, error_len);
-	}
+	bool loaded = read_mapped(path, text, store, header, error, error_len);
 	munmap(map, (size_t)info.st_size);
 	return loaded;
 }

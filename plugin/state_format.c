@@ -329,8 +329,9 @@ struct role *state_parse_role(struct state_loader *loader, const cJSON *item, in
 bool state_load_role(struct state_loader *loader, const cJSON *item, int index)
 {
 	struct role *role = state_parse_role(loader, item, index);
-	if(role){
-		store_link_role(loader->store, role);
+	if(role && !store_link_role(loader->store, role)){
+		role_free(role);
+		return fail(loader, "out of memory");
 	}
 	return role != NULL;
 }
@@ -423,7 +424,8 @@ bool state_add_token(struct state_loader *loader, struct token *token, int index
 	enum store_added added = store_add_token(loader->store, token, token->role);
 	if(added != STORE_ADDED){
 		set_item(loader, "token", index, token->name);
-		fail(loader, "duplicate %s", added == STORE_NAME_TAKEN ? "name" : "hash");
+		fail(loader, "%s", added == STORE_NAME_TAKEN ? "duplicate name"
+				: added == STORE_HASH_TAKEN ? "duplicate hash" : "out of memory");
 		token_free(token);
 		return false;
 	}
@@ -473,6 +475,37 @@ bool state_check_header(struct state_loader *loader, const cJSON *document, int6
 		*journal_sequence = (int64_t)sequence->valuedouble;
 	}
 	return true;
+}
+
+bool journal_id_is_valid(const char *text)
+{
+	size_t length = strlen(text);
+	return length == JOURNAL_ID_HEX_LEN && strspn(text, "0123456789abcdef") == length;
+}
+
+/* An absent member leaves out as "" and *present false. */
+static bool read_journal_id(struct state_loader *loader, const cJSON *document, const char *key,
+		bool empty_allowed, char out[JOURNAL_ID_HEX_LEN + 1], bool *present)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(document, key);
+	out[0] = '\0';
+	*present = item != NULL;
+	if(item == NULL){
+		return true;
+	}
+	if(!cJSON_IsString(item) || !(journal_id_is_valid(item->valuestring) || (empty_allowed && item->valuestring[0] == '\0'))){
+		return fail(loader, "'%s' is not %d lowercase hex digits", key, JOURNAL_ID_HEX_LEN);
+	}
+	memcpy(out, item->valuestring, strlen(item->valuestring) + 1);
+	return true;
+}
+
+bool state_read_journal_ids(struct state_loader *loader, const cJSON *document, struct journal_ids *ids)
+{
+	bool present;
+	set_item(loader, NULL, 0, NULL);
+	return read_journal_id(loader, document, "journalId", false, ids->id, &present)
+		&& read_journal_id(loader, document, "previousJournalId", true, ids->previous, &ids->has_previous);
 }
 
 static bool load_document(struct state_loader *loader, const cJSON *document)

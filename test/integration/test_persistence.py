@@ -103,8 +103,10 @@ def test_file_shape_mode_and_every_change_on_disk_before_the_reply(broker, clien
     assert broker.stop() == 0
     with open(broker.state_file) as f:
         folded = json.load(f)
-    assert set(folded) == {"version", "journalSequence", "roles", "tokens"}
-    del folded["journalSequence"]
+    # The journal ids tie a snapshot to its journal (docs/state-file.md).
+    assert set(folded) - {"journalId", "previousJournalId"} == {"version", "journalSequence", "roles", "tokens"}
+    for key in ("journalSequence", "journalId", "previousJournalId"):
+        folded.pop(key, None)
     assert folded == document
     assert mode(broker.state_file) == 0o600
     assert leftovers(broker, journal_allowed=False) == []

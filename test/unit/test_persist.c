@@ -74,10 +74,20 @@ static void saved_state_loads_back_equal(void **state)
 	}
 	test_assert_stores_equal(&fixture->store, &loaded);
 
-	/* Saving what was loaded writes the same bytes. */
+	/* Saving what was loaded writes the same bytes, but for the journal
+	 * ids: each snapshot has a new one. */
+	char *first = test_read_file(fixture->path, NULL);
 	struct test_snapshot before;
+	test_strip_journal_ids(fixture->path);
 	test_snapshot_take(&before, fixture->path);
 	assert_true(persist_save(fixture->persist, &loaded, fixture->error, sizeof(fixture->error)));
+	char *second = test_read_file(fixture->path, NULL);
+	assert_non_null(first);
+	assert_non_null(second);
+	assert_string_not_equal(first, second);
+	free(first);
+	free(second);
+	test_strip_journal_ids(fixture->path);
 	test_snapshot_assert_unchanged(&before, fixture->path);
 	test_snapshot_free(&before);
 	store_clear(&loaded);
@@ -477,6 +487,11 @@ static void short_writes_still_write_everything(void **state)
 	/* The snapshot also says which journal changes it holds. */
 	assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(written, "journalSequence")));
 	cJSON_DeleteItemFromObjectCaseSensitive(written, "journalSequence");
+	/* And which journal may follow it. */
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(written, "journalId");
+	assert_true(cJSON_IsString(id) && strlen(id->valuestring) == 32);
+	cJSON_DeleteItemFromObjectCaseSensitive(written, "journalId");
+	cJSON_DeleteItemFromObjectCaseSensitive(written, "previousJournalId");
 	cJSON *expected = state_to_json(&fixture->store);
 	assert_true(cJSON_Compare(written, expected, true));
 	cJSON_Delete(written);

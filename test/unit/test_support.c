@@ -579,3 +579,25 @@ void test_assert_stores_equal(const struct store *expected, const struct store *
 	free(a_tokens);
 	free(b_tokens);
 }
+
+void test_strip_journal_ids(const char *path)
+{
+	size_t length;
+	char *text = test_read_file(path, &length);
+	assert_non_null(text);
+	char *out = malloc(length + 1);
+	assert_non_null(out);
+	size_t used = 0;
+	for(char *line = text; line < text + length;){
+		char *newline = memchr(line, '\n', (size_t)(text + length - line));
+		char *next = newline ? newline + 1 : text + length;
+		if(strncmp(line, "\"journalId\": ", 13) != 0 && strncmp(line, "\"previousJournalId\": ", 21) != 0){
+			memcpy(out + used, line, (size_t)(next - line));
+			used += (size_t)(next - line);
+		}
+		line = next;
+	}
+	test_write_file(path, out, used);
+	free(out);
+	free(text);
+}

@@ -60,6 +60,9 @@ void test_write_file(const char *path, const char *content, size_t length);
 /* The file's bytes (NUL-terminated for convenience), or NULL if it does not exist. */
 char *test_read_file(const char *path, size_t *length);
 bool test_file_exists(const char *path);
+/* Rewrites a snapshot in the writer's layout as it was before journal
+ * ids: without its "journalId" and "previousJournalId" lines. */
+void test_strip_journal_ids(const char *path);
 /* How many entries of dir have fragment in their name. */
 size_t test_count_entries_containing(const char *dir, const char *fragment);
 
