@@ -10,6 +10,7 @@
 3. Store scale: start-up time and resident memory per token with 100k and 1M
    tokens; createToken latency over MQTT (median, p99) with 10, 10k, 100k
    and 1M tokens in the store.
+4. Hostile sizes (bench/hostile.py): a 40 MB request, and large replies.
 
 Usage: bench/run.py [--quick]   (--quick: shorter runs, smaller stores)
 """
@@ -24,6 +25,8 @@ import tempfile
 import threading
 import time
 import json
+
+import hostile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -288,6 +291,7 @@ def main():
         in_process()
         startup_and_memory(folder)
         create_token_latency(folder)
+        hostile.hostile_sizes(folder, tokens_broker)
 
 
 if __name__ == "__main__":
