@@ -77,8 +77,17 @@ class Broker:
                     return int(line.split()[1])
 
     def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
+        # Sent again each second: mosquitto 2.0 loses a SIGTERM that comes
+        # right after its listeners open (it sets its run flag after
+        # installing the handlers).
+        for _ in range(60):
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=1)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        raise RuntimeError("mosquitto did not stop on SIGTERM")
 
 
 def ctrl_env():

@@ -303,9 +303,8 @@ class Broker:
         if self.process is None:
             return self.returncode
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout)
+                self._terminate(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -314,6 +313,20 @@ class Broker:
         code = self.process.returncode
         self._reaped(code)
         return code
+
+    def _terminate(self, timeout):
+        """SIGTERM, sent again each second: mosquitto 2.0 sets its run flag
+        after installing its signal handlers (src/mosquitto.c), so a SIGTERM
+        right after the listeners open is lost."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(min(1.0, max(0.01, deadline - time.monotonic())))
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
 
     def kill(self):
         """kill -9: no chance to clean up or save anything."""
