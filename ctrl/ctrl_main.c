@@ -4,7 +4,9 @@
  * mosquitto_ctrl parses the connection options, loads this module and
  * calls ctrl_main with the words after "tokens". The module builds one
  * control request; mosquitto_ctrl connects, subscribes to the response
- * topic, publishes, and hands the first reply to payload_callback.
+ * topic, publishes, and hands the first reply to payload_callback. `list`
+ * is the exception: it needs many requests, which mosquitto_ctrl cannot
+ * make, so it connects by itself and returns "done" (ctrl_list.c).
  *
  * mosquitto_ctrl exits 0 whatever happens after it connects, so the module
  * decides the exit status itself: the reply callback exits 1 on an error
@@ -17,12 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctrl_module.h"
+#include "ctrl_list.h"
 #include "mosq_ctrl.h"
 #include "token_format.h"
-
-#define CONTROL_TOPIC "$CONTROL/tokens/v1"
-#define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
 
 static bool build_create(int argc, char *argv[], cJSON *command)
 {
@@ -36,46 +35,6 @@ static bool build_create(int argc, char *argv[], cJSON *command)
 	return cJSON_AddStringToObject(command, "name", argv[0])
 		&& cJSON_AddStringToObject(command, "role", argv[1])
 		&& cJSON_AddStringToObject(command, "validUntil", valid_until);
-}
-
-static bool parse_count(const char *option, const char *text, int minimum, long *out)
-{
-	char *end;
-	long value = strtol(text, &end, 10);
-	if(end == text || *end != '\0' || value < minimum || value > 2147483647L){
-		fprintf(stderr, "Error: %s needs a whole number of at least %d, not \"%s\"\n", option, minimum, text);
-		return false;
-	}
-	*out = value;
-	return true;
-}
-
-static bool build_list(int argc, char *argv[], cJSON *command)
-{
-	for(int i = 0; i < argc; i += 2){
-		if(i + 1 >= argc){
-			fprintf(stderr, "Error: %s needs a value\n", argv[i]);
-			return false;
-		}
-		long number;
-		if(strcmp(argv[i], "--status") == 0){
-			if(strcmp(argv[i + 1], "valid") && strcmp(argv[i + 1], "invalid") && strcmp(argv[i + 1], "all")){
-				fprintf(stderr, "Error: --status is valid, invalid or all, not \"%s\"\n", argv[i + 1]);
-				return false;
-			}
-			cJSON_AddStringToObject(command, "status", argv[i + 1]);
-		}else if(strcmp(argv[i], "--count") == 0 && parse_count("--count", argv[i + 1], 1, &number)){
-			cJSON_AddNumberToObject(command, "count", (double)number);
-		}else if(strcmp(argv[i], "--offset") == 0 && parse_count("--offset", argv[i + 1], 0, &number)){
-			cJSON_AddNumberToObject(command, "offset", (double)number);
-		}else{
-			if(strcmp(argv[i], "--count") && strcmp(argv[i], "--offset")){
-				fprintf(stderr, "Error: unknown option \"%s\"\n", argv[i]);
-			}
-			return false;
-		}
-	}
-	return true;
 }
 
 /* A 64-digit lowercase hex argument is a hash; anything else a name. */
@@ -183,17 +142,17 @@ static void print_done(const cJSON *data)
 }
 
 static const struct subcommand subcommands[] = {
-	{"create", "createToken", "<name> <role> <validUntil>", 3, 3, build_create, ctrl_print_created_token},
-	{"list", "listTokens", "[--status valid|invalid|all] [--count N] [--offset N]", 0, 6, build_list, ctrl_print_token_table},
-	{"get", "getToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_token},
-	{"revoke", "revokeToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_revoked},
-	{"rotate", "rotateToken", "<name|hash> [validUntil] [--grace 10m]", 1, 4, build_rotate, ctrl_print_rotated},
-	{"createRole", "createRole", "<rolename>", 1, 1, build_rolename, print_done},
-	{"getRole", "getRole", "<rolename>", 1, 1, build_rolename, ctrl_print_role},
-	{"listRoles", "listRoles", "", 0, 0, build_nothing, ctrl_print_roles},
-	{"deleteRole", "deleteRole", "<rolename>", 1, 1, build_rolename, print_done},
-	{"addRoleACL", "addRoleACL", "<rolename> <acltype> <topic> allow|deny [priority]", 4, 5, build_add_acl, print_done},
-	{"removeRoleACL", "removeRoleACL", "<rolename> <acltype> <topic>", 3, 3, build_remove_acl, print_done},
+	{"create", "createToken", "<name> <role> <validUntil>", 3, 3, build_create, ctrl_print_created_token, NULL},
+	{"list", "listTokens", "[--status valid|invalid|all] [--count N] [--offset N]", 0, 6, ctrl_build_list, ctrl_print_list, ctrl_run_list},
+	{"get", "getToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_token, NULL},
+	{"revoke", "revokeToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_revoked, NULL},
+	{"rotate", "rotateToken", "<name|hash> [validUntil] [--grace 10m]", 1, 4, build_rotate, ctrl_print_rotated, NULL},
+	{"createRole", "createRole", "<rolename>", 1, 1, build_rolename, print_done, NULL},
+	{"getRole", "getRole", "<rolename>", 1, 1, build_rolename, ctrl_print_role, NULL},
+	{"listRoles", "listRoles", "", 0, 0, build_nothing, ctrl_print_roles, NULL},
+	{"deleteRole", "deleteRole", "<rolename>", 1, 1, build_rolename, print_done, NULL},
+	{"addRoleACL", "addRoleACL", "<rolename> <acltype> <topic> allow|deny [priority]", 4, 5, build_add_acl, print_done, NULL},
+	{"removeRoleACL", "removeRoleACL", "<rolename> <acltype> <topic>", 3, 3, build_remove_acl, print_done, NULL},
 };
 #define SUBCOMMAND_COUNT (sizeof(subcommands) / sizeof(subcommands[0]))
 
@@ -211,7 +170,9 @@ static void print_usage(FILE *out)
 	fprintf(out, "time (2027-01-01T00:00:00Z). acltype: publishClientSend, publishClientReceive,\n");
 	fprintf(out, "subscribeLiteral, subscribePattern, unsubscribeLiteral, unsubscribePattern.\n");
 	fprintf(out, "Higher priority ACLs are evaluated first. rotate --grace keeps the old token working\n");
-	fprintf(out, "for that long (at most 7d). Lifecycle events: mosquitto_sub -t '$CONTROL/tokens/v1/events'.\n\n");
+	fprintf(out, "for that long (at most 7d). list fetches any number of tokens, 500 per request, and prints\n");
+	fprintf(out, "one table; --count N shows at most N, --offset N skips the first N.\n");
+	fprintf(out, "Lifecycle events: mosquitto_sub -t '$CONTROL/tokens/v1/events'.\n\n");
 }
 
 /* ---- the reply ---- */
@@ -291,8 +252,10 @@ int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
 		}
 		exit(EXIT_USAGE);
 	}
-	char *payload = ctrl_request_payload(sub, sub_argc, argv + 1);
+	/* list runs by itself, or (fallback) hands back its one request */
+	char *payload = sub->run ? sub->run(sub, sub_argc, argv + 1, ctrl) : ctrl_request_payload(sub, sub_argc, argv + 1);
 	if(payload == NULL){
+		if(sub->run) return -1;   /* done: mosquitto_ctrl is not to connect */
 		exit(EXIT_USAGE);
 	}
 	ctrl->request_topic = strdup(CONTROL_TOPIC);

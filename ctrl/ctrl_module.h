@@ -1,7 +1,8 @@
 /*
  * Shared pieces of the mosquitto_ctrl "tokens" module: each subcommand
  * turns its arguments into one control command (a cJSON object) and, when
- * the reply comes, prints the response's data.
+ * the reply comes, prints the response's data. A subcommand with `run`
+ * (list) talks to the broker itself instead, over its own connection.
  */
 #ifndef CTRL_MODULE_H
 #define CTRL_MODULE_H
@@ -11,6 +12,11 @@
 #include <cjson/cJSON.h>
 
 #define EXIT_USAGE 2
+
+#define CONTROL_TOPIC "$CONTROL/tokens/v1"
+#define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
+
+struct mosq_ctrl;
 
 struct subcommand {
 	const char *name;
@@ -22,6 +28,10 @@ struct subcommand {
 	bool (*build)(int argc, char *argv[], cJSON *command);
 	/* Prints a successful response's data (NULL when there is none). */
 	void (*print)(const cJSON *data);
+	/* NULL, or runs the subcommand itself (arguments already counted; it
+	 * exits on failure): NULL when done, or the one request (malloc'd) for
+	 * mosquitto_ctrl to send when it cannot do more here. */
+	char *(*run)(const struct subcommand *sub, int argc, char *argv[], struct mosq_ctrl *ctrl);
 };
 
 /* "30d", "12h", "45m", "2w", "90s" from now, or an RFC 3339 time; the
@@ -42,6 +52,21 @@ char *ctrl_request_payload(const struct subcommand *sub, int argc, char *argv[])
  * went wrong on stderr. Returns the exit status: 0, or 1 for an error
  * response or a reply that is not one. */
 int ctrl_print_reply(const struct subcommand *sub, const void *payload, size_t length);
+
+/* The first response of a parsed reply, or NULL if it is not a tokens reply. */
+const cJSON *ctrl_reply_response(const cJSON *reply);
+/* Prints a response's error as every subcommand does; false if it has none. */
+bool ctrl_print_response_error(const cJSON *response);
+void ctrl_print_not_a_reply(void);
+
+/* ---- token rows gathered from several replies, printed as one table ---- */
+struct token_rows;
+struct token_rows *ctrl_token_rows_new(void);
+/* False when out of memory (the rows added so far stay). */
+bool ctrl_token_rows_add(struct token_rows *rows, const cJSON *tokens);
+long long ctrl_token_rows_count(const struct token_rows *rows);
+void ctrl_token_rows_print(const struct token_rows *rows, long long total);
+void ctrl_token_rows_free(struct token_rows *rows);
 
 void ctrl_print_created_token(const cJSON *data);
 void ctrl_print_token_table(const cJSON *data);

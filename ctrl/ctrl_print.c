@@ -1,9 +1,11 @@
 /*
  * How replies look on a terminal. The list table has the seed console's
- * columns; everything else prints one "Field: value" per line.
+ * columns, one width per column for the whole list (also when it came in
+ * pages); everything else prints one "Field: value" per line.
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctrl_module.h"
@@ -55,6 +57,31 @@ static void token_cells(const cJSON *token, const char *cells[COLUMN_COUNT], cha
 	cells[7] = strcmp(text_of(token, "status"), "valid") == 0 ? "Valid" : "Invalid";
 }
 
+static void widen(int widths[COLUMN_COUNT], const char *const cells[COLUMN_COUNT])
+{
+	for(int c = 0; c < COLUMN_COUNT; c++){
+		int width = display_width(cells[c]);
+		if(width > widths[c]) widths[c] = width;
+	}
+}
+
+static void print_row(const int widths[COLUMN_COUNT], const char *const cells[COLUMN_COUNT])
+{
+	for(int c = 0; c < COLUMN_COUNT; c++){
+		print_cell(cells[c], widths[c], c + 1 == COLUMN_COUNT);
+	}
+}
+
+static void header_widths(int widths[COLUMN_COUNT])
+{
+	for(int c = 0; c < COLUMN_COUNT; c++) widths[c] = display_width(headers[c]);
+}
+
+static void print_footer(long long shown, long long total)
+{
+	printf("%lld of %lld token%s shown. Times are UTC.\n", shown, total, total == 1 ? "" : "s");
+}
+
 void ctrl_print_token_table(const cJSON *data)
 {
 	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(data, "tokens");
@@ -64,25 +91,136 @@ void ctrl_print_token_table(const cJSON *data)
 	const char *cells[COLUMN_COUNT];
 	char short_hash[SHORT_HASH + 1];
 
-	for(int c = 0; c < COLUMN_COUNT; c++) widths[c] = display_width(headers[c]);
+	header_widths(widths);
 	cJSON_ArrayForEach(token, tokens){
 		token_cells(token, cells, short_hash);
-		for(int c = 0; c < COLUMN_COUNT; c++){
-			int width = display_width(cells[c]);
-			if(width > widths[c]) widths[c] = width;
+		widen(widths, cells);
+	}
+	print_row(widths, headers);
+	cJSON_ArrayForEach(token, tokens){
+		token_cells(token, cells, short_hash);
+		print_row(widths, cells);
+	}
+	print_footer(cJSON_GetArraySize(tokens), cJSON_IsNumber(total) ? total->valueint : 0);
+}
+
+/* ---- the rows of a list that came in pages ----
+ * Kept as text, not as cJSON (which takes about 1 KB per token), so that a
+ * store of a million tokens fits in a few hundred MB: each row is its eight
+ * cells, NUL-terminated, one after another, in chunks that never move. */
+
+enum { ROW_CHUNK_BYTES = 1 << 20 };
+
+struct row_chunk {
+	struct row_chunk *next;
+	size_t capacity;
+	size_t used;
+	char text[];
+};
+
+struct token_rows {
+	struct row_chunk *first;
+	struct row_chunk *last;
+	long long count;
+	int widths[COLUMN_COUNT];
+};
+
+struct token_rows *ctrl_token_rows_new(void)
+{
+	struct token_rows *rows = calloc(1, sizeof(*rows));
+	if(rows){
+		header_widths(rows->widths);
+	}
+	return rows;
+}
+
+/* Room for length more bytes at the end of the last chunk. */
+static char *row_room(struct token_rows *rows, size_t length)
+{
+	struct row_chunk *last = rows->last;
+	if(last == NULL || last->capacity - last->used < length){
+		size_t capacity = length > ROW_CHUNK_BYTES ? length : ROW_CHUNK_BYTES;
+		struct row_chunk *chunk = malloc(sizeof(*chunk) + capacity);
+		if(chunk == NULL){
+			return NULL;
 		}
+		chunk->next = NULL;
+		chunk->capacity = capacity;
+		chunk->used = 0;
+		if(last) last->next = chunk;
+		else rows->first = chunk;
+		rows->last = chunk;
+	}
+	return rows->last->text + rows->last->used;
+}
+
+static bool add_row(struct token_rows *rows, const char *const cells[COLUMN_COUNT])
+{
+	size_t lengths[COLUMN_COUNT];
+	size_t length = 0;
+	for(int c = 0; c < COLUMN_COUNT; c++){
+		lengths[c] = strlen(cells[c]) + 1;
+		length += lengths[c];
+	}
+	char *out = row_room(rows, length);
+	if(out == NULL){
+		return false;
 	}
 	for(int c = 0; c < COLUMN_COUNT; c++){
-		print_cell(headers[c], widths[c], c + 1 == COLUMN_COUNT);
+		memcpy(out, cells[c], lengths[c]);
+		out += lengths[c];
 	}
+	rows->last->used += length;
+	rows->count++;
+	widen(rows->widths, cells);
+	return true;
+}
+
+bool ctrl_token_rows_add(struct token_rows *rows, const cJSON *tokens)
+{
+	const cJSON *token;
+	const char *cells[COLUMN_COUNT];
+	char short_hash[SHORT_HASH + 1];
 	cJSON_ArrayForEach(token, tokens){
 		token_cells(token, cells, short_hash);
-		for(int c = 0; c < COLUMN_COUNT; c++){
-			print_cell(cells[c], widths[c], c + 1 == COLUMN_COUNT);
+		if(!add_row(rows, cells)){
+			return false;
 		}
 	}
-	printf("%d of %d token%s shown. Times are UTC.\n", cJSON_GetArraySize(tokens),
-			cJSON_IsNumber(total) ? total->valueint : 0, cJSON_IsNumber(total) && total->valueint == 1 ? "" : "s");
+	return true;
+}
+
+long long ctrl_token_rows_count(const struct token_rows *rows)
+{
+	return rows->count;
+}
+
+void ctrl_token_rows_print(const struct token_rows *rows, long long total)
+{
+	const char *cells[COLUMN_COUNT];
+	print_row(rows->widths, headers);
+	for(const struct row_chunk *chunk = rows->first; chunk; chunk = chunk->next){
+		for(const char *at = chunk->text; at < chunk->text + chunk->used;){
+			for(int c = 0; c < COLUMN_COUNT; c++){
+				cells[c] = at;
+				at += strlen(at) + 1;
+			}
+			print_row(rows->widths, cells);
+		}
+	}
+	print_footer(rows->count, total);
+}
+
+void ctrl_token_rows_free(struct token_rows *rows)
+{
+	if(rows == NULL){
+		return;
+	}
+	for(struct row_chunk *chunk = rows->first, *next; chunk; chunk = next){
+		next = chunk->next;
+		free(chunk);
+	}
+	free(rows);
 }
 
 void ctrl_print_token(const cJSON *data)
@@ -157,25 +295,41 @@ void ctrl_print_roles(const cJSON *data)
 			cJSON_IsNumber(total) && total->valueint == 1 ? "" : "s");
 }
 
+const cJSON *ctrl_reply_response(const cJSON *reply)
+{
+	const cJSON *response = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "responses"), 0);
+	return cJSON_IsObject(response) ? response : NULL;
+}
+
+void ctrl_print_not_a_reply(void)
+{
+	fprintf(stderr, "Error: the broker's reply is not a tokens plugin response\n");
+}
+
+bool ctrl_print_response_error(const cJSON *response)
+{
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(response, "error");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(response, "code");
+	if(!cJSON_IsString(error)){
+		return false;
+	}
+	fprintf(stderr, "Error: %s%s%s%s\n", error->valuestring, cJSON_IsString(code) ? " (" : "",
+			cJSON_IsString(code) ? code->valuestring : "", cJSON_IsString(code) ? ")" : "");
+	return true;
+}
+
 int ctrl_print_reply(const struct subcommand *sub, const void *payload, size_t length)
 {
 	cJSON *reply = cJSON_ParseWithLength(payload, length);
-	const cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
-	const cJSON *response = cJSON_GetArrayItem(responses, 0);
+	const cJSON *response = ctrl_reply_response(reply);
 	int status = 0;
-	if(!cJSON_IsObject(response)){
-		fprintf(stderr, "Error: the broker's reply is not a tokens plugin response\n");
+	if(response == NULL){
+		ctrl_print_not_a_reply();
+		status = 1;
+	}else if(ctrl_print_response_error(response)){
 		status = 1;
 	}else{
-		const cJSON *error = cJSON_GetObjectItemCaseSensitive(response, "error");
-		const cJSON *code = cJSON_GetObjectItemCaseSensitive(response, "code");
-		if(cJSON_IsString(error)){
-			fprintf(stderr, "Error: %s%s%s%s\n", error->valuestring, cJSON_IsString(code) ? " (" : "",
-					cJSON_IsString(code) ? code->valuestring : "", cJSON_IsString(code) ? ")" : "");
-			status = 1;
-		}else{
-			sub->print(cJSON_GetObjectItemCaseSensitive(response, "data"));
-		}
+		sub->print(cJSON_GetObjectItemCaseSensitive(response, "data"));
 	}
 	cJSON_Delete(reply);
 	return status;

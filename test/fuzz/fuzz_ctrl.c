@@ -12,8 +12,9 @@
  *
  * The arguments are turned into a request as the module would send it (it
  * must then be one JSON command); the reply is printed as the module would
- * print it (to /dev/null), whatever the subcommand. A reply comes from the
- * network: no reply may crash the module, leak or read out of bounds.
+ * print it (to /dev/null), whatever the subcommand, and taken twice as a
+ * page of `tokens list` (gathered rows, then the table). A reply comes from
+ * the network: no reply may crash the module, leak or read out of bounds.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
-#include "ctrl_module.h"
+#include "ctrl_list.h"
 
 #define MAX_WORDS 8
 
@@ -56,12 +57,8 @@ static int split_words(char *text, char *words[MAX_WORDS])
 	return count;
 }
 
-static void check_request(const struct subcommand *sub, int argc, char *argv[])
+static void check_one_command(char *payload)
 {
-	char *payload = ctrl_request_payload(sub, argc, argv);
-	if(payload == NULL){
-		return;   /* refused arguments */
-	}
 	cJSON *request = cJSON_Parse(payload);
 	const cJSON *commands = cJSON_GetObjectItemCaseSensitive(request, "commands");
 	if(cJSON_GetArraySize(commands) != 1){
@@ -70,6 +67,48 @@ static void check_request(const struct subcommand *sub, int argc, char *argv[])
 	}
 	cJSON_Delete(request);
 	free(payload);
+}
+
+static void check_request(const struct subcommand *sub, int argc, char *argv[])
+{
+	char *payload = ctrl_request_payload(sub, argc, argv);
+	if(payload == NULL){
+		return;   /* refused arguments */
+	}
+	check_one_command(payload);
+	struct list_options options;
+	if(strcmp(sub->name, "list") == 0 && ctrl_parse_list_options(argc, argv, &options)){
+		struct list_pager pager;
+		if(!ctrl_list_pager_init(&pager, &options, 500)){
+			abort();
+		}
+		char *page = ctrl_list_page_request(&pager);
+		if(page == NULL){
+			abort();
+		}
+		check_one_command(page);
+		ctrl_list_pager_free(&pager);
+	}
+}
+
+/* The reply as two pages of a list: the first page's request is the one
+ * answered, so a reply without correlationData counts. */
+static void check_pages(const uint8_t *reply, size_t length)
+{
+	struct list_options options = {.status = NULL, .count = -1, .offset = 0};
+	struct list_pager pager;
+	if(!ctrl_list_pager_init(&pager, &options, 500)){
+		abort();
+	}
+	enum page_outcome outcome = PAGE_MORE;
+	for(int page = 0; page < 2 && outcome == PAGE_MORE; page++){
+		free(ctrl_list_page_request(&pager));
+		outcome = ctrl_list_take_page(&pager, (const char *)reply, length);
+	}
+	if(outcome == PAGE_MORE || outcome == PAGE_LAST){
+		ctrl_token_rows_print(pager.rows, pager.total);
+	}
+	ctrl_list_pager_free(&pager);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -100,5 +139,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		(void)ctrl_print_reply(sub, reply, reply_length);
 	}
+	check_pages(reply, reply_length);
 	return 0;
 }
