@@ -107,7 +107,7 @@ int ctrl_init(int argc, char *argv[])
 	}
 	const char *path = argv[0], *name = argv[1];
 	const char *validity = argc == 3 ? argv[2] : DEFAULT_ADMIN_VALIDITY;
-	const char *problem = name_problem(name, NAME_MAX_CHARS);
+	const char *problem = new_name_problem(name, NAME_MAX_CHARS);
 	int64_t now = (int64_t)time(NULL), valid_until;
 	char valid_until_text[RFC3339_LEN + 1];
 	if(problem){

@@ -177,6 +177,18 @@ static enum page_outcome take_data(struct list_pager *pager, const cJSON *data)
 	return received == 0 || pager->next_offset >= pager->total || counted ? PAGE_LAST : PAGE_MORE;
 }
 
+/* A page too large for the broker's reply limit (plugin_opt_max_reply_bytes
+ * set low, or long requester names) is asked for again, half as large. */
+static bool halved_after_limit(struct list_pager *pager, const cJSON *response)
+{
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(response, "code");
+	if(!cJSON_IsString(code) || strcmp(code->valuestring, "limit") != 0 || pager->page_size <= 1){
+		return false;
+	}
+	pager->page_size /= 2;
+	return true;
+}
+
 enum page_outcome ctrl_list_take_page(struct list_pager *pager, const char *payload, size_t length)
 {
 	cJSON *reply = cJSON_ParseWithLength(payload, length);
@@ -187,6 +199,8 @@ enum page_outcome ctrl_list_take_page(struct list_pager *pager, const char *payl
 		outcome = PAGE_ERROR;
 	}else if(!answers_latest(pager, response)){
 		outcome = PAGE_NOT_OURS;
+	}else if(halved_after_limit(pager, response)){
+		outcome = PAGE_MORE;
 	}else if(ctrl_print_response_error(response)){
 		outcome = PAGE_ERROR;
 	}else{

@@ -35,6 +35,7 @@ struct command_context {
 	/* Bytes the response may take in the reply (0: no limit): a command
 	 * that lists things stops and fails with CODE_LIMIT past it. */
 	int64_t reply_room;
+	bool changed;        /* command_apply committed a change */
 };
 
 typedef void (*command_handler)(struct command_context *context);

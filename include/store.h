@@ -97,8 +97,14 @@ const char *acl_type_name(enum acl_type type);
 bool acl_type_from_name(const char *name, enum acl_type *type);
 
 /* Names: 1..max_chars code points of valid UTF-8, no control characters,
- * no leading or trailing space. Returns NULL if valid, else the reason. */
+ * no leading or trailing space. Returns NULL if valid, else the reason.
+ * This is what a stored name must be: state files written before the
+ * stricter rule below keep loading. */
 const char *name_problem(const char *name, size_t max_chars);
+/* What a new name must be (createToken, createRole, tokens init): also
+ * nothing that makes it look like another name or like none (see
+ * docs/protocol.md, the name rule). */
+const char *new_name_problem(const char *name, size_t max_chars);
 
 void store_init(struct store *store);
 void store_clear(struct store *store);

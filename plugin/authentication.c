@@ -27,7 +27,7 @@ static const char *client_label(const struct mosquitto *client)
  * form is SPEC section 2's, for log watchers (examples/fail2ban/). */
 static int refuse(struct tokens_plugin *plugin, const struct mosquitto *client, const char *reason, const char *which)
 {
-	char client_id[LOG_TEXT_SIZE];
+	char client_id[LOG_TEXT_SIZE], what[LOG_TEXT_SIZE];
 	const char *address = mosquitto_client_address(client);
 	sessions_unbind(&plugin->sessions, client);
 	if(!plugin->rechecking_logins){
@@ -35,7 +35,7 @@ static int refuse(struct tokens_plugin *plugin, const struct mosquitto *client, 
 	}
 	plugin->log(MOSQ_LOG_NOTICE, "tokens: refused login from %s client %s: %s%s",
 			address ? address : "unknown", log_text_escape(mosquitto_client_id(client), client_id),
-			reason, which ? which : "");
+			reason, which ? log_text_escape(which, what) : "");
 	return MOSQ_ERR_AUTH;
 }
 

@@ -152,6 +152,18 @@ void command_get_role(struct command_context *context)
 	}
 }
 
+/* Bytes the role takes in a reply; false when it would pass the room. */
+static bool fits(cJSON *item, int64_t room, int64_t *used)
+{
+	if(room == 0){
+		return true;
+	}
+	char *text = cJSON_PrintUnformatted(item);
+	*used += text ? (int64_t)strlen(text) + 1 : room + 1;
+	free(text);
+	return *used <= room;
+}
+
 void command_list_roles(struct command_context *context)
 {
 	size_t count;
@@ -159,15 +171,23 @@ void command_list_roles(struct command_context *context)
 	cJSON *data = cJSON_CreateObject();
 	cJSON *list = cJSON_AddArrayToObject(data, "roles");
 	bool ok = roles && list && cJSON_AddNumberToObject(data, "totalCount", (double)count);
+	bool too_large = false;
+	int64_t used = 0, room = context->reply_room > 128 ? context->reply_room - 128 : context->reply_room ? 1 : 0;
 	for(size_t i = 0; ok && i < count; i++){
 		cJSON *item = role_to_json(roles[i]);
-		ok = item && cJSON_AddItemToArray(list, item);
+		too_large = item && !fits(item, room, &used);
+		ok = item && !too_large && cJSON_AddItemToArray(list, item);
 		if(!ok) cJSON_Delete(item);
 	}
 	free(roles);
 	if(!ok){
 		cJSON_Delete(data);
 		data = NULL;
+	}
+	if(too_large){
+		command_fail(context, CODE_LIMIT, "The roles would make the reply larger than plugin_opt_max_reply_bytes "
+				"allows: read them one at a time with getRole");
+		return;
 	}
 	command_reply(context, data);
 }

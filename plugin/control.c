@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <mosquitto.h>
+#include <openssl/crypto.h>
 
 #include "command.h"
 #include "control.h"
@@ -91,6 +92,7 @@ bool command_apply(struct command_context *context, struct change *change)
 		return command_fail(context, CODE_STORAGE, "The change could not be saved, nothing was changed: %s", error);
 	}
 	tokens_plugin_commit(plugin, change);
+	context->changed = true;
 	return true;
 }
 
@@ -127,7 +129,21 @@ static cJSON *error_response(const char *command, const char *code, const char *
 	return response;
 }
 
-static void run_command(struct tokens_plugin *plugin, const char *requester, int64_t now,
+/* The command's name and correlationData, echoed before any check so
+ * that even a refused command can be matched. */
+static void echo_identity(const cJSON *command, cJSON *response)
+{
+	const cJSON *name_item = cJSON_GetObjectItemCaseSensitive(command, "command");
+	bool name_usable = cJSON_IsString(name_item) && !strchr(name_item->valuestring, FIELD_NUL_MARKER);
+	cJSON_AddStringToObject(response, "command", name_usable ? name_item->valuestring : "Unknown command");
+	const cJSON *correlation_item = cJSON_GetObjectItemCaseSensitive(command, "correlationData");
+	if(cJSON_IsString(correlation_item) && !strchr(correlation_item->valuestring, FIELD_NUL_MARKER)){
+		cJSON_AddStringToObject(response, "correlationData", correlation_item->valuestring);
+	}
+}
+
+/* Returns whether the command changed the store. */
+static bool run_command(struct tokens_plugin *plugin, const char *requester, int64_t now,
 		const cJSON *command, cJSON *response, int64_t reply_room)
 {
 	struct command_context context = {
@@ -137,28 +153,22 @@ static void run_command(struct tokens_plugin *plugin, const char *requester, int
 	const char *name;
 	const char *correlation = NULL;
 
-	const cJSON *name_item = cJSON_GetObjectItemCaseSensitive(command, "command");
-	bool name_usable = cJSON_IsString(name_item) && !strchr(name_item->valuestring, FIELD_NUL_MARKER);
-	cJSON_AddStringToObject(response, "command", name_usable ? name_item->valuestring : "Unknown command");
-	/* Echoed before any check, so that even a refused command can be matched. */
-	const cJSON *correlation_item = cJSON_GetObjectItemCaseSensitive(command, "correlationData");
-	if(cJSON_IsString(correlation_item) && !strchr(correlation_item->valuestring, FIELD_NUL_MARKER)){
-		cJSON_AddStringToObject(response, "correlationData", correlation_item->valuestring);
-	}
+	echo_identity(command, response);
 	if(!field_string(&context, "command", &name)
 			|| !field_optional_string(&context, "correlationData", &correlation)){
-		return;
+		return false;
 	}
 	command_handler handler = find_handler(name);
 	if(handler == NULL){
 		command_fail(&context, CODE_INVALID, "Unknown command '%s'", name);
-		return;
+		return false;
 	}
 	handler(&context);
 	/* Here, once the handler is done with the change it applied. */
 	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
 		tokens_plugin_snapshot(plugin);
 	}
+	return context.changed;
 }
 
 /* Copies the payload, replacing each escaped NUL inside a string with
@@ -220,44 +230,102 @@ static cJSON *parse_request(const char *payload, size_t payload_len)
 	return request;
 }
 
-/* How many bytes the response adds to the reply (with its comma). */
+/* How many bytes the response adds to the reply (with its comma). The
+ * text may hold a new secret: wiped before it is freed. */
 static int64_t response_size(const cJSON *response)
 {
 	char *text = cJSON_PrintUnformatted(response);
-	int64_t size = text ? (int64_t)strlen(text) + 1 : INT64_MAX;
+	size_t length = text ? strlen(text) : 0;
+	int64_t size = text ? (int64_t)length + 1 : INT64_MAX;
+	if(text){
+		OPENSSL_cleanse(text, length);
+	}
 	free(text);
 	return size;
 }
 
-/* A response the reply has no room for loses its data. Only commands
- * that change nothing get here: the others are not run without room. */
-static void drop_oversized_data(cJSON *response, int64_t max_reply_bytes)
+/* Room kept for each command after the current one: its minimal refusal
+ * (minimal_refusal below, with its comma) always fits. */
+#define REFUSAL_BYTES 160
+
+static void minimal_refusal(cJSON *response)
 {
-	char message[200];
-	snprintf(message, sizeof(message), "The answer would make the reply larger than %lld bytes "
-			"(plugin_opt_max_reply_bytes): ask for less at a time (listTokens takes 'count' and 'offset')",
-			(long long)max_reply_bytes);
-	cJSON_DeleteItemFromObjectCaseSensitive(response, "data");
-	cJSON_DeleteItemFromObjectCaseSensitive(response, "error");
-	cJSON_DeleteItemFromObjectCaseSensitive(response, "code");
-	cJSON_AddStringToObject(response, "error", message);
+	while(response->child){
+		cJSON_Delete(cJSON_DetachItemViaPointer(response, response->child));
+	}
+	cJSON_AddStringToObject(response, "command", "Unknown command");
+	cJSON_AddStringToObject(response, "error", "The reply is full: this command was not run");
 	cJSON_AddStringToObject(response, "code", code_names[CODE_LIMIT]);
 }
 
-/* Room kept for a command's response before it may run: enough for any
- * answer of a command that changes something (its requester's name may
- * need six bytes per byte once escaped). */
-static int64_t reserve_for(const char *requester)
+/* An answer the reply has no room for is replaced by a refusal that keeps
+ * the command's name and correlationData when they fit. Only commands
+ * that changed nothing get here: the others are not run without room. */
+static void refuse_for_size(cJSON *response, const char *sentence, int64_t room)
 {
-	return 4096 + 6 * (int64_t)strlen(requester);
+	cJSON_DeleteItemFromObjectCaseSensitive(response, "data");
+	cJSON_DeleteItemFromObjectCaseSensitive(response, "error");
+	cJSON_DeleteItemFromObjectCaseSensitive(response, "code");
+	cJSON_AddStringToObject(response, "error", sentence);
+	cJSON_AddStringToObject(response, "code", code_names[CODE_LIMIT]);
+	if(response_size(response) > room){
+		minimal_refusal(response);
+	}
 }
 
+/* Room a command needs before it may run: enough for any answer of a
+ * command that changes something, its requester's name and its own name
+ * and correlationData echoed (six bytes per byte at worst, escaped). */
+static int64_t reserve_for(const char *requester, const cJSON *command)
+{
+	int64_t echoed = 0;
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(command, "command");
+	const cJSON *correlation = cJSON_GetObjectItemCaseSensitive(command, "correlationData");
+	echoed += cJSON_IsString(name) ? (int64_t)strlen(name->valuestring) : 0;
+	echoed += cJSON_IsString(correlation) ? (int64_t)strlen(correlation->valuestring) : 0;
+	return 4096 + 6 * ((int64_t)strlen(requester) + echoed);
+}
+
+/* One response that fits in room bytes (a refusal when the answer does
+ * not); returns its size. */
+static int64_t answer_within(struct tokens_plugin *plugin, const char *requester, int64_t now,
+		const cJSON *command, cJSON *response, int64_t room)
+{
+	if(!cJSON_IsObject(command)){
+		cJSON_AddStringToObject(response, "command", "Unknown command");
+		cJSON_AddStringToObject(response, "error", "A command must be a JSON object");
+		cJSON_AddStringToObject(response, "code", "invalid");
+		return response_size(response);
+	}
+	if(room && room - REFUSAL_BYTES < reserve_for(requester, command)){
+		echo_identity(command, response);
+		refuse_for_size(response, "The reply is full (plugin_opt_max_reply_bytes): this command was not run; "
+				"send it in another request", room);
+		return response_size(response);
+	}
+	bool changed = run_command(plugin, requester, now, command, response, room ? room - REFUSAL_BYTES : 0);
+	int64_t size = room ? response_size(response) : 0;
+	if(room && size > room && !changed){
+		char sentence[200];
+		snprintf(sentence, sizeof(sentence), "The answer would make the reply larger than %lld bytes "
+				"(plugin_opt_max_reply_bytes): ask for less at a time (listTokens takes 'count' and 'offset')",
+				(long long)plugin->limits.reply_bytes);
+		refuse_for_size(response, sentence, room);
+		size = response_size(response);
+	}
+	return size;
+}
+
+/* The reply never outgrows plugin_opt_max_reply_bytes: each command may
+ * use what the ones before left, less a refusal's room for each command
+ * after it, so that every command still gets its response. */
 static void run_commands(struct tokens_plugin *plugin, const char *requester, const cJSON *commands_item,
 		cJSON *responses)
 {
 	int64_t now = plugin->now();
 	int64_t max_reply = plugin->limits.reply_bytes;
 	int64_t used = (int64_t)strlen("{\"responses\":[]}");
+	int64_t after = cJSON_GetArraySize(commands_item);
 	const cJSON *command;
 	cJSON_ArrayForEach(command, commands_item){
 		cJSON *response = cJSON_CreateObject();
@@ -265,25 +333,9 @@ static void run_commands(struct tokens_plugin *plugin, const char *requester, co
 			break;
 		}
 		cJSON_AddItemToArray(responses, response);
-		int64_t room = max_reply ? max_reply - used : 0;
-		if(!cJSON_IsObject(command)){
-			cJSON_AddStringToObject(response, "command", "Unknown command");
-			cJSON_AddStringToObject(response, "error", "A command must be a JSON object");
-			cJSON_AddStringToObject(response, "code", "invalid");
-		}else if(max_reply && room < reserve_for(requester)){
-			cJSON_AddStringToObject(response, "command", "Unknown command");
-			cJSON_AddStringToObject(response, "error", "The reply is full (plugin_opt_max_reply_bytes): "
-					"this command was not run; send it in another request");
-			cJSON_AddStringToObject(response, "code", code_names[CODE_LIMIT]);
-		}else{
-			run_command(plugin, requester, now, command, response, room);
-		}
-		int64_t size = max_reply ? response_size(response) : 0;
-		if(max_reply && size > room){
-			drop_oversized_data(response, max_reply);
-			size = response_size(response);
-		}
-		used += size;
+		after--;
+		int64_t room = max_reply ? max_reply - used - after * REFUSAL_BYTES : 0;
+		used += answer_within(plugin, requester, now, command, response, room);
 	}
 }
 

@@ -98,7 +98,7 @@ bool field_name(struct command_context *context, const char *key, size_t max_cha
 	if(!field_string(context, key, out)){
 		return false;
 	}
-	const char *problem = name_problem(*out, max_chars);
+	const char *problem = new_name_problem(*out, max_chars);
 	if(problem){
 		return command_fail(context, CODE_INVALID, "Field '%s' %s (1 to %zu characters, no control characters)",
 				key, problem, max_chars);

@@ -48,7 +48,9 @@ static bool is_plain_ascii(const char *text, size_t bytes)
 
 /* Characters that make two names look alike, or a name look like none:
  * invisible format characters (zero-width space, BOM, bidirectional
- * overrides), line and paragraph separators, white space at either end
+ * overrides) and every other character Unicode says to draw as nothing
+ * (Default_Ignorable_Code_Point: fillers, variation selectors, the
+ * combining grapheme joiner), line and paragraph separators, white space at either end
  * (no-break and ideographic spaces too), a combining mark with nothing to
  * combine with, and spellings that are not in NFC (so that "é" is one
  * name however it was typed). */
@@ -60,7 +62,8 @@ static const char *unicode_problem(const char *name, size_t bytes)
 	for(const uint8_t *at = u8_next(&current, text); at != NULL; at = u8_next(&current, at)){
 		last = current;
 		if(uc_is_general_category(current, UC_CATEGORY_Cf) || uc_is_general_category(current, UC_CATEGORY_Zl)
-				|| uc_is_general_category(current, UC_CATEGORY_Zp)){
+				|| uc_is_general_category(current, UC_CATEGORY_Zp)
+				|| uc_is_property_default_ignorable_code_point(current)){
 			return "must not hold invisible format characters or line separators";
 		}
 	}
@@ -100,8 +103,16 @@ const char *name_problem(const char *name, size_t max_chars)
 	if(name[0] == ' ' || name[bytes - 1] == ' '){
 		return "must not start or end with a space";
 	}
-	/* Most names are ASCII, and a million load at start-up. */
-	return is_plain_ascii(name, bytes) ? NULL : unicode_problem(name, bytes);
+	return NULL;
+}
+
+const char *new_name_problem(const char *name, size_t max_chars)
+{
+	const char *problem = name_problem(name, max_chars);
+	if(problem == NULL && !is_plain_ascii(name, strlen(name))){
+		problem = unicode_problem(name, strlen(name));
+	}
+	return problem;
 }
 
 void store_init(struct store *store)

@@ -172,16 +172,17 @@ def test_list_larger_than_one_reply(tmp_path):
         finish_broker(broker)
 
 
-def test_a_page_the_broker_refuses_is_an_error(tmp_path):
-    """A reply limit smaller than one page: the limit error is printed as
-    errors are, nothing on stdout, exit 1."""
+def test_a_page_too_large_for_the_broker_is_asked_for_in_smaller_pages(tmp_path):
+    """A reply limit smaller than one page of 500 (16 KiB holds about 50
+    tokens): the module halves its page until the broker answers, and still
+    lists every token once, in order."""
     tokens = many_tokens(800, seed=5)
     broker, init = small_reply_broker(tmp_path, tokens, 16384)
     try:
-        result = run_ctrl("list", port=broker.port, username="admin", password=init.token, timeout=30)
-        expect_error(result, "(limit)")
-        assert "Error: " in result.stderr and "plugin_opt_max_reply_bytes" in result.stderr, str(result)
-        assert "no reply" not in result.stderr, str(result)
+        result = expect_ok(run_ctrl("list", port=broker.port, username="admin", password=init.token, timeout=60))
+        rows, footer = table(result.stdout)
+        assert len({r["Name"] for r in rows}) == len(rows) == 801
+        assert footer == "801 of 801 tokens shown. Times are UTC."
     finally:
         finish_broker(broker)
 
@@ -336,12 +337,26 @@ def test_stray_replies_are_skipped_and_an_error_mid_way_fails(fake_plugin):
         stray["data"]["tokens"] = stray["data"]["tokens"][:1]
         if n == 3:
             return [stray, {"command": "listTokens", "correlationData": command["correlationData"],
-                            "error": "The reply would be too large", "code": "limit"}]
+                            "error": "Something broke", "code": "internal"}]
         return [stray, fake_page(command, 1700)]
     fake = fake_plugin(answer)
-    expect_error(list_from(fake), "Error: The reply would be too large (limit)")
+    expect_error(list_from(fake), "Error: Something broke (internal)")
     assert [c.get("offset", 0) for c in fake.requests] == [0, 500, 1000]
     assert len({c["correlationData"] for c in fake.requests}) == 3
+
+
+def test_a_limit_answer_halves_the_page_until_one_fits(fake_plugin):
+    """A plugin that answers `limit` to pages of more than 100 tokens: the
+    module asks again with 250, 125, then 62 and goes on with that."""
+    def answer(command, n):
+        if command.get("count", 0) > 100:
+            return [{"command": "listTokens", "correlationData": command["correlationData"],
+                     "error": "Too large", "code": "limit"}]
+        return [fake_page(command, 300)]
+    fake = fake_plugin(answer)
+    rows, footer = table(expect_ok(list_from(fake)).stdout)
+    assert len(rows) == 300
+    assert [c["count"] for c in fake.requests][:4] == [500, 250, 125, 62]
 
 
 def test_pages_follow_a_shrinking_store_and_stop_at_an_empty_page(fake_plugin):
@@ -393,6 +408,6 @@ def test_paging_under_valgrind(admin_factory, fake_plugin, tmp_path):
     expect_error(run("(silent second page)", port=silent.port, username="a", password="x"),
                  "did not answer the request for the tokens from offset 500")
     failing = fake_plugin(lambda command, n: [fake_page(command, 900)] if n == 1 else [
-        {"command": "listTokens", "error": "Nope", "code": "limit"}])
-    expect_error(run("(error on page 2)", port=failing.port, username="a", password="x"), "Error: Nope (limit)")
+        {"command": "listTokens", "error": "Nope", "code": "internal"}])
+    expect_error(run("(error on page 2)", port=failing.port, username="a", password="x"), "Error: Nope (internal)")
     check_reports(reports, ours)

@@ -887,6 +887,45 @@ static void commands_that_would_not_fit_the_reply_do_not_run(void **state)
 	free(commands);
 }
 
+/* A change is either answered whole or not made, however large the
+ * correlationData echoed with it, and the reply stays within the limit
+ * however much the other responses echo (review of issue 13). */
+static void a_change_never_loses_its_answer_to_the_reply_limit(void **state)
+{
+	struct tokens_plugin *plugin = plugin_of(state);
+	create_many_tokens(plugin, 30);
+	plugin->limits.reply_bytes = 16384;
+	char padding[6001];
+	memset(padding, 'c', sizeof(padding) - 1);
+	padding[sizeof(padding) - 1] = '\0';
+	char *commands = test_format("%s", "{\"command\": \"getToken\", \"name\": \"device-000\"}");
+	for(int i = 0; i < 27; i++){
+		char *more = test_format("%s, {\"command\": \"getToken\", \"name\": \"device-%03d\"}", commands, i);
+		free(commands);
+		commands = more;
+	}
+	char *payload = test_format("{\"commands\": [%s, {\"command\": \"rotateToken\", \"name\": \"device-001\", "
+			"\"correlationData\": \"%s\"}, {\"command\": \"listRoles\", \"correlationData\": \"%s\"}]}",
+			commands, padding, padding);
+	unsigned char before[TOKEN_HASH_LEN];
+	memcpy(before, store_find_token_by_name(&plugin->store, "device-001")->hash, TOKEN_HASH_LEN);
+	cJSON *reply = test_request(plugin, "alice", payload);
+	assert_true(reply_length(reply) <= 16384);
+	const cJSON *responses = cJSON_GetObjectItemCaseSensitive(reply, "responses");
+	assert_int_equal(cJSON_GetArraySize(responses), 30);
+	const cJSON *rotation = cJSON_GetArrayItem(responses, 28);
+	bool rotated = memcmp(before, store_find_token_by_name(&plugin->store, "device-001")->hash, TOKEN_HASH_LEN) != 0;
+	const cJSON *data = cJSON_GetObjectItemCaseSensitive(rotation, "data");
+	if(rotated){
+		assert_non_null(cJSON_GetObjectItemCaseSensitive(data, "token"));
+	}else{
+		test_assert_error(rotation, "limit", NULL);
+	}
+	cJSON_Delete(reply);
+	free(payload);
+	free(commands);
+}
+
 static void stores_and_roles_over_the_limits_are_refused(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
@@ -938,6 +977,7 @@ int main(void)
 		CONTROL_TEST(requests_over_the_limits_are_refused_whole),
 		CONTROL_TEST(replies_never_outgrow_the_reply_limit),
 		CONTROL_TEST(commands_that_would_not_fit_the_reply_do_not_run),
+		CONTROL_TEST(a_change_never_loses_its_answer_to_the_reply_limit),
 		CONTROL_TEST(stores_and_roles_over_the_limits_are_refused),
 		CONTROL_TEST(each_created_token_is_new),
 		CONTROL_TEST(bad_fields_are_invalid),
