@@ -43,3 +43,17 @@ def test_mosquitto_ctrl_refuses_them_too(admin):  # noqa: F811
     result = admin.ctrl("create", "admin\u200b", "admin", "1d")
     assert result.returncode != 0
     assert "name" in (result.stdout + result.stderr).lower(), result
+
+
+def test_names_stored_before_the_rule_still_load(broker_factory, tmp_path):
+    """An upgrade must not lock a fleet out: a state file holding names the
+    new rule refuses (written before it) loads, and they log in and list."""
+    from tokens_helpers import state_token, write_state
+    state = str(tmp_path / "tokens.json")
+    old_names = ["Cafe\u0301", "sensor\u200d1", "pump\u00a0"]
+    write_state(state, roles=[{"rolename": "r", "acls": []}],
+                tokens=[state_token(name, "r", "2026-11-01T00:00:00Z", FUTURE) for name in old_names])
+    broker = broker_factory(state_file=state)
+    with broker.client() as client:
+        listed = sorted(t["name"] for t in client.call("listTokens")["tokens"])
+    assert listed == sorted(old_names)
