@@ -163,7 +163,7 @@ fuzz: deps
 fuzz-corpus: fuzz-build
 	FUZZ_GROW_CORPUS=1 FUZZ_BUILD=$(BUILD)/fuzz test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
-integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM)
+integration-test: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM) $(BUILD)/make_state
 	$(PYTHON) -m pytest -q test/integration
 
 # Headless Chromium through playwright-core; run.sh installs Debian's
