@@ -597,9 +597,16 @@
   els.name.addEventListener('input', () => setFieldError(els.name, ''));
   els.role.addEventListener('change', () => setFieldError(els.role, ''));
   els.validUntil.addEventListener('input', () => setFieldError(els.validUntil, ''));
-  els.cancel.addEventListener('click', () => els.dialog.close());
+  // The dialog's 'close' event comes a task later than its hiding: the
+  // secret goes now, with the dialog, not after it.
+  function closeDialog() {
+    forgetCreated();
+    els.dialog.close();
+  }
+
+  els.cancel.addEventListener('click', closeDialog);
   els.copy.addEventListener('click', copyToken);
-  els.close.addEventListener('click', () => els.dialog.close());
+  els.close.addEventListener('click', closeDialog);
 
   els.dialog.addEventListener('cancel', (ev) => {
     if (creating) ev.preventDefault();
@@ -619,7 +626,7 @@
   els.dialog.addEventListener('click', (ev) => {
     const startedInside = pressedInside;
     pressedInside = false;
-    if (!creating && !startedInside && isOutsideDialog(ev)) els.dialog.close();
+    if (!creating && !startedInside && isOutsideDialog(ev)) closeDialog();
   });
 
   try {
