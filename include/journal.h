@@ -39,9 +39,6 @@ cJSON *journal_encode(const struct change *change);
 bool journal_decode(struct store *store, const cJSON *line, struct change *change,
 		char *problem, size_t problem_len);
 
-/* An empty lastUsed change; journal_add_last_used appends one token. */
-cJSON *journal_last_used(void);
-bool journal_add_last_used(cJSON *change, const struct token *token);
 /* The lastUsed change of many tokens at once, its list written as one
  * piece of text rather than a tree of three nodes per token: the lazy
  * save of 100,000 logins must not stall the broker. NULL when out of

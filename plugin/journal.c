@@ -96,33 +96,6 @@ cJSON *journal_encode(const struct change *change)
 	return NULL;
 }
 
-cJSON *journal_last_used(void)
-{
-	return with_item(change_of("lastUsed"), "tokens", cJSON_CreateArray());
-}
-
-bool journal_add_last_used(cJSON *change, const struct token *token)
-{
-	char time_text[RFC3339_LEN + 1];
-	rfc3339_format(token->last_used, time_text);
-	cJSON *pair = cJSON_CreateArray();
-	cJSON *hash = hash_string(token->hash);
-	cJSON *when = cJSON_CreateString(time_text);
-	if(pair && hash && when && cJSON_AddItemToArray(pair, hash)){
-		hash = NULL;
-		if(cJSON_AddItemToArray(pair, when)){
-			when = NULL;
-			if(cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(change, "tokens"), pair)){
-				return true;
-			}
-		}
-	}
-	cJSON_Delete(pair);
-	cJSON_Delete(hash);
-	cJSON_Delete(when);
-	return false;
-}
-
 /* One ["<hash>","<time>"] pair, without escaping: hex digits and RFC 3339
  * times need none. */
 #define LAST_USED_PAIR_LEN (2 + TOKEN_HASH_HEX_LEN + 3 + RFC3339_LEN + 2)

@@ -41,29 +41,14 @@ static void assert_store_empty(const struct store *store)
 	assert_int_equal(store_role_count(store), 0);
 }
 
-static void assert_contains(const char *text, const char *fragment)
-{
-	if(strstr(text, fragment) == NULL){
-		fail_msg("\"%s\" does not contain \"%s\"", text, fragment);
-	}
-}
 
 /* ---- driving the persist ---- */
-
-static void reopen(struct persist_fixture *fixture)
-{
-	persist_close(fixture->persist);
-	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
-	if(fixture->persist == NULL){
-		fail_msg("persist_open: %s", fixture->error);
-	}
-}
 
 /* As a restarted broker: a new persist, an empty store, which must load.
  * The caller clears loaded. */
 static void restart_and_load(struct persist_fixture *fixture, struct store *loaded)
 {
-	reopen(fixture);
+	test_persist_reopen(fixture);
 	store_init(loaded);
 	fixture->error[0] = '\0';
 	if(!persist_load(fixture->persist, loaded, fixture->error, sizeof(fixture->error))){
@@ -84,7 +69,7 @@ static void assert_restart_gives_the_same_store(struct persist_fixture *fixture)
  * fixture->error. */
 static void restart_and_refuse(struct persist_fixture *fixture)
 {
-	reopen(fixture);
+	test_persist_reopen(fixture);
 	struct store loaded;
 	store_init(&loaded);
 	fixture->error[0] = '\0';
@@ -258,10 +243,9 @@ static size_t record_history(struct persist_fixture *fixture)
 	/* lastUsed of two tokens in one record. */
 	boiler->last_used = t + 3600;
 	odd->last_used = t + 7200;
-	cJSON *change = journal_last_used();
+	const struct token *used[] = {boiler, odd};
+	cJSON *change = journal_last_used_of(used, 2);
 	assert_non_null(change);
-	assert_true(journal_add_last_used(change, boiler));
-	assert_true(journal_add_last_used(change, odd));
 	record(fixture, change);
 	return HISTORY_RECORDS;
 }
@@ -817,9 +801,9 @@ static void failed_record_leaves_the_journal_as_it_was(void **state)
 		assert_false(persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error)));
 		cJSON_Delete(change);
 		assert_true(test_io_calls > 0);
-		assert_contains(fixture->error, fixture->journal_path);
-		assert_contains(fixture->error, failing_ios[i].step);
-		assert_contains(fixture->error, failing_ios[i].reason);
+		test_assert_contains(fixture->error, fixture->journal_path);
+		test_assert_contains(fixture->error, failing_ios[i].step);
+		test_assert_contains(fixture->error, failing_ios[i].reason);
 		test_snapshot_assert_unchanged(&journal_before, fixture->journal_path);
 		test_snapshot_free(&journal_before);
 		assert_false(test_file_exists(fixture->path));
@@ -850,7 +834,7 @@ static void failed_first_record_leaves_no_change(void **state)
 		fixture->error[0] = '\0';
 		assert_false(persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error)));
 		cJSON_Delete(change);
-		assert_contains(fixture->error, fixture->journal_path);
+		test_assert_contains(fixture->error, fixture->journal_path);
 		persist_set_io(fixture->persist, NULL);
 		/* No journal, or an empty one: either way nothing to replay. */
 		size_t length = 0;
@@ -922,11 +906,14 @@ static void record_with_short_writes_is_whole(void **state)
  * it counts as count changes. */
 static void record_last_used(struct persist_fixture *fixture, const struct token *token, size_t count)
 {
-	cJSON *change = journal_last_used();
-	assert_non_null(change);
+	const struct token **used = malloc(count * sizeof(*used));
+	assert_non_null(used);
 	for(size_t i = 0; i < count; i++){
-		assert_true(journal_add_last_used(change, token));
+		used[i] = token;
 	}
+	cJSON *change = journal_last_used_of(used, count);
+	free(used);
+	assert_non_null(change);
 	assert_int_equal(journal_change_count(change), count);
 	record(fixture, change);
 }
@@ -1037,13 +1024,11 @@ static void wants_snapshot_after_a_set_number_of_changes(void **state)
 	/* A lastUsed of several tokens counts each. */
 	struct token *a = test_add_token(&fixture->store, "a", role, 1, 2, 5);
 	struct token *b = test_add_token(&fixture->store, "b", role, 1, 2, 6);
-	cJSON *change = journal_last_used();
-	assert_true(journal_add_last_used(change, a));
-	assert_true(journal_add_last_used(change, b));
+	const struct token *both[] = {a, b};
+	cJSON *change = journal_last_used_of(both, 2);
 	record(fixture, change);   /* the tokens themselves are not recorded: lastUsed is advisory */
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
-	change = journal_last_used();
-	assert_true(journal_add_last_used(change, a));
+	change = journal_last_used_of(both, 1);
 	record(fixture, change);
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));
 	/* Back to the default rule. */
@@ -1168,7 +1153,7 @@ static void write_big_snapshot(struct persist_fixture *fixture, struct lines *li
 	assert_int_equal(lines->count, *first_token + BIG_TOKENS + 2);   /* then "]" and "}" */
 	char name[NAME_SIZE];
 	token_name(name, 1500);
-	assert_contains(lines->line[*first_token + 1500], name);
+	test_assert_contains(lines->line[*first_token + 1500], name);
 }
 
 static void check_refused(struct persist_fixture *fixture, const char *what, const char *problem)

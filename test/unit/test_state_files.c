@@ -21,25 +21,11 @@
  * hung there. The alarm turns a hang into a failed test. */
 #define HANG_SECONDS 5
 
-static void assert_contains(const char *text, const char *fragment)
-{
-	if(strstr(text, fragment) == NULL){
-		fail_msg("\"%s\" does not contain \"%s\"", text, fragment);
-	}
-}
 
-static void reopen(struct persist_fixture *fixture)
-{
-	persist_close(fixture->persist);
-	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
-	if(fixture->persist == NULL){
-		fail_msg("persist_open: %s", fixture->error);
-	}
-}
 
 static bool try_load(struct persist_fixture *fixture, struct store *loaded)
 {
-	reopen(fixture);
+	test_persist_reopen(fixture);
 	store_init(loaded);
 	fixture->error[0] = '\0';
 	alarm(HANG_SECONDS);
@@ -58,8 +44,8 @@ static void assert_load_refused(struct persist_fixture *fixture, const char *pat
 	}
 	assert_int_equal(store_token_count(&loaded), 0);
 	assert_int_equal(store_role_count(&loaded), 0);
-	assert_contains(fixture->error, path);
-	assert_contains(fixture->error, fragment);
+	test_assert_contains(fixture->error, path);
+	test_assert_contains(fixture->error, fragment);
 }
 
 static void load_ok(struct persist_fixture *fixture, struct store *loaded)
@@ -133,8 +119,8 @@ static void fifo_as_the_lock_file_is_refused(void **state)
 	alarm(0);
 	persist_close(persist);
 	assert_null(persist);
-	assert_contains(fixture->error, lock);
-	assert_contains(fixture->error, "not a regular file");
+	test_assert_contains(fixture->error, lock);
+	test_assert_contains(fixture->error, "not a regular file");
 	assert_int_equal(unlink(lock), 0);
 	free(lock);
 	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
@@ -172,7 +158,7 @@ static void link_planted_as_the_journal_while_running_is_not_followed(void **sta
 	cJSON *change = cJSON_Parse("{\"op\":\"createRole\",\"role\":{\"rolename\":\"r\",\"acls\":[]}}");
 	assert_false(persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error)));
 	cJSON_Delete(change);
-	assert_contains(fixture->error, fixture->journal_path);
+	test_assert_contains(fixture->error, fixture->journal_path);
 	assert_false(test_file_exists(target));
 	/* A snapshot leaves someone else's file where it is. */
 	save(fixture, &loaded);
@@ -209,8 +195,8 @@ static void symlink_as_the_lock_file_is_refused(void **state)
 	struct persist *persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
 	persist_close(persist);
 	assert_null(persist);
-	assert_contains(fixture->error, lock);
-	assert_contains(fixture->error, "symbolic link");
+	test_assert_contains(fixture->error, lock);
+	test_assert_contains(fixture->error, "symbolic link");
 	assert_false(test_file_exists(target));
 	assert_int_equal(unlink(lock), 0);
 	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
@@ -254,7 +240,7 @@ static void journal_of_another_state_file_is_refused_and_kept(void **state)
 	test_snapshot_take(&snapshot_before, fixture->path);
 	test_snapshot_take(&journal_before, fixture->journal_path);
 	assert_load_refused(fixture, fixture->journal_path, "does not belong to state file");
-	assert_contains(fixture->error, fixture->path);
+	test_assert_contains(fixture->error, fixture->path);
 	test_snapshot_assert_unchanged(&snapshot_before, fixture->path);
 	test_snapshot_assert_unchanged(&journal_before, fixture->journal_path);
 	test_snapshot_free(&snapshot_before);
@@ -301,7 +287,7 @@ static void journal_carries_its_snapshot_id_on_its_first_line(void **state)
 	record_role(fixture, "second");
 	char *first = first_journal_line(fixture);
 	char *expected = test_format("\"journalId\":\"%s\"", id);
-	assert_contains(first, expected);
+	test_assert_contains(first, expected);
 	char *text = test_read_file(fixture->journal_path, NULL);
 	assert_int_equal(strstr(text, "journalId") - text, strstr(first, "journalId") - first);
 	assert_null(strstr(strchr(text, '\n') + 1, "journalId"));   /* only the first line */
@@ -385,7 +371,7 @@ static void old_pair_without_ids_loads_and_the_next_snapshot_adds_one(void **sta
 	assert_false(test_file_exists(fixture->journal_path));
 	record_role(fixture, "new");
 	char *first = first_journal_line(fixture);
-	assert_contains(first, id);
+	test_assert_contains(first, id);
 	load_ok(fixture, &loaded);
 	test_assert_stores_equal(&fixture->store, &loaded);
 	store_clear(&loaded);
@@ -408,7 +394,7 @@ static void journal_that_appears_while_running_is_left_alone(void **state)
 	cJSON *change = cJSON_Parse("{\"op\":\"createRole\",\"role\":{\"rolename\":\"r\",\"acls\":[]}}");
 	assert_false(persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error)));
 	cJSON_Delete(change);
-	assert_contains(fixture->error, fixture->journal_path);
+	test_assert_contains(fixture->error, fixture->journal_path);
 	save(fixture, &loaded);
 	test_snapshot_assert_unchanged(&before, fixture->journal_path);
 	test_snapshot_free(&before);
@@ -505,7 +491,7 @@ static void every_layout_reports_problems_the_same(void **state)
 			store_clear(&loaded);
 			fail_msg("case %zu loaded", i);
 		}
-		assert_contains(fixture->error, cases[i].problem);
+		test_assert_contains(fixture->error, cases[i].problem);
 	}
 }
 

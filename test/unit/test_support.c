@@ -601,3 +601,19 @@ void test_strip_journal_ids(const char *path)
 	free(out);
 	free(text);
 }
+
+void test_assert_contains(const char *text, const char *fragment)
+{
+	if(strstr(text, fragment) == NULL){
+		fail_msg("\"%s\" does not contain \"%s\"", text, fragment);
+	}
+}
+
+void test_persist_reopen(struct persist_fixture *fixture)
+{
+	persist_close(fixture->persist);
+	fixture->persist = persist_open(fixture->path, fixture->error, sizeof(fixture->error));
+	if(fixture->persist == NULL){
+		fail_msg("persist_open: %s", fixture->error);
+	}
+}

@@ -98,6 +98,11 @@ struct persist_fixture {
 	char error[2048];
 };
 
+/* Closes and opens the fixture's persist again, as a restarted broker. */
+void test_persist_reopen(struct persist_fixture *fixture);
+/* Fails the test unless text contains fragment. */
+void test_assert_contains(const char *text, const char *fragment);
+
 /* cmocka setup and teardown: *state is a struct persist_fixture. */
 int test_persist_setup(void **state);
 int test_persist_teardown(void **state);
