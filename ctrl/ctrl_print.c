@@ -258,9 +258,15 @@ void ctrl_print_rotated(const cJSON *data)
 void ctrl_print_revoked(const cJSON *data)
 {
 	const cJSON *disconnected = cJSON_GetObjectItemCaseSensitive(data, "disconnected");
+	const cJSON *ended = cJSON_GetObjectItemCaseSensitive(data, "offlineSessionsEnded");
 	int count = cJSON_IsNumber(disconnected) ? disconnected->valueint : 0;
-	printf("Revoked token %s (hash %s); %d connection%s closed.\n", text_of(data, "name"),
+	int offline = cJSON_IsNumber(ended) ? ended->valueint : 0;
+	printf("Revoked token %s (hash %s); %d connection%s closed", text_of(data, "name"),
 			text_of(data, "hash"), count, count == 1 ? "" : "s");
+	if(offline > 0){
+		printf(", %d offline session%s ended", offline, offline == 1 ? "" : "s");
+	}
+	printf(".\n");
 }
 
 static void print_acls(const cJSON *role)

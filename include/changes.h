@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sessions.h"
 #include "store.h"
 
 enum change_kind {
@@ -55,7 +56,7 @@ struct change {
 	bool keeps_previous;                /* rotate: the previous secret was linked */
 	bool prepared;
 	bool applied;
-	size_t closed;                      /* connections the observer closed */
+	struct sessions_closed closed;      /* what the observer closed */
 };
 
 /* What the plugin keeps beside the store. Each callback runs after the
@@ -63,10 +64,10 @@ struct change {
 struct change_observer {
 	void *context;
 	void (*token_added)(void *context, struct token *token);
-	/* Returns how many connections it closed. */
-	size_t (*token_removed)(void *context, struct token *token);
+	/* Return what they closed. */
+	struct sessions_closed (*token_removed)(void *context, struct token *token);
 	/* keeps_previous: the old secret works on for a grace period. */
-	size_t (*token_replaced)(void *context, struct token *old, struct token *replacement, bool keeps_previous);
+	struct sessions_closed (*token_replaced)(void *context, struct token *old, struct token *replacement, bool keeps_previous);
 	void (*token_noticed)(void *context, struct token *token, bool was_expired_noticed);
 };
 

@@ -12,6 +12,8 @@
  *   {"op": "addRoleACL", "rolename": ..., "acl": {...}}
  *   {"op": "removeRoleACL", "rolename": ..., "acltype": ..., "topic": ...}
  *   {"op": "lastUsed", "tokens": [["<64 hex>", "<time>"], ...]}
+ *   {"op": "sessions", "bound": [{"clientId": ..., "username": ... or null, "hash": "<64 hex>"}, ...],
+ *    "ended": ["<client id>", ...]}
  *
  * The first line of a journal also carries "journalId", the id of the
  * snapshot it follows (docs/state-file.md); persist.c adds and checks it.
@@ -27,6 +29,7 @@
 #include <cjson/cJSON.h>
 
 #include "changes.h"
+#include "session_records.h"
 #include "store.h"
 
 /* The change's journal line (without "seq"); NULL when out of memory. */
@@ -44,7 +47,12 @@ bool journal_decode(struct store *store, const cJSON *line, struct change *chang
  * save of 100,000 logins must not stall the broker. NULL when out of
  * memory. */
 cJSON *journal_last_used_of(const struct token *const *tokens, size_t count);
-/* How many changes to the store one record holds (lastUsed holds many). */
+/* A "sessions" change: the bindings made and ended since the last save
+ * (records with bound false are ended). NULL when out of memory. Like
+ * lastUsed, its lists are written as text, not as a tree per binding. */
+cJSON *journal_sessions_of(const struct session_records *changes);
+/* How many changes one record holds (lastUsed and sessions hold many: one
+ * per token, one per binding made or ended). */
 size_t journal_change_count(const cJSON *change);
 
 /* Replays one line: decodes it and applies it with change_apply, as a
@@ -53,5 +61,12 @@ size_t journal_change_count(const cJSON *change);
  * duplicate), writes why into problem and returns false; replay stops at
  * the first problem and the store is discarded. */
 bool journal_apply(struct store *store, const cJSON *change, char *problem, size_t problem_len);
+/* Replays a line of any kind: a "sessions" line into sessions (latest
+ * wins, an ended binding removed; a hash of no token is kept, bindings are
+ * advisory), any other with journal_apply. A malformed sessions line (a
+ * wrong type, a bad hash, an empty client id, a client id twice) is
+ * refused like any other, before any of it is applied. */
+bool journal_replay(struct store *store, struct session_records *sessions, const cJSON *line,
+		char *problem, size_t problem_len);
 
 #endif

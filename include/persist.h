@@ -24,6 +24,12 @@
  * sequence is newer. A snapshot (at clean shutdown, or when the journal has
  * grown as large as the store) empties the journal. A lock file,
  * <state_file>.lock, keeps a second broker away.
+ *
+ * Beside the store, the files keep the bindings of persistent MQTT
+ * sessions to the secret they logged in with (session_records.h): a
+ * snapshot writes them all, a "sessions" journal line the ones made and
+ * ended since (journal_sessions_of). They are advisory: loading keeps a
+ * binding whose hash is no token's, for the plugin to drop.
  */
 #ifndef PERSIST_H
 #define PERSIST_H
@@ -34,6 +40,7 @@
 #include <sys/types.h>
 #include <cjson/cJSON.h>
 
+#include "session_records.h"
 #include "store.h"
 
 struct persist;
@@ -58,7 +65,8 @@ void persist_close_removing_lock(struct persist *persist);
 /* Reads the snapshot and replays the journal into an empty store; a
  * missing snapshot is an empty store. Files that cannot be read or break
  * the format are refused (and left as they are) with a sentence naming
- * the file, the line or entry, and the problem. */
+ * the file, the line or entry, and the problem. The bindings go to the
+ * session sink (see below), emptied first, and left empty on failure. */
 bool persist_load(struct persist *persist, struct store *store, char *error, size_t error_len);
 /* Something worth logging that loading did without failing (a change cut
  * short by a crash, never acknowledged, dropped from the journal's end), or
@@ -70,12 +78,35 @@ const char *persist_load_notice(const struct persist *persist);
 bool persist_record(struct persist *persist, cJSON *change, char *error, size_t error_len);
 
 /* Writes the store as a new snapshot and empties the journal. On failure
- * the files on disk are as before (the journal still holds every change). */
+ * the files on disk are as before (the journal still holds every change).
+ * The bindings written are the session source's (see below). */
 bool persist_save(struct persist *persist, const struct store *store, char *error, size_t error_len);
+
+/* A binding as a snapshot writes it; the strings and the hash are read
+ * during the call only. */
+struct session_view { const char *client_id; const char *username; const unsigned char *hash; };
+typedef void (*session_put_fn)(void *writer, const struct session_view *view);
+/* The bindings a snapshot writes: each calls put once per binding. They
+ * are written sorted by client id whatever the order; when a client id
+ * comes twice the later one is written, and a view the file could not keep
+ * (no hash, an empty client id, a client id or username longer than
+ * SESSION_TEXT_MAX_BYTES) is left out rather than make the snapshot one
+ * that does not load. */
+struct session_source { void *context; void (*each)(void *context, session_put_fn put, void *writer); };
+/* Where persist_load puts the saved bindings: the snapshot's, then the
+ * journal's changes (latest wins, an ended binding removed). NULL (the
+ * default): a table inside the persist, freed by persist_close. */
+void persist_set_session_sink(struct persist *persist, struct session_records *loaded);
+/* Where persist_save reads the bindings it writes. NULL (the default): the
+ * table inside the persist, so that a tool that loads and saves (and sets
+ * neither) keeps them untouched. Both pointers are borrowed. */
+void persist_set_session_source(struct persist *persist, const struct session_source *source);
 
 /* True when the journal holds as many changes as the store has items (at
  * least a floor): snapshotting then keeps a change's cost amortised O(1)
- * and start-up replay short. */
+ * and start-up replay short. The bindings count as items too (as many as
+ * the last load or snapshot held), and each binding a "sessions" line makes
+ * or ends as a change. */
 bool persist_wants_snapshot(const struct persist *persist, const struct store *store);
 /* A fixed number of journal changes after which to snapshot instead (0:
  * the default rule above). */

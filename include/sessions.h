@@ -1,8 +1,25 @@
 /*
- * Connections logged in with a token. Each is keyed by the broker's
- * `struct mosquitto *` (client ids are reused on session takeover, the
- * pointer of a live connection is not) and listed under its token, so that
- * revoking or expiring a token finds its connections without a scan.
+ * Sessions logged in with a token (SPEC section 3): a token's authority
+ * lasts as long as the MQTT session it logged in to, not only its network
+ * connection.
+ *
+ * A connected session is keyed by the broker's `struct mosquitto *` (client
+ * ids are reused on session takeover, the pointer of a live connection is
+ * not) and listed under its token, so that revoking or expiring a token
+ * finds its sessions without a scan.
+ *
+ * A session that outlives its connection (MQTT 3.1.1 clean session false,
+ * MQTT 5 session expiry) becomes offline: keyed by client id, because
+ * mosquitto 2.0 frees an offline session without telling plugins (session
+ * expiry) and may then give its pointer to a new connection. An offline
+ * binding holds a context only while that context has the same pointer,
+ * client id and username; a binding restored from the state file learns
+ * its pointer from the first context that has its client id and username
+ * and did not log in since the restart. Offline bindings end at the next
+ * accepted token login with the client id (its own login decides), when a
+ * context with that pointer logs in anew (the old one is gone), when the
+ * broker reports the session's end, when their token goes, when the
+ * SIGHUP re-check no longer finds them, or, oldest first, beyond a bound.
  *
  * Closing connections is two steps: the session is detached from its token
  * at once (every later ACL check is denied) and a kick is queued; the kicks
@@ -16,19 +33,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "session_records.h"
 #include "store.h"
 
 struct mosquitto;
 
 struct session {
-	const struct mosquitto *client;
-	struct token *token;            /* NULL once the token is revoked or expired */
-	bool disconnected;              /* gone; unbound at the next tick */
-	bool via_previous;              /* logged in with the token's previous secret */
+	const struct mosquitto *client;      /* NULL: restored from the state file, its context not yet met */
+	const struct mosquitto *not_client;  /* restored: a connection that logged in since, never adopted */
+	struct token *token;                 /* NULL once the token is revoked or expired (connected only) */
+	unsigned char hash[TOKEN_HASH_LEN];  /* of the secret it logged in with: what the state file keeps */
+	bool disconnected;                   /* its connection is gone; settled at the next tick */
+	bool offline;                        /* the session outlives its connection: in by_id, not by_client */
+	bool persists;                       /* may outlive its connection (not MQTT 3.1.1 clean session) */
+	bool via_previous;                   /* logged in with the token's previous secret */
+	uint64_t seen_at_reload;             /* offline: the last SIGHUP re-check that met its context */
 	struct session *token_previous;
 	struct session *token_next;
-	UT_hash_handle hh;
-	char client_id[];
+	struct session *older;               /* offline sessions, oldest first, for the bound */
+	struct session *newer;
+	const char *username;                /* points into text, or NULL */
+	UT_hash_handle hh;                   /* by_client */
+	UT_hash_handle hh_id;                /* by_id */
+	char client_id[];                    /* then the username */
 };
 
 struct session_kick {
@@ -37,43 +64,97 @@ struct session_kick {
 };
 
 struct sessions {
-	struct session *by_client;
+	struct session *by_client;      /* connected (and just departed) sessions */
+	struct session *by_id;          /* offline sessions */
+	struct session *oldest_offline;
+	struct session *newest_offline;
 	size_t attached;                /* sessions bound to a token and connected */
+	size_t offline;                 /* offline sessions bound to a token */
+	size_t max_offline;             /* 0: no bound */
+	/* Bindings of persistent sessions made and ended since the last save
+	 * (session_records.h), written by the periodic save. */
+	struct session_records changes;
+	uint64_t reloads;               /* SIGHUPs seen */
 	struct session_kick *kicks;     /* connections to close from the tick */
 	size_t kick_count;
 	size_t kick_capacity;
 	uint64_t ticks;                 /* the broker's loop iterations, counted by the tick */
-	const struct mosquitto **leaving;  /* disconnected, to unbind at the next tick */
+	const struct mosquitto **leaving;  /* disconnected, to settle at the next tick */
 	size_t leaving_count;
 	size_t leaving_capacity;
 };
+
+/* Connections and offline sessions a token change ended. */
+struct sessions_closed {
+	size_t connected;               /* kicked (or to be kicked) */
+	size_t offline;                 /* offline sessions whose binding ended */
+};
+
+/* What a login brings to its binding. */
+struct session_login {
+	const char *client_id;
+	const char *username;           /* NULL: none */
+	const unsigned char *hash;      /* of the secret used */
+	bool via_previous;              /* the token's previous secret (rotation) */
+	bool persists;                  /* the session may outlive the connection */
+};
+
+/* The broker's client id of a context, NULL once its session is over
+ * (mosquitto_client_id; tests pass their own). */
+typedef const char *(*sessions_client_id_fn)(const struct mosquitto *client);
 
 void sessions_init(struct sessions *sessions);
 void sessions_clear(struct sessions *sessions);
 
 struct session *sessions_find(const struct sessions *sessions, const struct mosquitto *client);
-/* Insert or update; false when out of memory (nothing bound then).
- * via_previous: the login used the token's previous secret (rotation). */
-bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
-		struct token *token, bool via_previous);
+/* The offline session this context holds, or NULL (see above; a restored
+ * binding takes the context's pointer here). */
+struct session *sessions_find_offline(struct sessions *sessions, const struct mosquitto *client,
+		const char *client_id, const char *username);
+/* Insert or update; ends an offline binding of the client id. False when
+ * out of memory (nothing bound then). */
+bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, struct token *token,
+		const struct session_login *login);
 /* Idempotent: the broker may report a disconnect twice. */
 void sessions_unbind(struct sessions *sessions, const struct mosquitto *client);
-/* A disconnect: the broker checks the client's Last Will against the ACLs
- * right after reporting it, so the binding must outlive the callback. It
- * is removed by sessions_unbind_departed, from the tick. (A new login on
- * the same pointer meanwhile replaces the binding, and is not removed.) */
-void sessions_depart(struct sessions *sessions, const struct mosquitto *client);
-void sessions_unbind_departed(struct sessions *sessions);
-size_t sessions_count(const struct sessions *sessions);
+/* Any login but the SIGHUP re-check, before its answer: a context at the
+ * pointer of an offline binding is a new one (the old one was freed), and
+ * a restored binding must never adopt a connection that logged in. */
+void sessions_note_login(struct sessions *sessions, const struct mosquitto *client, const char *client_id);
+/* A SIGHUP: the broker re-checks every session's login now, offline ones
+ * too; sessions_note_recheck records each one met, and
+ * sessions_end_unmet, at the next tick, ends the offline bindings whose
+ * context the re-check did not meet (their session is gone). */
+void sessions_start_recheck(struct sessions *sessions);
+void sessions_note_recheck(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
+		const char *username);
+size_t sessions_end_unmet(struct sessions *sessions);
+/* A connection left (MOSQ_EVT_DISCONNECT, or 2.1's CLIENT_OFFLINE). The
+ * broker checks its Will against the ACLs right after, so the binding
+ * stays; sessions_settle_departed, from the tick, ends it or keeps it
+ * offline. For a context that is offline already, this is the end of its
+ * session (mosquitto 2.0 reports a takeover so; 2.1 the session's end),
+ * except during the SIGHUP re-check, which reports sessions it refuses. */
+void sessions_depart(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
+		const char *username, bool rechecking);
+/* Each departed session whose context still has its client id (the
+ * broker keeps the session) becomes offline; the rest are unbound. The
+ * contexts are still allocated at the tick: mosquitto 2.0 frees departed
+ * contexts at the start of the next loop iteration. Returns how many
+ * offline bindings the bound ended (oldest first). */
+size_t sessions_settle_departed(struct sessions *sessions, sessions_client_id_fn client_id_of);
+/* An offline binding loaded from the state file; false when out of memory. */
+bool sessions_restore(struct sessions *sessions, struct token *token, const struct session_login *login);
 
-/* Detaches every session of the token and queues kicks for those still
- * connected; returns how many those are. The token may be freed afterwards.
- * The requester's own connection (a client revoking its own token) is
- * kicked two loop iterations later, so that the reply queued for it leaves
- * first; pass NULL when there is none. */
-size_t sessions_close_token(struct sessions *sessions, struct token *token, const struct mosquitto *requester);
-/* The same for the connections made with the token's previous secret only. */
-size_t sessions_close_previous(struct sessions *sessions, struct token *token);
+/* Detaches every session of the token: connected ones get a kick, offline
+ * ones end. The token may be freed afterwards. The requester's own
+ * connection (a client revoking its own token) is kicked two loop
+ * iterations later, so that the reply queued for it leaves first; pass
+ * NULL when there is none. */
+struct sessions_closed sessions_close_token(struct sessions *sessions, struct token *token,
+		const struct mosquitto *requester);
+/* The same for the sessions made with the token's previous secret only. */
+struct sessions_closed sessions_close_previous(struct sessions *sessions, struct token *token);
 /* Moves every session of one token to another (a rotation replaces the
  * token's record); they now count as logged in with the previous secret. */
 void sessions_move(struct token *from, struct token *to);
@@ -83,5 +164,11 @@ void sessions_move(struct token *from, struct token *to);
  * detached: if it disconnected meanwhile (a takeover by a new connection
  * with the same client id, say), kicking by id would hit the wrong one. */
 const struct mosquitto **sessions_take_due_kicks(struct sessions *sessions, size_t *count);
+
+/* Calls put for each binding a snapshot keeps: the sessions that may be
+ * restored by the broker after a restart (connected ones that persist,
+ * and offline ones). */
+void sessions_each_binding(const struct sessions *sessions, void (*put)(void *writer,
+		const struct session *session), void *writer);
 
 #endif

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "log_text.h"
+#include "session_records.h"
 #include "store.h"
 
 #define STATE_FORMAT_VERSION 1
@@ -42,10 +44,11 @@ struct state_loader {
 	struct store *store;
 	char *problem;
 	size_t problem_len;
-	const char *item_kind;     /* "token", "role" or NULL: where a problem is */
+	const char *item_kind;     /* "token", "role", "session" or NULL: where a problem is */
 	int item_index;
 	const char *item_name;
 	int64_t journal_sequence;  /* from the document header */
+	char client_id_text[LOG_TEXT_SIZE];   /* a session's client id, safe to print (item_name) */
 };
 
 void state_loader_init(struct state_loader *loader, struct store *store, char *problem, size_t problem_len);
@@ -82,6 +85,26 @@ bool state_load_acl(struct state_loader *loader, struct role *role, const cJSON 
  * problem. */
 struct role *state_parse_role(struct state_loader *loader, const cJSON *item, int index);
 struct role_acl *state_parse_acl(struct state_loader *loader, const struct role *role, const cJSON *item);
+
+/* One binding of a persistent session: an item of the snapshot's
+ * optional "sessions" array, or of a journal line's "bound" list:
+ *
+ *   {"clientId": "boiler-7", "username": "boiler-7" or null, "hash": "<64 hex>"}
+ *
+ * parse checks it (clientId a non-empty string, username a string or null,
+ * both at most SESSION_TEXT_MAX_BYTES, hash 64 lowercase hex digits) and
+ * gives its fields (pointing into item); load also puts it into records,
+ * refusing a clientId they hold already. The hash need not be a token's:
+ * bindings are advisory, the plugin drops those whose token is gone. */
+bool state_parse_session(struct state_loader *loader, const cJSON *item, int index, const char **client_id,
+		const char **username, unsigned char hash[TOKEN_HASH_LEN]);
+bool state_load_session(struct state_loader *loader, struct session_records *records, const cJSON *item, int index);
+/* The document's "sessions" array, item by item; absent, it holds none. */
+bool state_load_sessions(struct state_loader *loader, struct session_records *records, const cJSON *document);
+/* The "clientId" rule alone (for a journal line's "ended" list): NULL when
+ * fine, else what is wrong with it. */
+const char *state_client_id_problem(const cJSON *item);
+cJSON *state_session_to_json(const char *client_id, const char *username, const unsigned char hash[TOKEN_HASH_LEN]);
 
 /* Fills an empty store from a state document. On a format problem it writes
  * a sentence naming the entry and the field into problem, leaves the store

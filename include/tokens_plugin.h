@@ -40,10 +40,12 @@ struct tokens_limits {
 	int64_t acls_per_role;
 	int64_t topic_bytes;       /* an ACL's topic filter */
 	int64_t reply_bytes;       /* a control reply's payload: MQTT packets have a size limit */
+	int64_t offline_sessions;  /* offline sessions kept bound to tokens */
 };
 
 #define DEFAULT_LIMITS {.request_bytes = 65536, .commands = 100, .tokens = 10000000, \
-		.acls_per_role = 1000, .topic_bytes = 1024, .reply_bytes = 1000000}
+		.acls_per_role = 1000, .topic_bytes = 1024, .reply_bytes = 1000000, \
+		.offline_sessions = 1000000}
 
 struct mosquitto;
 
@@ -57,6 +59,7 @@ struct tokens_plugin {
 	struct token_hasher hasher;
 	struct persist *persist;
 	struct sessions sessions;
+	struct session_source session_source;   /* what a snapshot reads the bindings from */
 	struct expiry_queue expiry;     /* tokens with connections, by validUntil */
 	struct expiry_queue notices;    /* tokens owed tokenExpiring or tokenExpired */
 	tokens_log_fn log;
@@ -109,12 +112,19 @@ bool tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change);
 struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn log, tokens_clock_fn now,
 		char *error, size_t error_len);
 void tokens_plugin_free(struct tokens_plugin *plugin);
+/* Lets the instance's snapshots write the bindings of its persistent
+ * sessions (tokens_plugin_new does it). */
+void tokens_plugin_keep_sessions(struct tokens_plugin *plugin);
 
 /* Records the lastUsed times of up to LAST_USED_SAVE_BATCH tokens that
  * logged in since their last save (the rest wait for the next interval,
  * so a save's cost is bounded however many tokens log in). A failure is
  * logged and retried at the next interval. */
 void tokens_plugin_save_last_used(struct tokens_plugin *plugin);
+/* Records the bindings of persistent sessions made and ended since the
+ * last save (sessions.h); a failure is logged and retried at the next
+ * interval. */
+void tokens_plugin_save_sessions(struct tokens_plugin *plugin);
 /* Notes that the token logged in: lastUsed is now, saved later. */
 void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, int64_t now);
 /* Writes a snapshot (the journal is then empty); failures are logged, the

@@ -39,17 +39,35 @@ static int refuse(struct tokens_plugin *plugin, const struct mosquitto *client, 
 	return MOSQ_ERR_AUTH;
 }
 
-static int accept_token(struct tokens_plugin *plugin, const struct mosquitto *client, struct token *token,
-		bool via_previous, int64_t now)
+/* A session may outlive its connection unless it is an MQTT 3.x clean
+ * session; for MQTT 5 only the broker knows its session expiry interval. */
+static bool may_persist(const struct mosquitto *client)
 {
-	/* A SIGHUP re-check of a connection that is not bound is an offline
-	 * persistent session: the answer is the same, but there is nothing to
-	 * bind (it will log in again when it comes back). */
+	return mosquitto_client_protocol_version(client) == 5 || !mosquitto_client_clean_session(client);
+}
+
+static int accept_token(struct tokens_plugin *plugin, const struct mosquitto_evt_basic_auth *login,
+		const unsigned char *hash, const struct login_answer *answer, int64_t now)
+{
+	const struct mosquitto *client = login->client;
+	struct token *token = answer->token;
+	/* A SIGHUP re-check of a context that is not connected is an offline
+	 * persistent session, perhaps one that left in this very loop
+	 * iteration: the answer is the same, and its binding stays as it is
+	 * (sessions_note_recheck), offline. */
 	bool recheck = plugin->rechecking_logins;
-	if(recheck && sessions_find(&plugin->sessions, client) == NULL){
+	const struct session *bound = recheck ? sessions_find(&plugin->sessions, client) : NULL;
+	if(recheck && (bound == NULL || bound->disconnected)){
 		return MOSQ_ERR_SUCCESS;
 	}
-	if(!sessions_bind(&plugin->sessions, client, client_label(client), token, via_previous)
+	const struct session_login session_login = {
+		.client_id = client_label(client),
+		.username = mosquitto_client_username(client),
+		.hash = hash,
+		.via_previous = answer->via_previous,
+		.persists = may_persist(client),
+	};
+	if(!sessions_bind(&plugin->sessions, client, token, &session_login)
 			|| !expiry_add(&plugin->expiry, token)){
 		return refuse(plugin, client, "out of memory binding token ", token->name);
 	}
@@ -78,6 +96,12 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 	/* Whatever this login is, it may take over a client id whose reply
 	 * (perhaps a secret) has not left yet: replies.h. */
 	note_contender(plugin, login->client);
+	if(plugin->rechecking_logins){
+		sessions_note_recheck(&plugin->sessions, login->client, mosquitto_client_id(login->client),
+				mosquitto_client_username(login->client));
+	}else{
+		sessions_note_login(&plugin->sessions, login->client, mosquitto_client_id(login->client));
+	}
 
 	if(shape == TOKEN_NOT_A_TOKEN){
 		/* The pointer may belong to an earlier, freed token connection. */
@@ -101,7 +125,7 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 	if(answer.verdict == LOGIN_EXPIRED){
 		return refuse(plugin, login->client, "expired token ", answer.token->name);
 	}
-	return accept_token(plugin, login->client, answer.token, answer.via_previous, now);
+	return accept_token(plugin, login, hash, &answer, now);
 }
 
 int authentication_on_disconnect(int event, void *event_data, void *userdata)
@@ -109,7 +133,8 @@ int authentication_on_disconnect(int event, void *event_data, void *userdata)
 	(void)event;
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_disconnect *disconnect = event_data;
-	sessions_depart(&plugin->sessions, disconnect->client);
+	sessions_depart(&plugin->sessions, disconnect->client, mosquitto_client_id(disconnect->client),
+			mosquitto_client_username(disconnect->client), plugin->rechecking_logins);
 	if(replies_connection_gone(&plugin->replies, disconnect->client)){
 		plugin->log(MOSQ_LOG_NOTICE, "tokens: a control reply to client %s was not delivered: "
 				"its connection closed first", client_label(disconnect->client));

@@ -1,8 +1,9 @@
 /*
  * MOSQ_EVT_ACL_CHECK (SPEC section 3). Connections that did not log in
  * with a token are deferred to the broker's other mechanisms. A token
- * connection is checked against its token as it is now: revoked, expired
- * or re-roled tokens take effect at the very next check.
+ * session, connected or offline, is checked against its token as it is
+ * now: revoked, expired or re-roled tokens take effect at the very next
+ * check.
  */
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -18,7 +19,11 @@ int authorization_on_acl_check(int event, void *event_data, void *userdata)
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_acl_check *check = event_data;
 	const struct session *session = sessions_find(&plugin->sessions, check->client);
-
+	if(session == NULL && plugin->sessions.offline > 0){
+		/* An offline persistent session: its queued messages, its Will. */
+		session = sessions_find_offline(&plugin->sessions, check->client, mosquitto_client_id(check->client),
+				mosquitto_client_username(check->client));
+	}
 	if(session == NULL){
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}

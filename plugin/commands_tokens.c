@@ -274,13 +274,14 @@ void command_get_token(struct command_context *context)
 	}
 }
 
-static cJSON *revoked_data(const char *name, const char *hash_hex, size_t disconnected)
+static cJSON *revoked_data(const char *name, const char *hash_hex, struct sessions_closed closed)
 {
 	cJSON *data = cJSON_CreateObject();
 	if(data == NULL
 			|| !cJSON_AddStringToObject(data, "name", name)
 			|| !cJSON_AddStringToObject(data, "hash", hash_hex)
-			|| !cJSON_AddNumberToObject(data, "disconnected", (double)disconnected)){
+			|| !cJSON_AddNumberToObject(data, "disconnected", (double)closed.connected)
+			|| !cJSON_AddNumberToObject(data, "offlineSessionsEnded", (double)closed.offline)){
 		cJSON_Delete(data);
 		return NULL;
 	}
@@ -298,7 +299,8 @@ void command_revoke_token(struct command_context *context)
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 		token_format_hash_to_hex(token->hash, hash_hex);
 		command_reply(context, revoked_data(token->name, hash_hex, change.closed));
-		command_log_change(context, "name=%s hash=%s disconnected=%zu", token->name, hash_hex, change.closed);
+		command_log_change(context, "name=%s hash=%s disconnected=%zu offlineSessionsEnded=%zu", token->name, hash_hex,
+				change.closed.connected, change.closed.offline);
 		events_publish(context->plugin, "tokenRevoked", token, context->requester, NULL);
 	}
 	change_release(&change);
@@ -395,8 +397,8 @@ void command_rotate_token(struct command_context *context)
 		command_reply(context, rotated_data(&plugin->store, replacement, secret, previous_valid_until, context->now));
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 		token_format_hash_to_hex(replacement->hash, hash_hex);
-		command_log_change(context, "name=%s hash=%s graceSeconds=%lld disconnected=%zu",
-				replacement->name, hash_hex, (long long)grace, change.closed);
+		command_log_change(context, "name=%s hash=%s graceSeconds=%lld disconnected=%zu offlineSessionsEnded=%zu",
+				replacement->name, hash_hex, (long long)grace, change.closed.connected, change.closed.offline);
 		events_publish(plugin, "tokenRotated", replacement, context->requester, old_hash);
 	}
 	OPENSSL_cleanse(secret, sizeof(secret));

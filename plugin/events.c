@@ -97,6 +97,7 @@ void events_publish_metrics(struct tokens_plugin *plugin)
 	publish_number(plugin, "valid", total - plugin->expired_tokens);
 	publish_number(plugin, "invalid", plugin->expired_tokens);
 	publish_number(plugin, "connections", plugin->sessions.attached);
+	publish_number(plugin, "sessions/offline", plugin->sessions.offline);
 	publish_number(plugin, "logins/accepted", plugin->logins_accepted);
 	publish_number(plugin, "logins/refused", plugin->logins_refused);
 }

@@ -12,6 +12,59 @@
 
 #include "tokens_plugin.h"
 
+/* A saved binding is restored when its secret still logs in: its token's
+ * current secret, or a previous one in its grace period. */
+static bool restore_session(struct tokens_plugin *plugin, const struct session_record *record)
+{
+	struct session_login login = {record->client_id, record->username, record->hash, false, true};
+	struct token *token = store_find_token_by_hash(&plugin->store, record->hash);
+	if(token == NULL){
+		struct previous_secret *previous = store_find_previous_by_hash(&plugin->store, record->hash);
+		if(previous == NULL){
+			return true;   /* its token is gone, and with it the binding */
+		}
+		token = previous->token;
+		login.via_previous = true;
+	}
+	return sessions_restore(&plugin->sessions, token, &login) && expiry_add(&plugin->expiry, token);
+}
+
+static bool restore_sessions(struct tokens_plugin *plugin, const struct session_records *bindings)
+{
+	for(const struct session_record *record = bindings->by_id; record; record = record->hh.next){
+		if(record->bound && !restore_session(plugin, record)){
+			return false;
+		}
+	}
+	return true;
+}
+
+struct binding_writer {
+	session_put_fn put;
+	void *writer;
+};
+
+static void put_binding(void *context, const struct session *session)
+{
+	const struct binding_writer *binding_writer = context;
+	const struct session_view view = {session->client_id, session->username, session->hash};
+	binding_writer->put(binding_writer->writer, &view);
+}
+
+/* persist's view of the bindings a snapshot keeps (sessions.h). */
+static void each_session_binding(void *context, session_put_fn put, void *writer)
+{
+	const struct tokens_plugin *plugin = context;
+	struct binding_writer binding_writer = {put, writer};
+	sessions_each_binding(&plugin->sessions, put_binding, &binding_writer);
+}
+
+void tokens_plugin_keep_sessions(struct tokens_plugin *plugin)
+{
+	plugin->session_source = (struct session_source){plugin, each_session_binding};
+	persist_set_session_source(plugin->persist, &plugin->session_source);
+}
+
 struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn log, tokens_clock_fn now,
 		char *error, size_t error_len)
 {
@@ -27,6 +80,7 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 	expiry_init_notices(&plugin->notices, DEFAULT_EXPIRY_WARNING_DAYS * 86400);
 	plugin->metrics_interval = DEFAULT_METRICS_INTERVAL;
 	plugin->limits = (struct tokens_limits)DEFAULT_LIMITS;
+	plugin->sessions.max_offline = (size_t)plugin->limits.offline_sessions;
 	plugin->log = log;
 	plugin->now = now;
 	plugin->last_used_save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
@@ -37,10 +91,25 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 		return NULL;
 	}
 	plugin->persist = persist_open(state_file, error, error_len);
+	struct session_records bindings;
+	session_records_init(&bindings);
+	if(plugin->persist){
+		persist_set_session_sink(plugin->persist, &bindings);
+	}
 	if(plugin->persist == NULL || !persist_load(plugin->persist, &plugin->store, error, error_len)){
+		session_records_clear(&bindings);
 		tokens_plugin_free(plugin);
 		return NULL;
 	}
+	persist_set_session_sink(plugin->persist, NULL);
+	bool restored = restore_sessions(plugin, &bindings);
+	session_records_clear(&bindings);
+	if(!restored){
+		snprintf(error, error_len, "out of memory");
+		tokens_plugin_free(plugin);
+		return NULL;
+	}
+	tokens_plugin_keep_sessions(plugin);
 	/* A load that broke one would be a bug here, not in the file: refuse
 	 * rather than serve credentials from a store that contradicts itself. */
 	char problem[512];
@@ -101,8 +170,9 @@ static void on_token_added(void *context, struct token *token)
 	tokens_plugin_schedule_notices(context, token);
 }
 
-/* The token's connections are closed and it leaves every queue. */
-static size_t on_token_removed(void *context, struct token *token)
+/* The token's connections are closed, its offline sessions end, and it
+ * leaves every queue. */
+static struct sessions_closed on_token_removed(void *context, struct token *token)
 {
 	struct tokens_plugin *plugin = context;
 	expiry_remove(&plugin->expiry, token);
@@ -116,24 +186,31 @@ static size_t on_token_removed(void *context, struct token *token)
 /* The replacement takes the old record's connections and queues. With a
  * grace period the old secret's connections stay (as made with it);
  * without, they are closed now. */
-static size_t on_token_replaced(void *context, struct token *old, struct token *replacement, bool keeps_previous)
+static void add_closed(struct sessions_closed *total, struct sessions_closed closed)
+{
+	total->connected += closed.connected;
+	total->offline += closed.offline;
+}
+
+static struct sessions_closed on_token_replaced(void *context, struct token *old, struct token *replacement,
+		bool keeps_previous)
 {
 	struct tokens_plugin *plugin = context;
-	size_t closed = 0;
+	struct sessions_closed closed = {0, 0};
 	expiry_remove(&plugin->expiry, old);
 	expiry_remove(&plugin->notices, old);
 	if(old->expired_noticed){
 		plugin->expired_tokens--;
 	}
-	/* Connections made with an even older secret lose it now. */
-	closed += sessions_close_previous(&plugin->sessions, old);
+	/* Sessions made with an even older secret lose it now. */
+	add_closed(&closed, sessions_close_previous(&plugin->sessions, old));
 	if(!keeps_previous){
-		closed += sessions_close_token(&plugin->sessions, old, plugin->requesting_client);
+		add_closed(&closed, sessions_close_token(&plugin->sessions, old, plugin->requesting_client));
 	}
 	sessions_move(old, replacement);
 	if(replacement->sessions && !expiry_add(&plugin->expiry, replacement)){
-		/* Without a place in the queue its connections would outlive it. */
-		closed += sessions_close_token(&plugin->sessions, replacement, plugin->requesting_client);
+		/* Without a place in the queue its sessions would outlive it. */
+		add_closed(&closed, sessions_close_token(&plugin->sessions, replacement, plugin->requesting_client));
 	}
 	tokens_plugin_schedule_notices(plugin, replacement);
 	return closed;
@@ -175,10 +252,11 @@ void tokens_plugin_end_grace_periods(struct tokens_plugin *plugin, int64_t now)
 	HASH_ITER(hh_hash, plugin->store.previous_by_hash, previous, next){
 		if(previous->valid_until <= now){
 			struct token *token = previous->token;
-			size_t closed = sessions_close_previous(&plugin->sessions, token);
+			struct sessions_closed closed = sessions_close_previous(&plugin->sessions, token);
 			store_drop_previous(&plugin->store, token);
-			plugin->log(MOSQ_LOG_NOTICE, "tokens: the previous secret of %s has expired, closing %zu connection%s",
-					token->name, closed, closed == 1 ? "" : "s");
+			plugin->log(MOSQ_LOG_NOTICE, "tokens: the previous secret of %s has expired, closing %zu connection%s "
+					"and ending %zu offline session%s", token->name, closed.connected, closed.connected == 1 ? "" : "s",
+					closed.offline, closed.offline == 1 ? "" : "s");
 		}
 	}
 }
@@ -248,6 +326,24 @@ void tokens_plugin_save_last_used(struct tokens_plugin *plugin)
 			plugin->last_used_queued * sizeof(*plugin->last_used_queue));
 }
 
+void tokens_plugin_save_sessions(struct tokens_plugin *plugin)
+{
+	char error[1024];
+	struct session_records *changes = &plugin->sessions.changes;
+	if(session_records_count(changes) == 0){
+		return;
+	}
+	cJSON *change = journal_sessions_of(changes);
+	bool saved = change && persist_record(plugin->persist, change, error, sizeof(error));
+	cJSON_Delete(change);
+	if(!saved){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: could not save the bindings of persistent sessions (will retry): %s",
+				change ? error : "out of memory");
+		return;
+	}
+	session_records_clear(changes);
+}
+
 void tokens_plugin_snapshot(struct tokens_plugin *plugin)
 {
 	char error[1024];
@@ -258,7 +354,8 @@ void tokens_plugin_snapshot(struct tokens_plugin *plugin)
 	if(error[0]){
 		plugin->log(MOSQ_LOG_WARNING, "tokens: %s", error);
 	}
-	/* The snapshot holds every lastUsed time. */
+	/* The snapshot holds every binding and every lastUsed time. */
+	session_records_clear(&plugin->sessions.changes);
 	for(size_t i = 0; i < plugin->last_used_queued; i++){
 		struct token *token = store_find_token_by_hash(&plugin->store, plugin->last_used_queue[i]);
 		if(token) token->last_used_unsaved = false;

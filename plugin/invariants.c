@@ -170,6 +170,56 @@ static bool check_session(const struct tokens_plugin *plugin, const struct sessi
 	return true;
 }
 
+/* Every offline session is bound, listed once by id and once in age
+ * order, and counted. */
+static bool check_offline_sessions(const struct tokens_plugin *plugin, char *problem, size_t problem_len)
+{
+	const struct sessions *sessions = &plugin->sessions;
+	size_t offline = 0;
+	for(const struct session *session = sessions->by_id; session; session = session->hh_id.next){
+		if(!session->offline || session->token == NULL || !session->disconnected){
+			return broken(problem, problem_len, "offline session %s is not offline and bound", session->client_id);
+		}
+		if(!check_session(plugin, session, problem, problem_len)){
+			return false;
+		}
+		offline++;
+	}
+	size_t aged = 0;
+	for(const struct session *session = sessions->oldest_offline; session; session = session->newer){
+		if(!session->offline || (session->newer ? session->newer->older : sessions->newest_offline) != session){
+			return broken(problem, problem_len, "the age list of offline sessions is broken at %s", session->client_id);
+		}
+		aged++;
+	}
+	if(offline != sessions->offline || aged != offline
+			|| (sessions->max_offline > 0 && offline > sessions->max_offline)){
+		return broken(problem, problem_len, "%zu offline sessions are bound, %zu listed by age, %zu counted",
+				offline, aged, sessions->offline);
+	}
+	return true;
+}
+
+/* A token's list holds exactly the sessions bound to it, each findable. */
+static bool check_token_lists(const struct tokens_plugin *plugin, char *problem, size_t problem_len)
+{
+	for(const struct token *token = plugin->store.tokens_by_hash; token; token = token->hh_hash.next){
+		for(const struct session *session = token->sessions; session; session = session->token_next){
+			const struct session *found = NULL;
+			if(session->offline){
+				HASH_FIND(hh_id, plugin->sessions.by_id, session->client_id, strlen(session->client_id), found);
+			}else{
+				found = sessions_find(&plugin->sessions, session->client);
+			}
+			if(session->token != token || found != session
+					|| (session->token_next && session->token_next->token_previous != session)){
+				return broken(problem, problem_len, "the connection list of token \"%s\" is broken", token->name);
+			}
+		}
+	}
+	return true;
+}
+
 static bool check_sessions(const struct tokens_plugin *plugin, char *problem, size_t problem_len)
 {
 	size_t attached = 0;
@@ -183,15 +233,7 @@ static bool check_sessions(const struct tokens_plugin *plugin, char *problem, si
 		return broken(problem, problem_len, "%zu connections are bound but %zu are counted",
 				attached, plugin->sessions.attached);
 	}
-	for(const struct token *token = plugin->store.tokens_by_hash; token; token = token->hh_hash.next){
-		for(const struct session *session = token->sessions; session; session = session->token_next){
-			if(session->token != token || sessions_find(&plugin->sessions, session->client) != session
-					|| (session->token_next && session->token_next->token_previous != session)){
-				return broken(problem, problem_len, "the connection list of token \"%s\" is broken", token->name);
-			}
-		}
-	}
-	return true;
+	return check_offline_sessions(plugin, problem, problem_len) && check_token_lists(plugin, problem, problem_len);
 }
 
 static bool check_queue(const struct store *store, const struct expiry_queue *queue, const char *name,

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "journal.h"
+#include "log_text.h"
 #include "rfc3339.h"
 #include "state_format.h"
 
@@ -126,18 +127,128 @@ cJSON *journal_last_used_of(const struct token *const *tokens, size_t count)
 	return change;
 }
 
+/* Text built piece by piece; failed once an allocation failed. */
+struct text_buffer {
+	char *text;
+	size_t length;
+	size_t capacity;
+	bool failed;
+};
+
+static void buffer_add(struct text_buffer *buffer, const char *text, size_t length)
+{
+	if(buffer->failed){
+		return;
+	}
+	if(buffer->length + length + 1 > buffer->capacity){
+		size_t capacity = 2 * (buffer->length + length + 1) + 256;
+		char *grown = realloc(buffer->text, capacity);
+		if(grown == NULL){
+			buffer->failed = true;
+			return;
+		}
+		buffer->text = grown;
+		buffer->capacity = capacity;
+	}
+	memcpy(buffer->text + buffer->length, text, length);
+	buffer->length += length;
+	buffer->text[buffer->length] = '\0';
+}
+
+/* Appends json printed (and deletes it); NULL json means out of memory. */
+static void buffer_add_json(struct text_buffer *buffer, cJSON *json)
+{
+	char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+	cJSON_Delete(json);
+	if(text == NULL){
+		buffer->failed = true;
+		return;
+	}
+	buffer_add(buffer, text, strlen(text));
+	free(text);
+}
+
+/* Each binding is printed as the snapshot prints it (state_session_to_json),
+ * one at a time into the list's text: a tree of the whole change would
+ * cost five nodes per binding at once. */
+cJSON *journal_sessions_of(const struct session_records *changes)
+{
+	struct text_buffer bound = {0}, ended = {0};
+	buffer_add(&bound, "[", 1);
+	buffer_add(&ended, "[", 1);
+	for(const struct session_record *record = changes->by_id; record; record = record->hh.next){
+		struct text_buffer *list = record->bound ? &bound : &ended;
+		if(list->length > 1){
+			buffer_add(list, ",", 1);
+		}
+		buffer_add_json(list, record->bound
+				? state_session_to_json(record->client_id, record->username, record->hash)
+				: cJSON_CreateString(record->client_id));
+	}
+	buffer_add(&bound, "]", 1);
+	buffer_add(&ended, "]", 1);
+	cJSON *change = NULL;
+	if(!bound.failed && !ended.failed){
+		change = with_item(change_of("sessions"), "bound", cJSON_CreateRaw(bound.text));
+		change = with_item(change, "ended", cJSON_CreateRaw(ended.text));
+	}
+	free(bound.text);
+	free(ended.text);
+	return change;
+}
+
+/* The items of a JSON array written as text (journal_last_used_of's and
+ * journal_sessions_of's lists): the commas between them, outside strings
+ * and nested values, and one more unless it is empty. */
+static size_t raw_array_length(const char *text)
+{
+	size_t depth = 0, commas = 0;
+	bool in_string = false, empty = true;
+	for(const char *c = text; *c; c++){
+		if(in_string){
+			if(*c == '\\' && c[1]){
+				c++;
+			}else if(*c == '"'){
+				in_string = false;
+			}
+			continue;
+		}
+		if(depth > 0 && strchr("] \t\r\n", *c) == NULL){
+			empty = false;
+		}
+		if(*c == '"'){
+			in_string = true;
+		}else if(*c == '[' || *c == '{'){
+			depth++;
+		}else if((*c == ']' || *c == '}') && depth > 0){
+			depth--;
+		}else if(*c == ',' && depth == 1){
+			commas++;
+		}
+	}
+	return empty ? 0 : commas + 1;
+}
+
+/* The items of one of the change's lists, as text or as a parsed array. */
+static size_t list_length(const cJSON *change, const char *key)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(change, key);
+	if(cJSON_IsRaw(list)){
+		return raw_array_length(list->valuestring);
+	}
+	return cJSON_IsArray(list) ? (size_t)cJSON_GetArraySize(list) : 0;
+}
+
 size_t journal_change_count(const cJSON *change)
 {
-	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(change, "tokens");
-	if(cJSON_IsRaw(tokens)){
-		/* journal_last_used_of's list: one '[' per pair, and the list's. */
-		size_t brackets = 0;
-		for(const char *c = tokens->valuestring; *c; c++){
-			brackets += *c == '[';
-		}
-		return brackets ? brackets - 1 : 0;
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(change, "op");
+	if(cJSON_IsString(op) && strcmp(op->valuestring, "lastUsed") == 0){
+		return list_length(change, "tokens");
 	}
-	return cJSON_IsArray(tokens) ? (size_t)cJSON_GetArraySize(tokens) : 1;
+	if(cJSON_IsString(op) && strcmp(op->valuestring, "sessions") == 0){
+		return list_length(change, "bound") + list_length(change, "ended");
+	}
+	return 1;
 }
 
 /* ---- decoding and replay ---- */
@@ -417,6 +528,72 @@ static bool apply_last_used(struct replay *replay)
 		}
 	}
 	return true;
+}
+
+/* A sessions line as the table of changes it was written from (bound
+ * records with their hash, ended ones without): each client id once. */
+static bool decode_sessions(struct replay *replay, struct session_records *changes)
+{
+	const cJSON *bound = cJSON_GetObjectItemCaseSensitive(replay->line, "bound");
+	const cJSON *ended = cJSON_GetObjectItemCaseSensitive(replay->line, "ended");
+	if(!cJSON_IsArray(bound) || !cJSON_IsArray(ended)){
+		return refuse(replay, "'bound' and 'ended' must be arrays");
+	}
+	struct state_loader loader;
+	state_loader_init(&loader, replay->store, replay->problem, replay->problem_len);
+	int index = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, bound){
+		if(!state_load_session(&loader, changes, item, index++)){
+			return false;
+		}
+	}
+	index = 0;
+	cJSON_ArrayForEach(item, ended){
+		const char *problem = state_client_id_problem(item);
+		if(problem){
+			return refuse(replay, "'ended' item %d %s", index, problem);
+		}
+		if(session_records_find(changes, item->valuestring)){
+			char name[LOG_TEXT_SIZE];
+			return refuse(replay, "session \"%s\": duplicate clientId", log_text_escape(item->valuestring, name));
+		}
+		if(!session_records_put(changes, item->valuestring, NULL, NULL)){
+			return refuse(replay, "out of memory");
+		}
+		index++;
+	}
+	return true;
+}
+
+/* Bindings are advisory: one whose hash is no token's is kept, for the
+ * plugin to drop once loading is done. The line is decoded whole before
+ * any of it is applied. */
+static bool apply_sessions(struct replay *replay, struct session_records *sessions)
+{
+	struct session_records changes;
+	session_records_init(&changes);
+	bool applied = decode_sessions(replay, &changes);
+	for(const struct session_record *record = changes.by_id; applied && record; record = record->hh.next){
+		if(!record->bound){
+			session_records_remove(sessions, record->client_id);
+		}else if(!session_records_put(sessions, record->client_id, record->username, record->hash)){
+			applied = refuse(replay, "out of memory");
+		}
+	}
+	session_records_clear(&changes);
+	return applied;
+}
+
+bool journal_replay(struct store *store, struct session_records *sessions, const cJSON *line,
+		char *problem, size_t problem_len)
+{
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(line, "op");
+	if(cJSON_IsString(op) && strcmp(op->valuestring, "sessions") == 0){
+		struct replay replay = {.store = store, .line = line, .problem = problem, .problem_len = problem_len};
+		return apply_sessions(&replay, sessions);
+	}
+	return journal_apply(store, line, problem, problem_len);
 }
 
 bool journal_apply(struct store *store, const cJSON *line, char *problem, size_t problem_len)

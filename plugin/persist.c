@@ -4,10 +4,15 @@
  * logged here, so the caller decides whether they stop the broker or fail
  * one command.
  *
- * The snapshot is written one role or token per line (still one JSON
- * document), so that loading a million tokens parses a million small
+ * The snapshot is written one role, token or binding per line (still one
+ * JSON document), so that loading a million tokens parses a million small
  * objects instead of building one huge tree; a file in any other valid
  * layout (edited by hand, say) is read one item at a time as well.
+ *
+ * The bindings of persistent sessions travel beside the store: loading
+ * puts them into the sink (or a table of its own), a snapshot takes them
+ * from the source (or that table), copying them into a table first so that
+ * they are written sorted and once per client id.
  *
  * Every file of the state folder is opened without following a symbolic
  * link and without blocking, and only if it is a regular file
@@ -69,6 +74,12 @@ struct persist {
 	size_t snapshot_retry_at;  /* after a failed snapshot: journal changes before the next try */
 	const char *notice;
 	struct persist_io io;
+	/* Bindings of persistent sessions: loaded here without a sink, written
+	 * from here without a source. */
+	struct session_records sessions;
+	struct session_records *session_sink;
+	const struct session_source *session_source;
+	size_t session_count;      /* bindings the last load or snapshot held, for the snapshot rule */
 };
 
 static const struct persist_io system_io = {
@@ -166,6 +177,7 @@ void persist_close(struct persist *persist)
 	if(persist->lock_fd >= 0){
 		close(persist->lock_fd);
 	}
+	session_records_clear(&persist->sessions);
 	free(persist);
 }
 
@@ -185,6 +197,21 @@ void persist_set_io(struct persist *persist, const struct persist_io *io)
 const char *persist_load_notice(const struct persist *persist)
 {
 	return persist->notice;
+}
+
+void persist_set_session_sink(struct persist *persist, struct session_records *loaded)
+{
+	persist->session_sink = loaded;
+}
+
+void persist_set_session_source(struct persist *persist, const struct session_source *source)
+{
+	persist->session_source = source;
+}
+
+static struct session_records *loaded_sessions(struct persist *persist)
+{
+	return persist->session_sink ? persist->session_sink : &persist->sessions;
 }
 
 /* ---- reading ---- */
@@ -239,7 +266,7 @@ static char *read_journal(struct persist *persist, size_t *length, bool *missing
 static bool load_snapshot(struct persist *persist, struct store *store, struct snapshot_header *header,
 		char *error, size_t error_len)
 {
-	bool loaded = snapshot_read(persist->path, store, header, error, error_len);
+	bool loaded = snapshot_read(persist->path, store, loaded_sessions(persist), header, error, error_len);
 	persist->sequence = header->journal_sequence;
 	memcpy(persist->snapshot_id, header->ids.id, sizeof(persist->snapshot_id));
 	return loaded;
@@ -311,7 +338,8 @@ static bool replay_line(struct persist *persist, struct store *store, const stru
 		*previous = (int64_t)sequence->valuedouble;
 		/* Changes the snapshot already holds (a crash between writing it
 		 * and removing the journal) are skipped. */
-		applied = *previous <= persist->sequence || journal_apply(store, change, problem, problem_len);
+		applied = *previous <= persist->sequence
+			|| journal_replay(store, loaded_sessions(persist), change, problem, problem_len);
 		if(applied && *previous > persist->sequence){
 			persist->journal_changes += journal_change_count(change);
 		}
@@ -389,14 +417,19 @@ bool persist_load(struct persist *persist, struct store *store, char *error, siz
 	persist->journal_has_lines = false;
 	persist->journal_id[0] = '\0';
 	persist->notice = NULL;
+	persist->session_count = 0;
+	struct session_records *sessions = loaded_sessions(persist);
+	session_records_clear(sessions);
 	if(!load_snapshot(persist, store, &header, error, error_len)){
 		return false;
 	}
 	if(!replay_journal(persist, store, &header, error, error_len)
 			|| !choose_snapshot_id(persist, &header, error, error_len)){
 		store_clear(store);
+		session_records_clear(sessions);
 		return false;
 	}
+	persist->session_count = session_records_count(sessions);
 	return true;
 }
 
@@ -567,7 +600,7 @@ bool persist_wants_snapshot(const struct persist *persist, const struct store *s
 	if(persist->snapshot_after){
 		return persist->journal_changes >= persist->snapshot_after;
 	}
-	size_t size = store_token_count(store) + store_role_count(store);
+	size_t size = store_token_count(store) + store_role_count(store) + persist->session_count;
 	return persist->journal_changes >= (size > SNAPSHOT_FLOOR ? size : SNAPSHOT_FLOOR);
 }
 
@@ -639,13 +672,79 @@ static void write_header(struct snapshot_writer *writer, int64_t sequence, const
 	writer_put(writer, "\"roles\": [\n");
 }
 
-static void write_snapshot(struct snapshot_writer *writer, const struct store *store, int64_t sequence,
+/* A source's binding, copied (what the view points to may not outlive the
+ * call); one the reader would refuse is left out. */
+struct session_copy {
+	struct session_records *records;
+	bool failed;
+};
+
+static bool view_is_keepable(const struct session_view *view)
+{
+	size_t id_length = view->client_id ? strlen(view->client_id) : 0;
+	return view->hash && id_length > 0 && id_length <= SESSION_TEXT_MAX_BYTES
+		&& (view->username == NULL || strlen(view->username) <= SESSION_TEXT_MAX_BYTES);
+}
+
+static void copy_session(void *writer, const struct session_view *view)
+{
+	struct session_copy *copy = writer;
+	if(!copy->failed && view_is_keepable(view)
+			&& !session_records_put(copy->records, view->client_id, view->username, view->hash)){
+		copy->failed = true;
+	}
+}
+
+/* The bindings to write, sorted; NULL (errno ENOMEM) when out of memory.
+ * copied holds the source's, to be cleared by the caller. */
+static const struct session_record **sessions_to_write(struct persist *persist, struct session_records *copied,
+		size_t *count)
+{
+	const struct session_records *records = &persist->sessions;
+	if(persist->session_source){
+		struct session_copy copy = {.records = copied};
+		persist->session_source->each(persist->session_source->context, copy_session, &copy);
+		if(copy.failed){
+			errno = ENOMEM;
+			return NULL;
+		}
+		records = copied;
+	}
+	const struct session_record **sorted = session_records_sorted(records, count);
+	if(sorted == NULL){
+		errno = ENOMEM;
+	}
+	return sorted;
+}
+
+/* After the tokens: "sessions", only when there are bindings, so that a
+ * store without any is written as before they existed. */
+static void write_sessions(struct snapshot_writer *writer, const struct session_record **sessions, size_t count)
+{
+	if(count == 0){
+		writer_put(writer, "]\n}\n");
+		return;
+	}
+	writer_put(writer, "],\n\"sessions\": [\n");
+	for(size_t i = 0; i < count && !writer->failed; i++){
+		const struct session_record *record = sessions[i];
+		writer_put_item(writer, state_session_to_json(record->client_id, record->username, record->hash),
+				i + 1 == count);
+	}
+	writer_put(writer, "]\n}\n");
+}
+
+/* Returns how many bindings it wrote. */
+static size_t write_snapshot(struct snapshot_writer *writer, const struct store *store, int64_t sequence,
 		const char *id)
 {
-	size_t role_count, token_count;
+	size_t role_count, token_count, session_count = 0;
+	struct session_records copied;
+	session_records_init(&copied);
 	struct role **roles = store_sorted_roles(store, &role_count);
 	struct token **tokens = store_sorted_tokens(store, &token_count);
-	if(roles == NULL || tokens == NULL){
+	const struct session_record **sessions = sessions_to_write(writer->persist, &copied, &session_count);
+	if(roles == NULL || tokens == NULL || sessions == NULL){
 		writer->failed = true;
 		errno = ENOMEM;
 	}else{
@@ -657,11 +756,14 @@ static void write_snapshot(struct snapshot_writer *writer, const struct store *s
 		for(size_t i = 0; i < token_count && !writer->failed; i++){
 			writer_put_item(writer, token_state_to_json(store, tokens[i]), i + 1 == token_count);
 		}
-		writer_put(writer, "]\n}\n");
+		write_sessions(writer, sessions, session_count);
 		writer_flush(writer);
 	}
 	free(roles);
 	free(tokens);
+	free(sessions);
+	session_records_clear(&copied);
+	return session_count;
 }
 
 /* True when the journal's path still names the file this broker read or
@@ -731,11 +833,12 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 	}
 	const char *step = "create a temporary file";
 	bool renamed = false;
+	size_t written_sessions = 0;
 	/* O_EXCL with a new name: never a link or anything already there. */
 	int fd = mkostemp(temp_path, O_CLOEXEC);   /* mode 0600 */
 	if(fd >= 0){
 		*writer = (struct snapshot_writer){.persist = persist, .fd = fd};
-		write_snapshot(writer, store, persist->sequence, id);
+		written_sessions = write_snapshot(writer, store, persist->sequence, id);
 		step = "write";
 		if(!writer->failed){
 			step = "fsync";
@@ -759,6 +862,7 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 	/* After the rename the new snapshot is the state and cannot be undone:
 	 * a failed folder sync is reported in error, but the save counts. */
 	error[0] = '\0';
+	persist->session_count = written_sessions;
 	if(!sync_folder(persist)){
 		/* Until the rename is durable, the journal must stay. */
 		/* ... and a journal started now carries the old id, which both

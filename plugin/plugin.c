@@ -96,14 +96,16 @@ static bool per_listener_settings(const mosquitto_plugin_id_t *identifier)
 }
 
 /* Options are not re-read on SIGHUP; but the broker re-runs every login
- * right after this event, and those re-checks must not count as logins.
- * Any answer but DEFER would abort the broker's reload. */
+ * right after this event, offline sessions' too, and those re-checks must
+ * not count as logins. Any answer but DEFER would abort the broker's
+ * reload. */
 static int on_reload(int event, void *event_data, void *userdata)
 {
 	(void)event;
 	(void)event_data;
 	struct tokens_plugin *plugin = userdata;
 	plugin->rechecking_logins = true;
+	sessions_start_recheck(&plugin->sessions);
 	return MOSQ_ERR_PLUGIN_DEFER;
 }
 
@@ -163,7 +165,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			|| !whole_number_option(options, option_count, "max_tokens", 1, 100000000, &limits.tokens)
 			|| !whole_number_option(options, option_count, "max_acls_per_role", 1, 100000, &limits.acls_per_role)
 			|| !whole_number_option(options, option_count, "max_topic_bytes", 1, 65535, &limits.topic_bytes)
-			|| !whole_number_option(options, option_count, "max_reply_bytes", 16384, 268435455, &limits.reply_bytes)){
+			|| !whole_number_option(options, option_count, "max_reply_bytes", 16384, 268435455, &limits.reply_bytes)
+			|| !whole_number_option(options, option_count, "max_offline_sessions", 1, 100000000,
+				&limits.offline_sessions)){
 		return MOSQ_ERR_INVAL;
 	}
 	int64_t snapshot_after = 0;
@@ -185,6 +189,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	plugin->last_used_save_interval = save_interval;
 	plugin->metrics_interval = metrics_interval;
 	plugin->limits = limits;
+	plugin->sessions.max_offline = (size_t)limits.offline_sessions;
 	plugin->publish = broker_publish;
 	persist_set_snapshot_after(plugin->persist, (size_t)snapshot_after);
 	if(!tokens_plugin_start_notices(plugin, warning_days * 86400)){

@@ -1,5 +1,6 @@
 /*
- * Token-bound connections and the queue of kicks. See include/sessions.h.
+ * Token-bound sessions, connected and offline, and the queue of kicks.
+ * See include/sessions.h.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 void sessions_init(struct sessions *sessions)
 {
 	memset(sessions, 0, sizeof(*sessions));
+	session_records_init(&sessions->changes);
 }
 
 /* `attached` counts sessions that have a token and are still connected. */
@@ -53,6 +55,83 @@ static void attach_to_token(struct sessions *sessions, struct session *session, 
 	token->sessions = session;
 }
 
+/* The next periodic save records the binding's end. Without memory for
+ * the note the binding stays in the journal until the next snapshot; a
+ * restored binding with no context is ended by the next SIGHUP. */
+static void note_ended(struct sessions *sessions, const struct session *session)
+{
+	if(session->persists){
+		session_records_put(&sessions->changes, session->client_id, session->username, NULL);
+	}
+}
+
+static void unlink_offline(struct sessions *sessions, struct session *session)
+{
+	HASH_DELETE(hh_id, sessions->by_id, session);
+	if(session->older){
+		session->older->newer = session->newer;
+	}else{
+		sessions->oldest_offline = session->newer;
+	}
+	if(session->newer){
+		session->newer->older = session->older;
+	}else{
+		sessions->newest_offline = session->older;
+	}
+	session->older = session->newer = NULL;
+	sessions->offline--;
+}
+
+static void free_offline(struct sessions *sessions, struct session *session)
+{
+	unlink_offline(sessions, session);
+	detach_from_token(sessions, session);
+	free(session);
+}
+
+static void end_offline(struct sessions *sessions, struct session *session)
+{
+	note_ended(sessions, session);
+	free_offline(sessions, session);
+}
+
+/* Links an offline session (not in by_client); false when out of memory. */
+static bool link_offline(struct sessions *sessions, struct session *session)
+{
+	struct session *other;
+	HASH_FIND(hh_id, sessions->by_id, session->client_id, strlen(session->client_id), other);
+	if(other){
+		end_offline(sessions, other);
+	}
+	HASH_ADD_KEYPTR(hh_id, sessions->by_id, session->client_id, strlen(session->client_id), session);
+	if(session->hh_id.tbl == NULL){   /* out of memory: store.h */
+		return false;
+	}
+	session->offline = true;
+	session->seen_at_reload = sessions->reloads;
+	session->older = sessions->newest_offline;
+	session->newer = NULL;
+	if(sessions->newest_offline){
+		sessions->newest_offline->newer = session;
+	}else{
+		sessions->oldest_offline = session;
+	}
+	sessions->newest_offline = session;
+	sessions->offline++;
+	return true;
+}
+
+/* Ends the oldest offline bindings beyond the bound; returns how many. */
+static size_t keep_within_bound(struct sessions *sessions)
+{
+	size_t ended = 0;
+	while(sessions->max_offline > 0 && sessions->offline > sessions->max_offline){
+		end_offline(sessions, sessions->oldest_offline);
+		ended++;
+	}
+	return ended;
+}
+
 void sessions_clear(struct sessions *sessions)
 {
 	struct session *session, *next;
@@ -61,6 +140,12 @@ void sessions_clear(struct sessions *sessions)
 		HASH_DEL(sessions->by_client, session);
 		free(session);
 	}
+	HASH_ITER(hh_id, sessions->by_id, session, next){
+		detach_from_token(sessions, session);
+		HASH_DELETE(hh_id, sessions->by_id, session);
+		free(session);
+	}
+	session_records_clear(&sessions->changes);
 	free(sessions->kicks);
 	free(sessions->leaving);
 	sessions_init(sessions);
@@ -73,24 +158,82 @@ struct session *sessions_find(const struct sessions *sessions, const struct mosq
 	return session;
 }
 
-bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
-		struct token *token, bool via_previous)
+static bool same_username(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+static struct session *find_by_id(const struct sessions *sessions, const char *client_id)
+{
+	struct session *session = NULL;
+	if(client_id && sessions->by_id){
+		HASH_FIND(hh_id, sessions->by_id, client_id, strlen(client_id), session);
+	}
+	return session;
+}
+
+struct session *sessions_find_offline(struct sessions *sessions, const struct mosquitto *client,
+		const char *client_id, const char *username)
+{
+	struct session *session = find_by_id(sessions, client_id);
+	if(session == NULL || client == NULL || !same_username(session->username, username)){
+		return NULL;
+	}
+	if(session->client == NULL && client != session->not_client){
+		session->client = client;
+	}
+	return session->client == client ? session : NULL;
+}
+
+static struct session *session_new(const struct mosquitto *client, const struct session_login *login)
+{
+	size_t id_length = strlen(login->client_id);
+	size_t username_size = login->username ? strlen(login->username) + 1 : 0;
+	struct session *session = calloc(1, sizeof(*session) + id_length + 1 + username_size);
+	if(session == NULL){
+		return NULL;
+	}
+	session->client = client;
+	memcpy(session->client_id, login->client_id, id_length + 1);
+	if(login->username){
+		char *username = session->client_id + id_length + 1;
+		memcpy(username, login->username, username_size);
+		session->username = username;
+	}
+	memcpy(session->hash, login->hash, TOKEN_HASH_LEN);
+	session->persists = login->persists;
+	return session;
+}
+
+bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, struct token *token,
+		const struct session_login *login)
 {
 	sessions_unbind(sessions, client);
-	size_t id_length = strlen(client_id);
-	struct session *session = calloc(1, sizeof(*session) + id_length + 1);
+	/* The new login decides. A device that comes back with the secret
+	 * it left with keeps the binding the state file has already. */
+	struct session *offline = find_by_id(sessions, login->client_id);
+	bool unchanged = offline && login->persists && memcmp(offline->hash, login->hash, TOKEN_HASH_LEN) == 0
+			&& same_username(offline->username, login->username);
+	if(unchanged){
+		free_offline(sessions, offline);
+	}else if(offline){
+		end_offline(sessions, offline);
+	}
+	struct session *session = session_new(client, login);
 	if(session == NULL){
 		return false;
 	}
-	session->client = client;
-	memcpy(session->client_id, client_id, id_length + 1);
 	HASH_ADD_PTR(sessions->by_client, client, session);
 	if(session->hh.tbl == NULL){   /* out of memory: store.h */
 		free(session);
 		return false;
 	}
 	attach_to_token(sessions, session, token);
-	session->via_previous = via_previous;
+	session->via_previous = login->via_previous;
+	if(session->persists && !unchanged){
+		/* Without memory for the note it is saved by the next snapshot. */
+		session_records_put(&sessions->changes, session->client_id, session->username, session->hash);
+	}
 	return true;
 }
 
@@ -100,13 +243,49 @@ void sessions_unbind(struct sessions *sessions, const struct mosquitto *client)
 	if(session){
 		detach_from_token(sessions, session);
 		HASH_DEL(sessions->by_client, session);
+		note_ended(sessions, session);
 		free(session);
 	}
 }
 
-size_t sessions_count(const struct sessions *sessions)
+void sessions_note_login(struct sessions *sessions, const struct mosquitto *client, const char *client_id)
 {
-	return HASH_COUNT(sessions->by_client);
+	struct session *offline = find_by_id(sessions, client_id);
+	if(offline == NULL){
+		return;
+	}
+	if(offline->client == client){
+		end_offline(sessions, offline);
+	}else if(offline->client == NULL){
+		offline->not_client = client;
+	}
+}
+
+void sessions_start_recheck(struct sessions *sessions)
+{
+	sessions->reloads++;
+}
+
+void sessions_note_recheck(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
+		const char *username)
+{
+	struct session *offline = sessions_find_offline(sessions, client, client_id, username);
+	if(offline){
+		offline->seen_at_reload = sessions->reloads;
+	}
+}
+
+size_t sessions_end_unmet(struct sessions *sessions)
+{
+	size_t ended = 0;
+	struct session *session, *next;
+	HASH_ITER(hh_id, sessions->by_id, session, next){
+		if(session->seen_at_reload != sessions->reloads){
+			end_offline(sessions, session);
+			ended++;
+		}
+	}
+	return ended;
 }
 
 /* Appends to a growable array of client pointers. */
@@ -141,10 +320,20 @@ static bool queue_kick(struct sessions *sessions, const struct mosquitto *client
 	return true;
 }
 
-void sessions_depart(struct sessions *sessions, const struct mosquitto *client)
+void sessions_depart(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
+		const char *username, bool rechecking)
 {
 	struct session *session = sessions_find(sessions, client);
-	if(session == NULL || session->disconnected){
+	if(session == NULL){
+		struct session *offline = sessions_find_offline(sessions, client, client_id, username);
+		if(offline && rechecking){
+			offline->seen_at_reload = sessions->reloads;
+		}else if(offline){
+			end_offline(sessions, offline);
+		}
+		return;
+	}
+	if(session->disconnected){
 		return;
 	}
 	if(counts(session)){
@@ -156,32 +345,77 @@ void sessions_depart(struct sessions *sessions, const struct mosquitto *client)
 	}
 }
 
-void sessions_unbind_departed(struct sessions *sessions)
+/* A departed session whose context keeps its client id goes offline.
+ * Only a bound session's context is asked: the plugin's own kicks run at
+ * the end of its tick, after this, and their contexts may be freed before
+ * the next one; they are all of detached sessions. (On 2.0 only another
+ * plugin's tick, after this one, could disconnect a bound session that
+ * late; none of the broker's own does.) */
+static void settle(struct sessions *sessions, struct session *session, sessions_client_id_fn client_id_of)
+{
+	const char *client_id = session->token && session->persists ? client_id_of(session->client) : NULL;
+	bool kept = client_id && strcmp(client_id, session->client_id) == 0;
+	if(!kept){
+		sessions_unbind(sessions, session->client);
+		return;
+	}
+	HASH_DEL(sessions->by_client, session);
+	if(!link_offline(sessions, session)){
+		detach_from_token(sessions, session);
+		note_ended(sessions, session);
+		free(session);
+	}
+}
+
+size_t sessions_settle_departed(struct sessions *sessions, sessions_client_id_fn client_id_of)
 {
 	for(size_t i = 0; i < sessions->leaving_count; i++){
-		const struct session *session = sessions_find(sessions, sessions->leaving[i]);
+		struct session *session = sessions_find(sessions, sessions->leaving[i]);
 		if(session && session->disconnected){
-			sessions_unbind(sessions, sessions->leaving[i]);
+			settle(sessions, session, client_id_of);
 		}
 	}
 	sessions->leaving_count = 0;
+	return keep_within_bound(sessions);
 }
 
-static size_t close_sessions(struct sessions *sessions, struct token *token, const struct mosquitto *requester,
-		bool only_previous)
+bool sessions_restore(struct sessions *sessions, struct token *token, const struct session_login *login)
 {
-	size_t closed = 0;
+	struct session *session = session_new(NULL, login);
+	if(session == NULL){
+		return false;
+	}
+	session->disconnected = true;
+	if(!link_offline(sessions, session)){
+		free(session);
+		return false;
+	}
+	attach_to_token(sessions, session, token);
+	session->via_previous = login->via_previous;
+	keep_within_bound(sessions);
+	return true;
+}
+
+static struct sessions_closed close_sessions(struct sessions *sessions, struct token *token,
+		const struct mosquitto *requester, bool only_previous)
+{
+	struct sessions_closed closed = {0, 0};
 	struct session *session = token->sessions;
 	while(session){
 		struct session *next = session->token_next;
 		if(!only_previous || session->via_previous){
-			bool connected = !session->disconnected;
-			detach_from_token(sessions, session);
-			/* Without memory for the kick the connection stays open, but it
-			 * is detached: every ACL check it makes is denied. */
-			if(connected){
-				queue_kick(sessions, session->client, session->client == requester ? 2 : 0);
-				closed++;
+			if(session->offline){
+				end_offline(sessions, session);
+				closed.offline++;
+			}else{
+				bool connected = !session->disconnected;
+				detach_from_token(sessions, session);
+				/* Without memory for the kick the connection stays open, but
+				 * it is detached: every ACL check it makes is denied. */
+				if(connected){
+					queue_kick(sessions, session->client, session->client == requester ? 2 : 0);
+					closed.connected++;
+				}
 			}
 		}
 		session = next;
@@ -189,12 +423,13 @@ static size_t close_sessions(struct sessions *sessions, struct token *token, con
 	return closed;
 }
 
-size_t sessions_close_token(struct sessions *sessions, struct token *token, const struct mosquitto *requester)
+struct sessions_closed sessions_close_token(struct sessions *sessions, struct token *token,
+		const struct mosquitto *requester)
 {
 	return close_sessions(sessions, token, requester, false);
 }
 
-size_t sessions_close_previous(struct sessions *sessions, struct token *token)
+struct sessions_closed sessions_close_previous(struct sessions *sessions, struct token *token)
 {
 	return close_sessions(sessions, token, NULL, true);
 }
@@ -238,4 +473,17 @@ const struct mosquitto **sessions_take_due_kicks(struct sessions *sessions, size
 	}
 	sessions->kick_count = kept;
 	return due;
+}
+
+void sessions_each_binding(const struct sessions *sessions, void (*put)(void *writer,
+		const struct session *session), void *writer)
+{
+	for(const struct session *session = sessions->by_client; session; session = session->hh.next){
+		if(session->token && session->persists){
+			put(writer, session);
+		}
+	}
+	for(const struct session *session = sessions->by_id; session; session = session->hh_id.next){
+		put(writer, session);
+	}
 }

@@ -11,11 +11,15 @@
  *   ],
  *   "tokens": [
  *   {...token...},         likewise
+ *   ],                     "]" when there are no bindings, and the file ends
+ *   "sessions": [
+ *   {"clientId":...},      one binding per line, likewise
  *   ]
  *   }
  *
- * Anything else sends the reader to the whole-document path, which reports
- * real errors (not JSON, wrong types...) with their byte offset or entry.
+ * Anything else goes to the item-by-item scan and, if that fails too, to
+ * the whole-document path, which reports real errors (not JSON, wrong
+ * types...) with their byte offset or entry.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,7 +84,8 @@ static cJSON *parse_item(struct text line, bool *more)
  * any other layout. */
 static enum outcome check_header(const cJSON *header, struct state_loader *loader, struct snapshot_header *out)
 {
-	if(cJSON_GetObjectItemCaseSensitive(header, "roles") || cJSON_GetObjectItemCaseSensitive(header, "tokens")){
+	if(cJSON_GetObjectItemCaseSensitive(header, "roles") || cJSON_GetObjectItemCaseSensitive(header, "tokens")
+			|| cJSON_GetObjectItemCaseSensitive(header, "sessions")){
 		return NOT_OUR_LAYOUT;   /* the whole-document path decides which one counts */
 	}
 	return state_check_header(loader, header, &out->journal_sequence)
@@ -328,7 +333,83 @@ static enum outcome add_shares(struct token_share shares[2], struct state_loader
 }
 
 /* Parses the token lines in two halves at once, then adds them in order. */
-static enum outcome read_tokens(struct text *text, struct state_loader *loader, char *problem, size_t problem_len)
+static enum outcome read_tokens(struct text lines, struct state_loader *loader, char *problem, size_t problem_len)
+{
+	const char *middle = lines.at + (size_t)(lines.end - lines.at) / 2;
+	const char *split = memchr(middle, '\n', (size_t)(lines.end - middle));
+	split = split ? split + 1 : lines.end;
+
+	struct token_share shares[2] = {
+		{.store = loader->store, .lines = {lines.at, split}, .first_index = 0, .ends_the_array = split == lines.end},
+		{.store = loader->store, .lines = {split, lines.end}, .ends_the_array = true},
+	};
+	shares[1].first_index = (int)count_lines(lines.at, split);
+	return add_shares(shares, loader, problem, problem_len);
+}
+
+/* The start of the line that ends just before end (at a newline), within
+ * [at, end). */
+static const char *line_start(const char *at, const char *end)
+{
+	const char *newline = end > at ? memrchr(at, '\n', (size_t)(end - at)) : NULL;
+	return newline ? newline + 1 : at;
+}
+
+/* Splits the item lines after "tokens": [ into the tokens' and the
+ * bindings'. The writer puts "sessions" last, each binding on a line that
+ * starts {"clientId":, so walking back over those from the end finds the
+ * lines "\"sessions\": [" and "]," that close the tokens; a file without
+ * bindings costs one line's look. Without them every line is a token's (and
+ * a line that is not ends the fast path). */
+static void split_sessions(struct text items, struct text *tokens, struct text *sessions)
+{
+	static const char binding[] = "{\"clientId\":";
+	*tokens = items;
+	*sessions = (struct text){items.end, items.end};
+	const char *end = items.end;   /* just past the newline of the line looked at */
+	while(end > items.at){
+		struct text line = {line_start(items.at, end - 1), end - 1};
+		if((size_t)(line.end - line.at) >= sizeof(binding) - 1 && memcmp(line.at, binding, sizeof(binding) - 1) == 0){
+			end = line.at;
+			continue;
+		}
+		if(line_is(&line, "\"sessions\": [") && line.at > items.at){
+			struct text close = {line_start(items.at, line.at - 1), line.at - 1};
+			if(line_is(&close, "],")){
+				*tokens = (struct text){items.at, close.at};
+				*sessions = (struct text){line.end + 1, items.end};
+			}
+		}
+		return;
+	}
+}
+
+/* The bindings' lines, one at a time. */
+static enum outcome read_session_lines(struct text lines, struct state_loader *loader, struct session_records *sessions)
+{
+	struct text line;
+	bool more = false;
+	for(int index = 0; next_line(&lines, &line); index++){
+		if(index > 0 && !more){
+			return NOT_OUR_LAYOUT;   /* an item after the last */
+		}
+		cJSON *item = parse_item(line, &more);
+		if(item == NULL){
+			return NOT_OUR_LAYOUT;
+		}
+		bool loaded = state_load_session(loader, sessions, item, index);
+		cJSON_Delete(item);
+		if(!loaded){
+			return READ_INVALID;
+		}
+	}
+	return more ? NOT_OUR_LAYOUT : READ_OK;   /* a comma after the last */
+}
+
+/* Everything after "tokens": [ : the tokens, the optional bindings, the
+ * closing lines. */
+static enum outcome read_items_after_roles(struct text *text, struct state_loader *loader,
+		struct session_records *sessions, char *problem, size_t problem_len)
 {
 	static const char tail[] = "]\n}\n";
 	size_t size = (size_t)(text->end - text->at);
@@ -336,24 +417,18 @@ static enum outcome read_tokens(struct text *text, struct state_loader *loader, 
 		return NOT_OUR_LAYOUT;
 	}
 	const char *lines_end = text->end - (sizeof(tail) - 1);
-	/* The last token must end its own line, or a share would miss it. */
+	/* The last item must end its own line, or a share would miss it. */
 	if(lines_end > text->at && lines_end[-1] != '\n'){
 		return NOT_OUR_LAYOUT;
 	}
-	const char *middle = text->at + (size_t)(lines_end - text->at) / 2;
-	const char *split = memchr(middle, '\n', (size_t)(lines_end - middle));
-	split = split ? split + 1 : lines_end;
-
-	struct token_share shares[2] = {
-		{.store = loader->store, .lines = {text->at, split}, .first_index = 0, .ends_the_array = split == lines_end},
-		{.store = loader->store, .lines = {split, lines_end}, .ends_the_array = true},
-	};
-	shares[1].first_index = (int)count_lines(text->at, split);
-	return add_shares(shares, loader, problem, problem_len);
+	struct text tokens, bindings;
+	split_sessions((struct text){text->at, lines_end}, &tokens, &bindings);
+	enum outcome outcome = read_tokens(tokens, loader, problem, problem_len);
+	return outcome == READ_OK ? read_session_lines(bindings, loader, sessions) : outcome;
 }
 
-static enum outcome read_layout(struct text text, struct store *store, struct snapshot_header *header,
-		char *problem, size_t problem_len)
+static enum outcome read_layout(struct text text, struct store *store, struct session_records *sessions,
+		struct snapshot_header *header, char *problem, size_t problem_len)
 {
 	struct state_loader loader;
 	state_loader_init(&loader, store, problem, problem_len);
@@ -362,7 +437,7 @@ static enum outcome read_layout(struct text text, struct store *store, struct sn
 		outcome = read_roles(&text, &loader);
 	}
 	if(outcome == READ_OK){
-		outcome = read_tokens(&text, &loader, problem, problem_len);
+		outcome = read_items_after_roles(&text, &loader, sessions, problem, problem_len);
 	}
 	return outcome;
 }
@@ -370,16 +445,21 @@ static enum outcome read_layout(struct text text, struct store *store, struct sn
 /* ---- any other layout, one item at a time ---- */
 
 /* Where the top level's members are. The scan checks the document's outer
- * structure (the object, the two arrays, their commas); each item is then
+ * structure (the object, the arrays, their commas); each item is then
  * parsed, and so checked, on its own. */
+enum scanned_array { SCANNED_ROLES, SCANNED_TOKENS, SCANNED_SESSIONS, SCANNED_ARRAYS };
+
+static const char *const scanned_array_names[SCANNED_ARRAYS] = {"roles", "tokens", "sessions"};
+
+struct scanned_items {
+	struct text *extents;   /* each item's */
+	size_t count;
+	bool seen;
+};
+
 struct scan {
-	cJSON *header;        /* every member but "roles" and "tokens", parsed */
-	struct text *roles;   /* each role's extent */
-	size_t role_count;
-	struct text *tokens;
-	size_t token_count;
-	bool has_roles;
-	bool has_tokens;
+	cJSON *header;          /* every member but the arrays of items, parsed */
+	struct scanned_items arrays[SCANNED_ARRAYS];   /* "sessions" is optional */
 };
 
 static bool is_space(char c)
@@ -487,8 +567,18 @@ static bool scan_array(const char **at, const char *end, struct text **extents, 
 	return false;
 }
 
-/* One member: its key, then its value (an array of items for "roles" and
- * "tokens", anything else into the header). */
+static struct scanned_items *scanned_array(struct scan *scan, const char *key)
+{
+	for(int a = 0; a < SCANNED_ARRAYS; a++){
+		if(strcmp(key, scanned_array_names[a]) == 0){
+			return &scan->arrays[a];
+		}
+	}
+	return NULL;
+}
+
+/* One member: its key, then its value (an array of items for "roles",
+ * "tokens" and "sessions", anything else into the header). */
 static bool scan_member(const char **at, const char *end, struct scan *scan)
 {
 	const char *key_end = *at < end && **at == '"' ? skip_string(*at, end) : NULL;
@@ -497,15 +587,13 @@ static bool scan_member(const char **at, const char *end, struct scan *scan)
 	bool ok = false;
 	if(value && value < end && *value == ':'){
 		value = skip_space(value + 1, end);
-		bool roles = strcmp(key->valuestring, "roles") == 0, tokens = strcmp(key->valuestring, "tokens") == 0;
-		if(roles || tokens){
+		struct scanned_items *items = scanned_array(scan, key->valuestring);
+		if(items){
 			/* A second one, or one that is no array: the whole-document
 			 * path says what counts, and what is wrong. */
-			bool *seen = roles ? &scan->has_roles : &scan->has_tokens;
-			ok = !*seen && value < end && *value == '['
-				&& (roles ? scan_array(&value, end, &scan->roles, &scan->role_count)
-					: scan_array(&value, end, &scan->tokens, &scan->token_count));
-			*seen = true;
+			ok = !items->seen && value < end && *value == '['
+				&& scan_array(&value, end, &items->extents, &items->count);
+			items->seen = true;
 		}else{
 			const char *value_end = skip_value(value, end);
 			cJSON *item = value_end ? parse_extent(&(struct text){value, value_end}) : NULL;
@@ -535,7 +623,8 @@ static bool scan_document(struct text text, struct scan *scan)
 	while(scan_member(&at, text.end, scan)){
 		at = skip_space(at, text.end);
 		if(at < text.end && *at == '}'){
-			return skip_space(at + 1, text.end) == text.end && scan->has_roles && scan->has_tokens;
+			return skip_space(at + 1, text.end) == text.end && scan->arrays[SCANNED_ROLES].seen
+				&& scan->arrays[SCANNED_TOKENS].seen;
 		}
 		if(at >= text.end || *at != ','){
 			return false;
@@ -545,14 +634,17 @@ static bool scan_document(struct text text, struct scan *scan)
 	return false;
 }
 
-static enum outcome load_scanned_roles(const struct scan *scan, struct state_loader *loader)
+/* Roles or bindings, one extent at a time (sessions NULL: roles). */
+static enum outcome load_scanned(const struct scanned_items *items, struct state_loader *loader,
+		struct session_records *sessions)
 {
-	for(size_t i = 0; i < scan->role_count; i++){
-		cJSON *item = parse_extent(&scan->roles[i]);
+	for(size_t i = 0; i < items->count; i++){
+		cJSON *item = parse_extent(&items->extents[i]);
 		if(item == NULL){
 			return NOT_OUR_LAYOUT;
 		}
-		bool loaded = state_load_role(loader, item, (int)i);
+		bool loaded = sessions ? state_load_session(loader, sessions, item, (int)i)
+			: state_load_role(loader, item, (int)i);
 		cJSON_Delete(item);
 		if(!loaded){
 			return READ_INVALID;
@@ -561,35 +653,40 @@ static enum outcome load_scanned_roles(const struct scan *scan, struct state_loa
 	return READ_OK;
 }
 
-static enum outcome read_items(struct text text, struct store *store, struct snapshot_header *header,
-		char *problem, size_t problem_len)
+static enum outcome read_items(struct text text, struct store *store, struct session_records *sessions,
+		struct snapshot_header *header, char *problem, size_t problem_len)
 {
 	struct scan scan = {0};
 	struct state_loader loader;
 	state_loader_init(&loader, store, problem, problem_len);
 	enum outcome outcome = scan_document(text, &scan) ? check_header(scan.header, &loader, header) : NOT_OUR_LAYOUT;
 	if(outcome == READ_OK){
-		outcome = load_scanned_roles(&scan, &loader);
+		outcome = load_scanned(&scan.arrays[SCANNED_ROLES], &loader, NULL);
 	}
-	if(outcome == READ_OK && scan.token_count > 0){
-		size_t half = scan.token_count / 2;
+	const struct scanned_items *tokens = &scan.arrays[SCANNED_TOKENS];
+	if(outcome == READ_OK && tokens->count > 0){
+		size_t half = tokens->count / 2;
 		struct token_share shares[2] = {
-			{.store = store, .extents = scan.tokens, .extent_count = half, .first_index = 0},
-			{.store = store, .extents = scan.tokens + half, .extent_count = scan.token_count - half,
+			{.store = store, .extents = tokens->extents, .extent_count = half, .first_index = 0},
+			{.store = store, .extents = tokens->extents + half, .extent_count = tokens->count - half,
 				.first_index = (int)half},
 		};
 		outcome = add_shares(shares, &loader, problem, problem_len);
 	}
+	if(outcome == READ_OK){
+		outcome = load_scanned(&scan.arrays[SCANNED_SESSIONS], &loader, sessions);
+	}
 	cJSON_Delete(scan.header);
-	free(scan.roles);
-	free(scan.tokens);
+	for(int a = 0; a < SCANNED_ARRAYS; a++){
+		free(scan.arrays[a].extents);
+	}
 	return outcome;
 }
 
 /* ---- the whole document at once: what reports a file that is not JSON ---- */
 
-static bool read_document(const char *path, struct text text, struct store *store, struct snapshot_header *header,
-		char *error, size_t error_len)
+static bool read_document(const char *path, struct text text, struct store *store, struct session_records *sessions,
+		struct snapshot_header *header, char *error, size_t error_len)
 {
 	const char *parse_end = NULL;
 	cJSON *document = cJSON_ParseWithLengthOpts(text.at, (size_t)(text.end - text.at), &parse_end, false);
@@ -603,15 +700,17 @@ static bool read_document(const char *path, struct text text, struct store *stor
 		cJSON_Delete(document);
 		return false;
 	}
-	char problem[512];
+	char problem[1024];
 	struct state_loader loader;
 	state_loader_init(&loader, store, problem, sizeof(problem));
 	bool loaded = state_from_json(document, store, problem, sizeof(problem))
 		&& state_check_header(&loader, document, &header->journal_sequence)
-		&& state_read_journal_ids(&loader, document, &header->ids);
+		&& state_read_journal_ids(&loader, document, &header->ids)
+		&& state_load_sessions(&loader, sessions, document);
 	if(!loaded){
 		snprintf(error, error_len, "state file %s: %s", path, problem);
 		store_clear(store);
+		session_records_clear(sessions);
 	}
 	cJSON_Delete(document);
 	return loaded;
@@ -650,32 +749,34 @@ int state_open_regular(const char *path, int flags, mode_t mode, const char *kin
 
 /* ---- reading ---- */
 
-static bool read_mapped(const char *path, struct text text, struct store *store, struct snapshot_header *header,
-		char *error, size_t error_len)
+static bool read_mapped(const char *path, struct text text, struct store *store, struct session_records *sessions,
+		struct snapshot_header *header, char *error, size_t error_len)
 {
-	char problem[512];
-	enum outcome outcome = read_layout(text, store, header, problem, sizeof(problem));
+	char problem[1024];
+	enum outcome outcome = read_layout(text, store, sessions, header, problem, sizeof(problem));
 	if(outcome == NOT_OUR_LAYOUT){
 		store_clear(store);
-		outcome = read_items(text, store, header, problem, sizeof(problem));
+		session_records_clear(sessions);
+		outcome = read_items(text, store, sessions, header, problem, sizeof(problem));
 	}
 	if(outcome == READ_INVALID){
 		snprintf(error, error_len, "state file %s: %s", path, problem);
 	}
 	if(outcome != READ_OK){
 		store_clear(store);
+		session_records_clear(sessions);
 	}
 	if(outcome == NOT_OUR_LAYOUT){
 		/* Something the scan did not expect: the whole document decides,
 		 * and says where a file that is not JSON goes wrong. */
 		*header = (struct snapshot_header){0};
-		return read_document(path, text, store, header, error, error_len);
+		return read_document(path, text, store, sessions, header, error, error_len);
 	}
 	return outcome == READ_OK;
 }
 
-bool snapshot_read(const char *path, struct store *store, struct snapshot_header *header,
-		char *error, size_t error_len)
+bool snapshot_read(const char *path, struct store *store, struct session_records *sessions,
+		struct snapshot_header *header, char *error, size_t error_len)
 {
 	*header = (struct snapshot_header){0};
 	int fd = state_open_regular(path, O_RDONLY, 0, "state file", error, error_len);
@@ -702,7 +803,7 @@ bool snapshot_read(const char *path, struct store *store, struct snapshot_header
 		return false;
 	}
 	struct text text = {map, (const char *)map + info.st_size};
-	bool loaded = read_mapped(path, text, store, header, error, error_len);
+	bool loaded = read_mapped(path, text, store, sessions, header, error, error_len);
 	munmap(map, (size_t)info.st_size);
 	return loaded;
 }

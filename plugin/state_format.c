@@ -175,7 +175,7 @@ static bool fail(struct state_loader *loader, const char *format, ...)
 	va_start(args, format);
 	vsnprintf(detail, sizeof(detail), format, args);
 	va_end(args);
-	char where[96] = "";
+	char where[LOG_TEXT_SIZE + 32] = "";   /* a session's client id may take LOG_TEXT_SIZE */
 	if(loader->item_kind){
 		if(loader->item_name){
 			snprintf(where, sizeof(where), "%s \"%s\": ", loader->item_kind, loader->item_name);
@@ -535,6 +535,111 @@ static bool load_document(struct state_loader *loader, const cJSON *document)
 		}
 	}
 	return true;
+}
+
+/* ---- bindings of persistent sessions ---- */
+
+_Static_assert(SESSION_TEXT_MAX_BYTES == 65535, "the sentences below say 65535");
+
+/* What is wrong with a clientId or username item, or NULL. */
+static const char *session_text_problem(const cJSON *item, bool nullable)
+{
+	if(item == NULL){
+		return "is missing";
+	}
+	if(nullable && cJSON_IsNull(item)){
+		return NULL;
+	}
+	if(!cJSON_IsString(item)){
+		return nullable ? "is not a string or null" : "is not a string";
+	}
+	size_t length = strlen(item->valuestring);
+	if(length == 0 && !nullable){
+		return "is empty";
+	}
+	return length > SESSION_TEXT_MAX_BYTES ? "is longer than 65535 bytes" : NULL;
+}
+
+const char *state_client_id_problem(const cJSON *item)
+{
+	return session_text_problem(item, false);
+}
+
+bool state_parse_session(struct state_loader *loader, const cJSON *item, int index, const char **client_id,
+		const char **username, unsigned char hash[TOKEN_HASH_LEN])
+{
+	set_item(loader, "session", index, NULL);
+	if(!cJSON_IsObject(item)){
+		return fail(loader, "not an object");
+	}
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "clientId");
+	const char *problem = state_client_id_problem(id);
+	if(problem){
+		return fail(loader, "'clientId' %s", problem);
+	}
+	/* A client chose it: named only as a log line may show it. */
+	loader->item_name = log_text_escape(id->valuestring, loader->client_id_text);
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "username");
+	problem = session_text_problem(name, true);
+	if(problem){
+		return fail(loader, "'username' %s", problem);
+	}
+	const cJSON *hash_hex = cJSON_GetObjectItemCaseSensitive(item, "hash");
+	if(!cJSON_IsString(hash_hex) || !token_format_hash_from_hex(hash_hex->valuestring, hash)){
+		return fail(loader, "'hash' is %s", hash_hex ? "not 64 lowercase hex digits" : "missing");
+	}
+	*client_id = id->valuestring;
+	*username = cJSON_IsNull(name) ? NULL : name->valuestring;
+	return true;
+}
+
+bool state_load_session(struct state_loader *loader, struct session_records *records, const cJSON *item, int index)
+{
+	const char *client_id, *username;
+	unsigned char hash[TOKEN_HASH_LEN];
+	if(!state_parse_session(loader, item, index, &client_id, &username, hash)){
+		return false;
+	}
+	if(session_records_find(records, client_id)){
+		return fail(loader, "duplicate clientId");
+	}
+	return session_records_put(records, client_id, username, hash) || fail(loader, "out of memory");
+}
+
+bool state_load_sessions(struct state_loader *loader, struct session_records *records, const cJSON *document)
+{
+	const cJSON *sessions = cJSON_GetObjectItemCaseSensitive(document, "sessions");
+	if(sessions == NULL){
+		return true;   /* a file written before bindings were kept */
+	}
+	set_item(loader, NULL, 0, NULL);
+	if(!cJSON_IsArray(sessions)){
+		return fail(loader, "'sessions' is not an array");
+	}
+	int index = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, sessions){
+		if(!state_load_session(loader, records, item, index++)){
+			return false;
+		}
+	}
+	return true;
+}
+
+cJSON *state_session_to_json(const char *client_id, const char *username, const unsigned char hash[TOKEN_HASH_LEN])
+{
+	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
+	token_format_hash_to_hex(hash, hash_hex);
+	cJSON *object = cJSON_CreateObject();
+	if(object == NULL
+			|| !cJSON_AddStringToObject(object, "clientId", client_id)
+			|| !(username ? cJSON_AddStringToObject(object, "username", username)
+				: cJSON_AddNullToObject(object, "username"))
+			|| !cJSON_AddStringToObject(object, "hash", hash_hex)){
+		cJSON_Delete(object);
+		return NULL;
+	}
+	return object;
 }
 
 void state_loader_init(struct state_loader *loader, struct store *store, char *problem, size_t problem_len)

@@ -20,9 +20,30 @@ static void close_expired_tokens(struct tokens_plugin *plugin, int64_t now)
 {
 	struct token *token;
 	while((token = expiry_pop_due(&plugin->expiry, now)) != NULL){
-		size_t closed = sessions_close_token(&plugin->sessions, token, NULL);
-		plugin->log(MOSQ_LOG_NOTICE, "tokens: token %s expired, closing %zu connection%s",
-				token->name, closed, closed == 1 ? "" : "s");
+		struct sessions_closed closed = sessions_close_token(&plugin->sessions, token, NULL);
+		plugin->log(MOSQ_LOG_NOTICE, "tokens: token %s expired, closing %zu connection%s and ending %zu offline session%s",
+				token->name, closed.connected, closed.connected == 1 ? "" : "s",
+				closed.offline, closed.offline == 1 ? "" : "s");
+	}
+}
+
+/* Departed sessions become offline or end; after a SIGHUP, offline
+ * bindings whose session the broker no longer has end (sessions.h). */
+static void settle_sessions(struct tokens_plugin *plugin)
+{
+	if(plugin->rechecking_logins){
+		plugin->rechecking_logins = false;
+		size_t gone = sessions_end_unmet(&plugin->sessions);
+		if(gone > 0){
+			plugin->log(MOSQ_LOG_INFO, "tokens: %zu offline session%s bound to tokens no longer exist%s; "
+					"their bindings end", gone, gone == 1 ? "" : "s", gone == 1 ? "s" : "");
+		}
+	}
+	size_t dropped = sessions_settle_departed(&plugin->sessions, mosquitto_client_id);
+	if(dropped > 0){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: more than %zu offline sessions are bound to tokens "
+				"(plugin_opt_max_offline_sessions): the bindings of the %zu oldest end, "
+				"and nothing more is queued for them", plugin->sessions.max_offline, dropped);
 	}
 }
 
@@ -58,8 +79,7 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	struct tokens_plugin *plugin = userdata;
 	int64_t now = plugin->now();
 
-	plugin->rechecking_logins = false;
-	sessions_unbind_departed(&plugin->sessions);
+	settle_sessions(plugin);
 	close_expired_tokens(plugin, now);
 	tokens_plugin_end_grace_periods(plugin, now);
 	events_send_due_notices(plugin, now);
@@ -68,8 +88,10 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 		plugin->metrics_published_at = now;
 		events_publish_metrics(plugin);
 	}
-	if(plugin->last_used_queued > 0 && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
+	bool unsaved = plugin->last_used_queued > 0 || session_records_count(&plugin->sessions.changes) > 0;
+	if(unsaved && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
 		tokens_plugin_save_last_used(plugin);
+		tokens_plugin_save_sessions(plugin);
 	}
 	/* Last: after the kicks (a requester kicked now gets nothing), and
 	 * nothing between here and the broker's drain of its plugin queue

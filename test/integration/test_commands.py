@@ -77,13 +77,13 @@ def test_list_get_revoke_tokens(any_client):
 
     # revokeToken by name.
     revoked = client.call("revokeToken", name="first")
-    assert revoked == {"name": "first", "hash": created["hash"], "disconnected": 0}
+    assert revoked == {"name": "first", "hash": created["hash"], "disconnected": 0, "offlineSessionsEnded": 0}
     response = client.request([{"command": "getToken", "name": "first"}])[0]
     assert response["code"] == "notFound"
 
     # revokeToken by hash.
     revoked = client.call("revokeToken", hash=second["hash"])
-    assert revoked == {"name": "second", "hash": second["hash"], "disconnected": 0}
+    assert revoked == {"name": "second", "hash": second["hash"], "disconnected": 0, "offlineSessionsEnded": 0}
     assert client.call("listTokens") == {"totalCount": 0, "tokens": []}
 
     # A revoked name is free again, with a new secret and hash.

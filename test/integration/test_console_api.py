@@ -375,7 +375,7 @@ def test_a_body_over_16_kib_is_413(env):
 def test_revoke_token_then_404(env):
     data = env.create("short-lived")
     revoked = expect_json(env.delete(f"/api/tokens/{data['hash']}"), 200)
-    assert revoked == {"name": "short-lived", "hash": data["hash"], "disconnected": 0}
+    assert revoked == {"name": "short-lived", "hash": data["hash"], "disconnected": 0, "offlineSessionsEnded": 0}
     expect_error(env.delete(f"/api/tokens/{data['hash']}"), 404, "notFound")
     expect_error(env.get(f"/api/tokens/{data['hash']}"), 404, "notFound")
     assert "short-lived" not in names(expect_json(env.get("/api/tokens"), 200))
