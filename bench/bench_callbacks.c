@@ -249,13 +249,14 @@ static double offline_session_bytes(struct tokens_plugin *plugin, size_t count)
 	for(size_t i = 0; i < count; i++){
 		char id[32];
 		offline_client_id(i, id);
-		struct session_login login = {id, id, token->hash, false, true};
+		struct session_login login = {id, id, token->hash, false, true, true};
 		const struct mosquitto *client = (const struct mosquitto *)&offline_contexts[i];
 		if(!sessions_bind(&plugin->sessions, client, token, &login)){
 			fprintf(stderr, "out of memory\n");
 			exit(1);
 		}
-		sessions_depart(&plugin->sessions, client, id, id, false);
+		const struct session_context context = {client, id, id, false};
+		sessions_depart(&plugin->sessions, &context, false);
 	}
 	sessions_settle_departed(&plugin->sessions, own_client_id);
 	session_records_clear(&plugin->sessions.changes);

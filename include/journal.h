@@ -48,9 +48,10 @@ bool journal_decode(struct store *store, const cJSON *line, struct change *chang
  * memory. */
 cJSON *journal_last_used_of(const struct token *const *tokens, size_t count);
 /* A "sessions" change: the bindings made and ended since the last save
- * (records with bound false are ended). NULL when out of memory. Like
+ * (records with bound false are ended), the first limit of them in the
+ * table's order. NULL when out of memory. Like
  * lastUsed, its lists are written as text, not as a tree per binding. */
-cJSON *journal_sessions_of(const struct session_records *changes);
+cJSON *journal_sessions_of(const struct session_records *changes, size_t limit);
 /* How many changes one record holds (lastUsed and sessions hold many: one
  * per token, one per binding made or ended). */
 size_t journal_change_count(const cJSON *change);

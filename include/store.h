@@ -67,6 +67,7 @@ struct token {
 	struct session *sessions;   /* live connections logged in with it */
 	uint32_t expiry_slot;       /* position in the expiry queue + 1; 0 when not queued */
 	uint32_t notice_slot;       /* position in the notice queue + 1; 0 when not queued */
+	uint32_t offline_sessions;  /* its offline sessions (sessions.h), for their bound per token */
 	bool last_used_unsaved;     /* queued for the next lastUsed save */
 	bool expiring_noticed;      /* tokenExpiring sent for this lifetime */
 	bool expired_noticed;       /* tokenExpired sent for this lifetime */

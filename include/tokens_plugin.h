@@ -41,11 +41,12 @@ struct tokens_limits {
 	int64_t topic_bytes;       /* an ACL's topic filter */
 	int64_t reply_bytes;       /* a control reply's payload: MQTT packets have a size limit */
 	int64_t offline_sessions;  /* offline sessions kept bound to tokens */
+	int64_t offline_sessions_per_token;
 };
 
 #define DEFAULT_LIMITS {.request_bytes = 65536, .commands = 100, .tokens = 10000000, \
 		.acls_per_role = 1000, .topic_bytes = 1024, .reply_bytes = 1000000, \
-		.offline_sessions = 1000000}
+		.offline_sessions = 1000000, .offline_sessions_per_token = 1000}
 
 struct mosquitto;
 

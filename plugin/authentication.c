@@ -46,15 +46,26 @@ static bool may_persist(const struct mosquitto *client)
 	return mosquitto_client_protocol_version(client) == 5 || !mosquitto_client_clean_session(client);
 }
 
+/* The context as the session tables know it (sessions.h). Only a context
+ * restored from the broker's persistence has no network address. */
+static struct session_context context_of(const struct mosquitto *client)
+{
+	return (struct session_context){
+		.client = client,
+		.client_id = mosquitto_client_id(client),
+		.username = mosquitto_client_username(client),
+		.restored = mosquitto_client_address(client) == NULL,
+	};
+}
+
 static int accept_token(struct tokens_plugin *plugin, const struct mosquitto_evt_basic_auth *login,
 		const unsigned char *hash, const struct login_answer *answer, int64_t now)
 {
 	const struct mosquitto *client = login->client;
 	struct token *token = answer->token;
 	/* A SIGHUP re-check of a context that is not connected is an offline
-	 * persistent session, perhaps one that left in this very loop
-	 * iteration: the answer is the same, and its binding stays as it is
-	 * (sessions_note_recheck), offline. */
+	 * session, perhaps one that left in this very loop iteration: the
+	 * answer is the same, and its binding (if it has one) stays as it is. */
 	bool recheck = plugin->rechecking_logins;
 	const struct session *bound = recheck ? sessions_find(&plugin->sessions, client) : NULL;
 	if(recheck && (bound == NULL || bound->disconnected)){
@@ -66,6 +77,7 @@ static int accept_token(struct tokens_plugin *plugin, const struct mosquitto_evt
 		.hash = hash,
 		.via_previous = answer->via_previous,
 		.persists = may_persist(client),
+		.restorable = !mosquitto_client_clean_session(client),
 	};
 	if(!sessions_bind(&plugin->sessions, client, token, &session_login)
 			|| !expiry_add(&plugin->expiry, token)){
@@ -97,8 +109,14 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 	 * (perhaps a secret) has not left yet: replies.h. */
 	note_contender(plugin, login->client);
 	if(plugin->rechecking_logins){
-		sessions_note_recheck(&plugin->sessions, login->client, mosquitto_client_id(login->client),
-				mosquitto_client_username(login->client));
+		/* An offline session keeps its answer, whatever its context still
+		 * holds: one the broker restored has no password, and refusing it
+		 * would not end it (mosquitto 2.0 would list it twice for expiry). */
+		const struct session_context context = context_of(login->client);
+		const struct session *offline = sessions_note_recheck(&plugin->sessions, &context);
+		if(offline && offline->token && plugin->now() < offline->token->valid_until){
+			return MOSQ_ERR_SUCCESS;
+		}
 	}else{
 		sessions_note_login(&plugin->sessions, login->client, mosquitto_client_id(login->client));
 	}
@@ -133,8 +151,8 @@ int authentication_on_disconnect(int event, void *event_data, void *userdata)
 	(void)event;
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_disconnect *disconnect = event_data;
-	sessions_depart(&plugin->sessions, disconnect->client, mosquitto_client_id(disconnect->client),
-			mosquitto_client_username(disconnect->client), plugin->rechecking_logins);
+	const struct session_context context = context_of(disconnect->client);
+	sessions_depart(&plugin->sessions, &context, plugin->rechecking_logins);
 	if(replies_connection_gone(&plugin->replies, disconnect->client)){
 		plugin->log(MOSQ_LOG_NOTICE, "tokens: a control reply to client %s was not delivered: "
 				"its connection closed first", client_label(disconnect->client));

@@ -21,8 +21,13 @@ int authorization_on_acl_check(int event, void *event_data, void *userdata)
 	const struct session *session = sessions_find(&plugin->sessions, check->client);
 	if(session == NULL && plugin->sessions.offline > 0){
 		/* An offline persistent session: its queued messages, its Will. */
-		session = sessions_find_offline(&plugin->sessions, check->client, mosquitto_client_id(check->client),
-				mosquitto_client_username(check->client));
+		const struct session_context context = {
+			.client = check->client,
+			.client_id = mosquitto_client_id(check->client),
+			.username = mosquitto_client_username(check->client),
+			.restored = mosquitto_client_address(check->client) == NULL,
+		};
+		session = sessions_find_offline(&plugin->sessions, &context);
 	}
 	if(session == NULL){
 		return MOSQ_ERR_PLUGIN_DEFER;

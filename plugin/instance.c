@@ -16,7 +16,7 @@
  * current secret, or a previous one in its grace period. */
 static bool restore_session(struct tokens_plugin *plugin, const struct session_record *record)
 {
-	struct session_login login = {record->client_id, record->username, record->hash, false, true};
+	struct session_login login = {record->client_id, record->username, record->hash, false, true, true};
 	struct token *token = store_find_token_by_hash(&plugin->store, record->hash);
 	if(token == NULL){
 		struct previous_secret *previous = store_find_previous_by_hash(&plugin->store, record->hash);
@@ -81,6 +81,7 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 	plugin->metrics_interval = DEFAULT_METRICS_INTERVAL;
 	plugin->limits = (struct tokens_limits)DEFAULT_LIMITS;
 	plugin->sessions.max_offline = (size_t)plugin->limits.offline_sessions;
+	plugin->sessions.max_offline_per_token = (size_t)plugin->limits.offline_sessions_per_token;
 	plugin->log = log;
 	plugin->now = now;
 	plugin->last_used_save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
@@ -333,7 +334,8 @@ void tokens_plugin_save_sessions(struct tokens_plugin *plugin)
 	if(session_records_count(changes) == 0){
 		return;
 	}
-	cJSON *change = journal_sessions_of(changes);
+	/* At most a batch per save, as for lastUsed: the rest wait. */
+	cJSON *change = journal_sessions_of(changes, LAST_USED_SAVE_BATCH);
 	bool saved = change && persist_record(plugin->persist, change, error, sizeof(error));
 	cJSON_Delete(change);
 	if(!saved){
@@ -341,7 +343,14 @@ void tokens_plugin_save_sessions(struct tokens_plugin *plugin)
 				change ? error : "out of memory");
 		return;
 	}
-	session_records_clear(changes);
+	struct session_record *record, *next;
+	size_t written = 0;
+	HASH_ITER(hh, changes->by_id, record, next){
+		if(written++ == LAST_USED_SAVE_BATCH){
+			break;
+		}
+		session_records_remove(changes, record->client_id);
+	}
 }
 
 void tokens_plugin_snapshot(struct tokens_plugin *plugin)

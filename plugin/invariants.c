@@ -192,6 +192,31 @@ static bool check_offline_sessions(const struct tokens_plugin *plugin, char *pro
 		}
 		aged++;
 	}
+	for(const struct token *token = plugin->store.tokens_by_hash; token; token = token->hh_hash.next){
+		uint32_t of_token = 0;
+		for(const struct session *session = token->sessions; session; session = session->token_next){
+			of_token += session->offline;
+		}
+		if(of_token != token->offline_sessions){
+			return broken(problem, problem_len, "token \"%s\" has %u offline sessions but counts %u",
+					token->name, (unsigned)of_token, (unsigned)token->offline_sessions);
+		}
+	}
+	size_t live = 0;
+	for(const struct session *session = sessions->live_by_id; session; session = session->hh_id.next){
+		if(!session->saved || session->offline || sessions_find(sessions, session->client) != session){
+			return broken(problem, problem_len, "saved session %s is listed as connected but is not", session->client_id);
+		}
+		live++;
+	}
+	size_t saved_connected = 0;
+	for(const struct session *session = sessions->by_client; session; session = session->hh.next){
+		saved_connected += session->saved;
+	}
+	if(live != saved_connected){
+		return broken(problem, problem_len, "%zu connected sessions are saved but %zu are listed by id",
+				saved_connected, live);
+	}
 	if(offline != sessions->offline || aged != offline
 			|| (sessions->max_offline > 0 && offline > sessions->max_offline)){
 		return broken(problem, problem_len, "%zu offline sessions are bound, %zu listed by age, %zu counted",

@@ -171,12 +171,13 @@ static void buffer_add_json(struct text_buffer *buffer, cJSON *json)
 /* Each binding is printed as the snapshot prints it (state_session_to_json),
  * one at a time into the list's text: a tree of the whole change would
  * cost five nodes per binding at once. */
-cJSON *journal_sessions_of(const struct session_records *changes)
+cJSON *journal_sessions_of(const struct session_records *changes, size_t limit)
 {
 	struct text_buffer bound = {0}, ended = {0};
 	buffer_add(&bound, "[", 1);
 	buffer_add(&ended, "[", 1);
-	for(const struct session_record *record = changes->by_id; record; record = record->hh.next){
+	size_t taken = 0;
+	for(const struct session_record *record = changes->by_id; record && taken < limit; record = record->hh.next, taken++){
 		struct text_buffer *list = record->bound ? &bound : &ended;
 		if(list->length > 1){
 			buffer_add(list, ",", 1);

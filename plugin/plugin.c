@@ -167,7 +167,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 			|| !whole_number_option(options, option_count, "max_topic_bytes", 1, 65535, &limits.topic_bytes)
 			|| !whole_number_option(options, option_count, "max_reply_bytes", 16384, 268435455, &limits.reply_bytes)
 			|| !whole_number_option(options, option_count, "max_offline_sessions", 1, 100000000,
-				&limits.offline_sessions)){
+				&limits.offline_sessions)
+			|| !whole_number_option(options, option_count, "max_offline_sessions_per_token", 1, 100000000,
+				&limits.offline_sessions_per_token)){
 		return MOSQ_ERR_INVAL;
 	}
 	int64_t snapshot_after = 0;
@@ -190,6 +192,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	plugin->metrics_interval = metrics_interval;
 	plugin->limits = limits;
 	plugin->sessions.max_offline = (size_t)limits.offline_sessions;
+	plugin->sessions.max_offline_per_token = (size_t)limits.offline_sessions_per_token;
 	plugin->publish = broker_publish;
 	persist_set_snapshot_after(plugin->persist, (size_t)snapshot_after);
 	if(!tokens_plugin_start_notices(plugin, warning_days * 86400)){

@@ -36,6 +36,9 @@ static void detach_from_token(struct sessions *sessions, struct session *session
 	if(counts(session)){
 		sessions->attached--;
 	}
+	if(session->offline){
+		token->offline_sessions--;
+	}
 	session->token = NULL;
 	session->via_previous = false;
 	session->token_previous = session->token_next = NULL;
@@ -46,6 +49,9 @@ static void attach_to_token(struct sessions *sessions, struct session *session, 
 	session->token = token;
 	if(counts(session)){
 		sessions->attached++;
+	}
+	if(session->offline){
+		token->offline_sessions++;
 	}
 	session->token_previous = NULL;
 	session->token_next = token->sessions;
@@ -60,7 +66,7 @@ static void attach_to_token(struct sessions *sessions, struct session *session, 
  * restored binding with no context is ended by the next SIGHUP. */
 static void note_ended(struct sessions *sessions, const struct session *session)
 {
-	if(session->persists){
+	if(session->saved){
 		session_records_put(&sessions->changes, session->client_id, session->username, NULL);
 	}
 }
@@ -79,7 +85,11 @@ static void unlink_offline(struct sessions *sessions, struct session *session)
 		sessions->newest_offline = session->older;
 	}
 	session->older = session->newer = NULL;
+	session->offline = false;
 	sessions->offline--;
+	if(session->token){
+		session->token->offline_sessions--;
+	}
 }
 
 static void free_offline(struct sessions *sessions, struct session *session)
@@ -109,6 +119,7 @@ static bool link_offline(struct sessions *sessions, struct session *session)
 	}
 	session->offline = true;
 	session->seen_at_reload = sessions->reloads;
+	session->offline_order = ++sessions->offline_orders;
 	session->older = sessions->newest_offline;
 	session->newer = NULL;
 	if(sessions->newest_offline){
@@ -118,23 +129,46 @@ static bool link_offline(struct sessions *sessions, struct session *session)
 	}
 	sessions->newest_offline = session;
 	sessions->offline++;
+	if(session->token){
+		session->token->offline_sessions++;
+	}
 	return true;
 }
 
-/* Ends the oldest offline bindings beyond the bound; returns how many. */
-static size_t keep_within_bound(struct sessions *sessions)
+/* The token's offline session that went offline first. */
+static struct session *oldest_offline_of(const struct token *token)
 {
-	size_t ended = 0;
-	while(sessions->max_offline > 0 && sessions->offline > sessions->max_offline){
-		end_offline(sessions, sessions->oldest_offline);
-		ended++;
+	struct session *oldest = NULL;
+	for(struct session *session = token->sessions; session; session = session->token_next){
+		if(session->offline && (oldest == NULL || session->offline_order < oldest->offline_order)){
+			oldest = session;
+		}
 	}
-	return ended;
+	return oldest;
+}
+
+/* A session that just went offline, within the bounds: its token's
+ * oldest offline session makes room for it; beyond the bound for all it
+ * is not kept (so that no client's churn ends another's binding). Returns
+ * how many bindings ended. */
+static size_t keep_within_bounds(struct sessions *sessions, struct session *newcomer)
+{
+	struct token *token = newcomer->token;
+	if(token && sessions->max_offline_per_token > 0 && token->offline_sessions > sessions->max_offline_per_token){
+		end_offline(sessions, oldest_offline_of(token));
+		return 1;
+	}
+	if(sessions->max_offline > 0 && sessions->offline > sessions->max_offline){
+		end_offline(sessions, newcomer);
+		return 1;
+	}
+	return 0;
 }
 
 void sessions_clear(struct sessions *sessions)
 {
 	struct session *session, *next;
+	HASH_CLEAR(hh_id, sessions->live_by_id);   /* its sessions are by_client's */
 	HASH_ITER(hh, sessions->by_client, session, next){
 		detach_from_token(sessions, session);
 		HASH_DEL(sessions->by_client, session);
@@ -172,17 +206,16 @@ static struct session *find_by_id(const struct sessions *sessions, const char *c
 	return session;
 }
 
-struct session *sessions_find_offline(struct sessions *sessions, const struct mosquitto *client,
-		const char *client_id, const char *username)
+struct session *sessions_find_offline(struct sessions *sessions, const struct session_context *context)
 {
-	struct session *session = find_by_id(sessions, client_id);
-	if(session == NULL || client == NULL || !same_username(session->username, username)){
+	struct session *session = find_by_id(sessions, context->client_id);
+	if(session == NULL || context->client == NULL || !same_username(session->username, context->username)){
 		return NULL;
 	}
-	if(session->client == NULL && client != session->not_client){
-		session->client = client;
+	if(session->client == NULL && context->restored){
+		session->client = context->client;
 	}
-	return session->client == client ? session : NULL;
+	return session->client == context->client ? session : NULL;
 }
 
 static struct session *session_new(const struct mosquitto *client, const struct session_login *login)
@@ -201,36 +234,67 @@ static struct session *session_new(const struct mosquitto *client, const struct 
 		session->username = username;
 	}
 	memcpy(session->hash, login->hash, TOKEN_HASH_LEN);
-	session->persists = login->persists;
+	session->persists = login->persists || login->restorable;
+	session->saved = login->restorable && id_length <= SESSION_SAVED_TEXT_MAX
+			&& username_size <= SESSION_SAVED_TEXT_MAX + 1;
 	return session;
+}
+
+/* Lists a connected session that may persist by its client id. One
+ * listed there already is being taken over by this login (the broker
+ * closes it next): its binding goes to the new one, so its end is not
+ * the binding's. */
+static bool add_live(struct sessions *sessions, struct session *session)
+{
+	struct session *earlier;
+	HASH_FIND(hh_id, sessions->live_by_id, session->client_id, strlen(session->client_id), earlier);
+	if(earlier){
+		HASH_DELETE(hh_id, sessions->live_by_id, earlier);
+		earlier->saved = false;
+	}
+	HASH_ADD_KEYPTR(hh_id, sessions->live_by_id, session->client_id, strlen(session->client_id), session);
+	return session->hh_id.tbl != NULL;   /* out of memory: store.h */
+}
+
+static void remove_live(struct sessions *sessions, struct session *session)
+{
+	if(session->saved && !session->offline){
+		HASH_DELETE(hh_id, sessions->live_by_id, session);
+	}
 }
 
 bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, struct token *token,
 		const struct session_login *login)
 {
 	sessions_unbind(sessions, client);
+	struct session *session = session_new(client, login);
+	if(session == NULL){
+		return false;
+	}
 	/* The new login decides. A device that comes back with the secret
 	 * it left with keeps the binding the state file has already. */
 	struct session *offline = find_by_id(sessions, login->client_id);
-	bool unchanged = offline && login->persists && memcmp(offline->hash, login->hash, TOKEN_HASH_LEN) == 0
+	bool unchanged = offline && offline->saved && session->saved
+			&& memcmp(offline->hash, login->hash, TOKEN_HASH_LEN) == 0
 			&& same_username(offline->username, login->username);
 	if(unchanged){
 		free_offline(sessions, offline);
 	}else if(offline){
 		end_offline(sessions, offline);
 	}
-	struct session *session = session_new(client, login);
-	if(session == NULL){
-		return false;
-	}
 	HASH_ADD_PTR(sessions->by_client, client, session);
 	if(session->hh.tbl == NULL){   /* out of memory: store.h */
 		free(session);
 		return false;
 	}
+	if(session->saved && !add_live(sessions, session)){
+		HASH_DEL(sessions->by_client, session);
+		free(session);
+		return false;
+	}
 	attach_to_token(sessions, session, token);
 	session->via_previous = login->via_previous;
-	if(session->persists && !unchanged){
+	if(session->saved && !unchanged){
 		/* Without memory for the note it is saved by the next snapshot. */
 		session_records_put(&sessions->changes, session->client_id, session->username, session->hash);
 	}
@@ -242,6 +306,7 @@ void sessions_unbind(struct sessions *sessions, const struct mosquitto *client)
 	struct session *session = sessions_find(sessions, client);
 	if(session){
 		detach_from_token(sessions, session);
+		remove_live(sessions, session);
 		HASH_DEL(sessions->by_client, session);
 		note_ended(sessions, session);
 		free(session);
@@ -256,8 +321,6 @@ void sessions_note_login(struct sessions *sessions, const struct mosquitto *clie
 	}
 	if(offline->client == client){
 		end_offline(sessions, offline);
-	}else if(offline->client == NULL){
-		offline->not_client = client;
 	}
 }
 
@@ -266,13 +329,13 @@ void sessions_start_recheck(struct sessions *sessions)
 	sessions->reloads++;
 }
 
-void sessions_note_recheck(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
-		const char *username)
+struct session *sessions_note_recheck(struct sessions *sessions, const struct session_context *context)
 {
-	struct session *offline = sessions_find_offline(sessions, client, client_id, username);
+	struct session *offline = sessions_find_offline(sessions, context);
 	if(offline){
 		offline->seen_at_reload = sessions->reloads;
 	}
+	return offline;
 }
 
 size_t sessions_end_unmet(struct sessions *sessions)
@@ -320,12 +383,12 @@ static bool queue_kick(struct sessions *sessions, const struct mosquitto *client
 	return true;
 }
 
-void sessions_depart(struct sessions *sessions, const struct mosquitto *client, const char *client_id,
-		const char *username, bool rechecking)
+void sessions_depart(struct sessions *sessions, const struct session_context *context, bool rechecking)
 {
+	const struct mosquitto *client = context->client;
 	struct session *session = sessions_find(sessions, client);
 	if(session == NULL){
-		struct session *offline = sessions_find_offline(sessions, client, client_id, username);
+		struct session *offline = sessions_find_offline(sessions, context);
 		if(offline && rechecking){
 			offline->seen_at_reload = sessions->reloads;
 		}else if(offline){
@@ -351,32 +414,36 @@ void sessions_depart(struct sessions *sessions, const struct mosquitto *client, 
  * the next one; they are all of detached sessions. (On 2.0 only another
  * plugin's tick, after this one, could disconnect a bound session that
  * late; none of the broker's own does.) */
-static void settle(struct sessions *sessions, struct session *session, sessions_client_id_fn client_id_of)
+static size_t settle(struct sessions *sessions, struct session *session, sessions_client_id_fn client_id_of)
 {
 	const char *client_id = session->token && session->persists ? client_id_of(session->client) : NULL;
 	bool kept = client_id && strcmp(client_id, session->client_id) == 0;
 	if(!kept){
 		sessions_unbind(sessions, session->client);
-		return;
+		return 0;
 	}
+	remove_live(sessions, session);
 	HASH_DEL(sessions->by_client, session);
 	if(!link_offline(sessions, session)){
 		detach_from_token(sessions, session);
 		note_ended(sessions, session);
 		free(session);
+		return 0;
 	}
+	return keep_within_bounds(sessions, session);
 }
 
 size_t sessions_settle_departed(struct sessions *sessions, sessions_client_id_fn client_id_of)
 {
+	size_t ended = 0;
 	for(size_t i = 0; i < sessions->leaving_count; i++){
 		struct session *session = sessions_find(sessions, sessions->leaving[i]);
 		if(session && session->disconnected){
-			settle(sessions, session, client_id_of);
+			ended += settle(sessions, session, client_id_of);
 		}
 	}
 	sessions->leaving_count = 0;
-	return keep_within_bound(sessions);
+	return ended;
 }
 
 bool sessions_restore(struct sessions *sessions, struct token *token, const struct session_login *login)
@@ -392,7 +459,7 @@ bool sessions_restore(struct sessions *sessions, struct token *token, const stru
 	}
 	attach_to_token(sessions, session, token);
 	session->via_previous = login->via_previous;
-	keep_within_bound(sessions);
+	keep_within_bounds(sessions, session);
 	return true;
 }
 
@@ -450,6 +517,8 @@ void sessions_move(struct token *from, struct token *to)
 		to->sessions = from->sessions;
 	}
 	from->sessions = NULL;
+	to->offline_sessions += from->offline_sessions;
+	from->offline_sessions = 0;
 }
 
 const struct mosquitto **sessions_take_due_kicks(struct sessions *sessions, size_t *count)
@@ -478,8 +547,8 @@ const struct mosquitto **sessions_take_due_kicks(struct sessions *sessions, size
 void sessions_each_binding(const struct sessions *sessions, void (*put)(void *writer,
 		const struct session *session), void *writer)
 {
-	for(const struct session *session = sessions->by_client; session; session = session->hh.next){
-		if(session->token && session->persists){
+	for(const struct session *session = sessions->live_by_id; session; session = session->hh_id.next){
+		if(session->token){
 			put(writer, session);
 		}
 	}

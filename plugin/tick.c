@@ -1,7 +1,8 @@
 /*
  * Work the broker lets the plugin do between network events (MOSQ_EVT_TICK,
- * about ten times a second when idle): closing connections and the lazy
- * lastUsed save. Kicks run here and only here because a kick calls back
+ * about ten times a second when idle): settling the sessions that left
+ * (sessions.h), closing connections, and the lazy saves of lastUsed times
+ * and session bindings. Kicks run here and only here because a kick calls back
  * into the plugin's disconnect handler, and a command may be running on
  * behalf of the very client being kicked.
  */
@@ -41,9 +42,11 @@ static void settle_sessions(struct tokens_plugin *plugin)
 	}
 	size_t dropped = sessions_settle_departed(&plugin->sessions, mosquitto_client_id);
 	if(dropped > 0){
-		plugin->log(MOSQ_LOG_WARNING, "tokens: more than %zu offline sessions are bound to tokens "
-				"(plugin_opt_max_offline_sessions): the bindings of the %zu oldest end, "
-				"and nothing more is queued for them", plugin->sessions.max_offline, dropped);
+		plugin->log(MOSQ_LOG_WARNING, "tokens: %zu offline session%s lost %s binding to %s token: "
+				"beyond plugin_opt_max_offline_sessions_per_token (%zu; its oldest go) or "
+				"plugin_opt_max_offline_sessions (%zu; new ones are not kept); nothing more is queued for %s",
+				dropped, dropped == 1 ? "" : "s", dropped == 1 ? "its" : "their", dropped == 1 ? "its" : "their",
+				plugin->sessions.max_offline_per_token, plugin->sessions.max_offline, dropped == 1 ? "it" : "them");
 	}
 }
 
@@ -92,6 +95,10 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	if(unsaved && now - plugin->last_used_saved_at >= plugin->last_used_save_interval){
 		tokens_plugin_save_last_used(plugin);
 		tokens_plugin_save_sessions(plugin);
+		/* Logins alone may grow the journal: fold it as a command would. */
+		if(persist_wants_snapshot(plugin->persist, &plugin->store)){
+			tokens_plugin_snapshot(plugin);
+		}
 	}
 	/* Last: after the kicks (a requester kicked now gets nothing), and
 	 * nothing between here and the broker's drain of its plugin queue

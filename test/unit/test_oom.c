@@ -240,7 +240,7 @@ static void saving_and_loading_bindings_survive_every_failing_allocation(void **
 		failures_before = failures;
 		session_records_clear(&loaded);
 		allocations_left = n;
-		cJSON *line = journal_sessions_of(&bindings);
+		cJSON *line = journal_sessions_of(&bindings, SIZE_MAX);
 		bool saved = persist_save(persist, &test_plugin->plugin.store, error, sizeof(error));
 		bool read = saved && persist_load(persist, &test_plugin->plugin.store, error, sizeof(error));
 		allocations_left = -1;

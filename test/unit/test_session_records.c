@@ -574,7 +574,7 @@ static void malformed_binding_lines_are_refused(void **state)
 /* Records the changes as the periodic save does, and empties them. */
 static void record_changes(struct persist_fixture *fixture, struct session_records *changes)
 {
-	cJSON *change = journal_sessions_of(changes);
+	cJSON *change = journal_sessions_of(changes, SIZE_MAX);
 	assert_non_null(change);
 	assert_int_equal(journal_change_count(change), session_records_count(changes));
 	record(fixture, change);
@@ -674,7 +674,7 @@ static void a_sessions_line_has_the_documented_shape(void **state)
 	cJSON_Delete(line);
 
 	/* An empty change is no change. */
-	cJSON *empty = journal_sessions_of(&changes);
+	cJSON *empty = journal_sessions_of(&changes, SIZE_MAX);
 	assert_int_equal(journal_change_count(empty), 0);
 	cJSON_Delete(empty);
 }

@@ -64,22 +64,43 @@ static void check(const struct fixture *fixture)
 static void log_in(struct fixture *fixture, const struct mosquitto *client, struct token *token,
 		const char *client_id, bool persists)
 {
-	struct session_login login = {client_id, "boiler-7", token->hash, false, persists};
+	struct session_login login = {client_id, "boiler-7", token->hash, false, persists, persists};
 	assert_true(sessions_bind(fixture->sessions, client, token, &login));
 	assert_true(expiry_add(&fixture->test_plugin->plugin.expiry, token));
 	check(fixture);
 }
 
+/* A context as the broker shows it: connected (or once connected) ones
+ * have an address, those restored from its persistence do not. */
+static struct session_context context_as(const struct mosquitto *client, const char *client_id, const char *username,
+		bool restored)
+{
+	return (struct session_context){client, client_id, username, restored};
+}
+
+static void depart(struct fixture *fixture, const struct mosquitto *client, const char *client_id, bool rechecking)
+{
+	const struct session_context context = context_as(client, client_id, "boiler-7", false);
+	sessions_depart(fixture->sessions, &context, rechecking);
+}
+
 static void leave(struct fixture *fixture, const struct mosquitto *client)
 {
-	sessions_depart(fixture->sessions, client, fake_client_id(client), "boiler-7", false);
+	depart(fixture, client, fake_client_id(client), false);
 	sessions_settle_departed(fixture->sessions, fake_client_id);
 	check(fixture);
 }
 
+static struct session *offline_as(struct sessions *sessions, const struct mosquitto *client, const char *username,
+		bool restored)
+{
+	const struct session_context context = context_as(client, fake_client_id(client), username, restored);
+	return sessions_find_offline(sessions, &context);
+}
+
 static struct session *offline_of(struct fixture *fixture, const struct mosquitto *client)
 {
-	return sessions_find_offline(fixture->sessions, client, fake_client_id(client), "boiler-7");
+	return offline_as(fixture->sessions, client, "boiler-7", false);
 }
 
 static void test_persistent_session_stays_bound_offline(void **state)
@@ -96,8 +117,8 @@ static void test_persistent_session_stays_bound_offline(void **state)
 	assert_int_equal(fixture->sessions->attached, 0);
 	/* Another context with the same id, or another username, is not it. */
 	assert_null(offline_of(fixture, OTHER));
-	assert_null(sessions_find_offline(fixture->sessions, DEVICE, "boiler-7", "mallory"));
-	assert_null(sessions_find_offline(fixture->sessions, DEVICE, "boiler-7", NULL));
+	assert_null(offline_as(fixture->sessions, DEVICE, "mallory", false));
+	assert_null(offline_as(fixture->sessions, DEVICE, NULL, false));
 }
 
 static void test_clean_session_ends_with_its_connection(void **state)
@@ -159,7 +180,7 @@ static void test_other_logins_leave_the_binding_alone(void **state)
 	sessions_note_login(fixture->sessions, OTHER, "boiler-7");
 	assert_non_null(offline_of(fixture, DEVICE));
 	assert_null(offline_of(fixture, OTHER));
-	sessions_depart(fixture->sessions, DEVICE, "boiler-7", "boiler-7", false);
+	depart(fixture, DEVICE, "boiler-7", false);
 	assert_null(offline_of(fixture, DEVICE));
 	check(fixture);
 }
@@ -178,31 +199,36 @@ static void test_login_on_the_same_pointer_is_a_new_context(void **state)
 
 static void restore(struct fixture *fixture, const char *client_id)
 {
-	struct session_login login = {client_id, "boiler-7", fixture->token->hash, false, true};
+	struct session_login login = {client_id, "boiler-7", fixture->token->hash, false, true, true};
 	assert_true(sessions_restore(fixture->sessions, fixture->token, &login));
 	assert_true(expiry_add(&fixture->test_plugin->plugin.expiry, fixture->token));
 	check(fixture);
 }
 
-static void test_restored_binding_adopts_the_first_context_with_its_id(void **state)
+static void test_restored_binding_adopts_the_restored_context_with_its_id(void **state)
 {
 	struct fixture *fixture = *state;
 	restore(fixture, "boiler-7");
-	assert_null(sessions_find_offline(fixture->sessions, DEVICE, "boiler-7", "someone-else"));
-	struct session *offline = offline_of(fixture, DEVICE);
+	assert_null(offline_as(fixture->sessions, DEVICE, "someone-else", true));
+	struct session *offline = offline_as(fixture->sessions, DEVICE, "boiler-7", true);
 	assert_non_null(offline);
 	assert_ptr_equal(offline->client, DEVICE);
-	assert_null(offline_of(fixture, OTHER));
+	assert_null(offline_as(fixture->sessions, OTHER, "boiler-7", true));
+	assert_non_null(offline_of(fixture, DEVICE));
 }
 
-static void test_restored_binding_never_adopts_a_connection_that_logged_in(void **state)
+static void test_restored_binding_never_adopts_a_connection(void **state)
 {
 	struct fixture *fixture = *state;
 	restore(fixture, "boiler-7");
-	/* A password_file login with the id and the same username. */
+	/* An anonymous or password_file login with the id and the username,
+	 * before and after a refused one: it has an address. */
 	sessions_note_login(fixture->sessions, OTHER, "boiler-7");
 	assert_null(offline_of(fixture, OTHER));
-	assert_non_null(offline_of(fixture, DEVICE));
+	sessions_note_login(fixture->sessions, THIRD, "boiler-7");
+	assert_null(offline_of(fixture, OTHER));
+	assert_null(offline_of(fixture, THIRD));
+	assert_non_null(offline_as(fixture->sessions, DEVICE, "boiler-7", true));
 }
 
 static void test_recheck_ends_bindings_whose_session_is_gone(void **state)
@@ -219,10 +245,11 @@ static void test_recheck_ends_bindings_whose_session_is_gone(void **state)
 	assert_int_equal(fixture->sessions->offline, 3);
 
 	sessions_start_recheck(fixture->sessions);
-	sessions_note_recheck(fixture->sessions, DEVICE, "boiler-7", "boiler-7");
+	const struct session_context device = context_as(DEVICE, "boiler-7", "boiler-7", false);
+	assert_non_null(sessions_note_recheck(fixture->sessions, &device));
 	/* The re-check refuses a session it cannot check, and says so with a
 	 * disconnect: the session is still there. */
-	sessions_depart(fixture->sessions, OTHER, "boiler-8", "boiler-7", true);
+	depart(fixture, OTHER, "boiler-8", true);
 	assert_int_equal(sessions_end_unmet(fixture->sessions), 1);
 	check(fixture);
 	assert_non_null(offline_of(fixture, DEVICE));
@@ -264,28 +291,76 @@ static void test_rotation_moves_offline_sessions_and_grace_end_closes_them(void 
 	assert_null(offline_of(fixture, DEVICE));
 }
 
-static void test_offline_bindings_are_bounded_oldest_first(void **state)
+static void count_binding(void *writer, const struct session *session)
 {
-	struct fixture *fixture = *state;
-	fixture->sessions->max_offline = 2;
+	(void)session;
+	(*(size_t *)writer)++;
+}
+
+static void three_go_offline(struct fixture *fixture, struct token *last_token)
+{
 	const char *ids[3] = {"boiler-7", "boiler-8", "boiler-9"};
 	const struct mosquitto *clients[3] = {DEVICE, OTHER, THIRD};
 	for(int i = 0; i < 3; i++){
 		broker_ids[i] = ids[i];
-		log_in(fixture, clients[i], fixture->token, ids[i], true);
-		sessions_depart(fixture->sessions, clients[i], ids[i], "boiler-7", false);
+		log_in(fixture, clients[i], i == 2 ? last_token : fixture->token, ids[i], true);
+		depart(fixture, clients[i], ids[i], false);
 	}
 	assert_int_equal(sessions_settle_departed(fixture->sessions, fake_client_id), 1);
 	check(fixture);
+}
+
+static void test_a_token_beyond_its_bound_loses_its_oldest_offline_session(void **state)
+{
+	struct fixture *fixture = *state;
+	fixture->sessions->max_offline_per_token = 2;
+	three_go_offline(fixture, fixture->token);
 	assert_null(offline_of(fixture, DEVICE));
 	assert_non_null(offline_of(fixture, OTHER));
 	assert_non_null(offline_of(fixture, THIRD));
 }
 
-static void count_binding(void *writer, const struct session *session)
+static void test_beyond_the_bound_for_all_new_offline_sessions_are_not_kept(void **state)
 {
-	(void)session;
-	(*(size_t *)writer)++;
+	struct fixture *fixture = *state;
+	fixture->sessions->max_offline = 2;
+	/* Another token's churn ends none of the bindings already kept. */
+	three_go_offline(fixture, fixture->other_token);
+	assert_non_null(offline_of(fixture, DEVICE));
+	assert_non_null(offline_of(fixture, OTHER));
+	assert_null(offline_of(fixture, THIRD));
+}
+
+static void test_a_login_taking_over_a_connected_id_keeps_the_saved_binding(void **state)
+{
+	struct fixture *fixture = *state;
+	log_in(fixture, DEVICE, fixture->token, "boiler-7", true);
+	session_records_clear(&fixture->sessions->changes);   /* as after a save */
+	log_in(fixture, OTHER, fixture->token, "boiler-7", true);
+	/* The broker closes the old connection and gives its session up. */
+	broker_ids[0] = NULL;
+	leave(fixture, DEVICE);
+	const struct session_record *saved = session_records_find(&fixture->sessions->changes, "boiler-7");
+	assert_non_null(saved);
+	assert_true(saved->bound);
+}
+
+static void test_only_restorable_sessions_with_short_ids_are_saved(void **state)
+{
+	struct fixture *fixture = *state;
+	struct session_login clean_start = {"boiler-7", "boiler-7", fixture->token->hash, false, true, false};
+	assert_true(sessions_bind(fixture->sessions, DEVICE, fixture->token, &clean_start));
+	char long_id[SESSION_SAVED_TEXT_MAX + 2];
+	memset(long_id, 'x', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	struct session_login long_login = {long_id, "boiler-7", fixture->token->hash, false, true, true};
+	assert_true(sessions_bind(fixture->sessions, OTHER, fixture->token, &long_login));
+	assert_true(expiry_add(&fixture->test_plugin->plugin.expiry, fixture->token));
+	check(fixture);
+	assert_int_equal(session_records_count(&fixture->sessions->changes), 0);
+	size_t count = 0;
+	sessions_each_binding(fixture->sessions, count_binding, &count);
+	assert_int_equal(count, 0);
 }
 
 static void test_snapshot_keeps_sessions_that_may_be_restored(void **state)
@@ -317,10 +392,11 @@ static struct token *token_with_offline_session(struct tokens_plugin *plugin, co
 	cJSON_Delete(data);
 	struct token *token = store_find_token_by_name(&plugin->store, name);
 	assert_non_null(token);
-	struct session_login login = {"boiler-7", "boiler-7", token->hash, false, true};
+	struct session_login login = {"boiler-7", "boiler-7", token->hash, false, true, true};
 	assert_true(sessions_bind(&plugin->sessions, DEVICE, token, &login));
 	assert_true(expiry_add(&plugin->expiry, token));
-	sessions_depart(&plugin->sessions, DEVICE, "boiler-7", "boiler-7", false);
+	const struct session_context context = context_as(DEVICE, "boiler-7", "boiler-7", false);
+	sessions_depart(&plugin->sessions, &context, false);
 	sessions_settle_departed(&plugin->sessions, fake_client_id);
 	test_assert_invariants(plugin);
 	assert_int_equal(plugin->sessions.offline, 1);
@@ -337,7 +413,7 @@ static void test_revoke_reports_offline_sessions_ended(void **state)
 	assert_int_equal(cJSON_GetObjectItem(data, "offlineSessionsEnded")->valueint, 1);
 	cJSON_Delete(data);
 	assert_int_equal(plugin->sessions.offline, 0);
-	assert_null(sessions_find_offline(&plugin->sessions, DEVICE, "boiler-7", "boiler-7"));
+	assert_null(offline_as(&plugin->sessions, DEVICE, "boiler-7", false));
 }
 
 /* The instance a restart gives: the live one lets go of the files. */
@@ -359,10 +435,10 @@ static struct tokens_plugin *restarted(struct fixture *fixture)
 static void assert_restored_on(struct tokens_plugin *plugin, const char *token_name)
 {
 	assert_int_equal(plugin->sessions.offline, 1);
-	/* A context that logged in since the restart never takes it. */
+	/* A connection never takes it; the context the broker restored does. */
 	sessions_note_login(&plugin->sessions, OTHER, "boiler-7");
-	assert_null(sessions_find_offline(&plugin->sessions, OTHER, "boiler-7", "boiler-7"));
-	struct session *restored = sessions_find_offline(&plugin->sessions, THIRD, "boiler-7", "boiler-7");
+	assert_null(offline_as(&plugin->sessions, OTHER, "boiler-7", false));
+	struct session *restored = offline_as(&plugin->sessions, THIRD, "boiler-7", true);
 	assert_non_null(restored);
 	assert_string_equal(restored->token->name, token_name);
 	test_assert_invariants(plugin);
@@ -426,12 +502,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_returning_device_costs_no_save, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_logins_leave_the_binding_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_on_the_same_pointer_is_a_new_context, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restored_binding_adopts_the_first_context_with_its_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restored_binding_never_adopts_a_connection_that_logged_in, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restored_binding_adopts_the_restored_context_with_its_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restored_binding_never_adopts_a_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recheck_ends_bindings_whose_session_is_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closing_a_token_ends_its_offline_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_moves_offline_sessions_and_grace_end_closes_them, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_offline_bindings_are_bounded_oldest_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_token_beyond_its_bound_loses_its_oldest_offline_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_beyond_the_bound_for_all_new_offline_sessions_are_not_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_login_taking_over_a_connected_id_keeps_the_saved_binding, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_only_restorable_sessions_with_short_ids_are_saved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_keeps_sessions_that_may_be_restored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoke_reports_offline_sessions_ended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binding_saved_by_the_periodic_save_survives_a_restart, setup, teardown),
