@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from access_helpers import Device, MosquittoSub, attempt_login, issue, issue_short_lived, make_role, refused, \
+from access_helpers import Device, MosquittoSub, acl, attempt_login, issue, issue_short_lived, make_role, refused, \
     wait_until
 from beyond_helpers import mosquitto_persistence, read_metrics, seconds, wait_metrics
 from session_helpers import (
@@ -511,3 +511,57 @@ def test_the_offline_session_metric(session_broker, admin, keep):
     assert admin.call("revokeToken", name="dev-10") == {
         "name": "dev-10", "hash": token_hash, "disconnected": 0, "offlineSessionsEnded": 1}
     wait_metrics(port, {OFFLINE_METRIC: 0, "connections": 0}, timeout=METRICS_WAIT)
+
+
+# ================================================================ attacks
+
+# A password_file account named like the device's username (the token's
+# name), as while a fleet moves from password_file to tokens; its acl_file
+# rights are none.
+SAME_NAME_ACL = "user admin\ntopic readwrite #\ntopic readwrite $CONTROL/#\n\nuser opsdev\ntopic read nothing/#\n"
+SAME_NAME_USERS = {"admin": "adminpw", "opsdev": "opsdev-password"}
+
+
+def test_a_restored_binding_never_goes_to_a_connection_with_its_client_id_and_username(broker_factory, keep):
+    """The binding comes back from the state file, but the broker (without
+    persistence) has no session for it: a connection with the device's
+    client id and username, before and after a refused login with that
+    id, gets the password_file account's rights, not the token's."""
+    broker = broker_factory(acl=SAME_NAME_ACL, users=SAME_NAME_USERS)
+    with broker.client(username="admin", password="adminpw") as admin:
+        make_role(admin, "ops", [acl("publishClientSend", "$CONTROL/tokens/v1"), acl("publishClientSend", "ops/#")])
+        secret, _ = issue(admin, "opsdev", "ops")
+    dev = token_session(broker, "opsdev", secret, V5, client_id="opsdev-1")
+    assert dev.publish_code("ops/status", "up") == 0
+    dev.leave()
+    assert broker.stop() == 0
+    assert '"clientId":"opsdev-1"' in open(broker.state_file).read(), "the binding was not saved"
+    broker.start()
+
+    impostor = keep(Device(broker.port, protocol=V5, client_id="opsdev-1", username="opsdev",
+                           password="opsdev-password"))
+    assert impostor.publish_code("ops/status", "mine") == 0x87
+    assert refused(V5, attempt_login(broker.port, "opsdev", "mqtk_x", client_id="opsdev-1"))
+    assert impostor.publish_code("ops/status", "mine") == 0x87
+    assert impostor.publish_code("$CONTROL/tokens/v1", '{"commands": []}') == 0x87
+
+
+def test_clean_sessions_add_nothing_to_the_journal(broker_factory, keep):
+    """MQTT 5 clients with clean start (and 3.1.1 clean sessions) are not
+    restored by the broker: logging in and out many times with new client
+    ids writes no binding, so that churn cannot fill the disk. A
+    persistent session's binding is written by the same periodic save."""
+    config = session_broker_config()
+    config["extra_config"] += ["plugin_opt_last_used_save_interval 1"]
+    broker = broker_factory(**config)
+    with broker.client() as admin:
+        add_roles(admin)
+        secret, _ = issue(admin, "churn", "public")
+    journal = broker.state_file + ".journal"
+    for i in range(40):
+        for protocol in (V311, V5):
+            dev = token_session(broker, "churn", secret, protocol, client_id=f"churn-{protocol}-{i}", clean=True)
+            dev.leave()
+    token_session(broker, "churn", secret, V5, client_id="kept-1").leave()
+    wait_until(lambda: "kept-1" in open(journal).read(), 5.0, message="the periodic save writing kept-1")
+    assert "churn-" not in open(journal).read(), "clean sessions were journaled"
