@@ -204,27 +204,39 @@ cJSON *journal_sessions_of(const struct session_records *changes, size_t limit)
 static size_t raw_array_length(const char *text)
 {
 	size_t depth = 0, commas = 0;
-	bool in_string = false, empty = true;
+	bool empty = true;
 	for(const char *c = text; *c; c++){
-		if(in_string){
-			if(*c == '\\' && c[1]){
-				c++;
-			}else if(*c == '"'){
-				in_string = false;
+		switch(*c){
+		case '"':
+			/* A string: skip to its closing quote, escapes included
+			 * (strcspn, since hashes and times make up most of a list). */
+			empty = empty && depth == 0;
+			for(c++; *c; c += 2){
+				c += strcspn(c, "\"\\");
+				if(*c != '\\' || c[1] == '\0'){
+					break;
+				}
 			}
-			continue;
-		}
-		if(depth > 0 && strchr("] \t\r\n", *c) == NULL){
-			empty = false;
-		}
-		if(*c == '"'){
-			in_string = true;
-		}else if(*c == '[' || *c == '{'){
+			if(*c != '"'){
+				return empty ? 0 : commas + 1;   /* cut short: counted so far */
+			}
+			break;
+		case '[': case '{':
+			empty = empty && depth == 0;
 			depth++;
-		}else if((*c == ']' || *c == '}') && depth > 0){
-			depth--;
-		}else if(*c == ',' && depth == 1){
-			commas++;
+			break;
+		case ']': case '}':
+			if(depth > 0){
+				depth--;
+			}
+			break;
+		case ',':
+			commas += depth == 1;
+			break;
+		case ' ': case '\t': case '\r': case '\n':
+			break;
+		default:
+			empty = empty && depth == 0;
 		}
 	}
 	return empty ? 0 : commas + 1;
