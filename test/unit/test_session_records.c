@@ -836,12 +836,39 @@ static void bindings_count_as_items_of_the_store(void **state)
 	session_records_clear(&bindings);
 }
 
+/* Client ids are the client's choice: quotes, backslashes, commas and
+ * brackets inside them are not items of the lists. */
+static void changes_are_counted_whatever_the_client_ids_hold(void **state)
+{
+	(void)state;
+	static const char *const ids[] = {"a\"],[\"b", "c\\", "\\\"", ",,,", "{[}]", "\\", "plain"};
+	struct session_records changes;
+	session_records_init(&changes);
+	for(size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++){
+		assert_true(session_records_put(&changes, ids[i], i % 2 ? ids[i] : NULL, i % 3 ? hash_of(ids[i]) : NULL));
+	}
+	cJSON *line = journal_sessions_of(&changes, SIZE_MAX);
+	assert_int_equal(journal_change_count(line), sizeof(ids) / sizeof(ids[0]));
+	char *text = cJSON_PrintUnformatted(line);
+	cJSON *parsed = cJSON_Parse(text);
+	assert_non_null(parsed);
+	assert_int_equal(journal_change_count(parsed), sizeof(ids) / sizeof(ids[0]));
+	cJSON *first_three = journal_sessions_of(&changes, 3);
+	assert_int_equal(journal_change_count(first_three), 3);
+	cJSON_Delete(first_three);
+	cJSON_Delete(parsed);
+	free(text);
+	cJSON_Delete(line);
+	session_records_clear(&changes);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, test_persist_setup, test_persist_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(table_inserts_replaces_and_removes),
+		cmocka_unit_test(changes_are_counted_whatever_the_client_ids_hold),
 		cmocka_unit_test(sorted_gives_bound_records_in_byte_order),
 		T(bindings_round_trip_through_a_snapshot),
 		T(snapshots_are_the_same_whatever_the_order_of_the_source),
