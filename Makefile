@@ -9,9 +9,12 @@ WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS ?= -O2 -g
 # SANITIZE: extra compiler and linker flags, for sanitizer builds.
 SANITIZE ?=
-CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude $(SANITIZE)
+# MOSQUITTO_INCLUDE: another release's headers (build/mosquitto-2.1.2/_prefix/include):
+# one source tree builds against 2.0's and 2.1's (include/broker_api.h).
+MOSQUITTO_INCLUDE ?=
+CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude $(if $(MOSQUITTO_INCLUDE),-I$(MOSQUITTO_INCLUDE)) $(SANITIZE)
 LDFLAGS += $(SANITIZE)
-LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lunistring -lm -pthread
+LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lunistring -lm -ldl -pthread
 
 # Everything except the broker entry points and glue: the unit tests link it.
 CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
@@ -21,7 +24,7 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/snapshot_reader.c plugin/session_records.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c \
 	plugin/replies.c plugin/log_text.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
-	plugin/authorization.c plugin/tick.c plugin/broker_publish.c
+	plugin/authorization.c plugin/tick.c plugin/broker_publish.c plugin/broker_features.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
 BROKER_OBJECTS := $(BROKER_SOURCES:%.c=$(BUILD)/%.o)
 

@@ -21,9 +21,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-#include <mosquitto.h>
+#include "broker_api.h"
 
 #include "authentication.h"
 #include "authorization.h"
@@ -256,7 +254,7 @@ static double offline_session_bytes(struct tokens_plugin *plugin, size_t count)
 			exit(1);
 		}
 		const struct session_context context = {client, id, id, false};
-		sessions_depart(&plugin->sessions, &context, false);
+		sessions_depart(&plugin->sessions, &context, DEPARTURE_ASK_AT_TICK, false);
 	}
 	sessions_settle_departed(&plugin->sessions, own_client_id);
 	session_records_clear(&plugin->sessions.changes);

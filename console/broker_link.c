@@ -19,8 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <mosquitto.h>
-#include <mqtt_protocol.h>
+#include "mqtt_api.h"
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <uthash.h>

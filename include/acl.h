@@ -22,4 +22,9 @@ bool acl_allows(const struct role *role, int access, const char *topic);
  * (both MQTT topic filters): "a/#" covers "a/+/b", "a/+" does not cover "a/#". */
 bool topic_filter_covers(const char *granted, const char *requested);
 
+/* Mosquitto 2.1's HTTP API (its http_api listener) checks a read of the
+ * URL's path: only a publishClientReceive ACL whose topic matches the path
+ * and allows lets a token read it (say "/api/v1/#"); by default, no. */
+bool acl_allows_http_api(const struct role *role, const char *path);
+
 #endif

@@ -50,6 +50,7 @@ struct session {
 	struct token *token;                 /* NULL once the token is revoked or expired (connected only) */
 	unsigned char hash[TOKEN_HASH_LEN];  /* of the secret it logged in with: what the state file keeps */
 	bool disconnected;                   /* its connection is gone; settled at the next tick */
+	uint8_t departure;                   /* enum session_departure, once disconnected */
 	bool offline;                        /* the session outlives its connection: in by_id, not by_client */
 	bool persists;                       /* may outlive its connection (not MQTT 3.x clean session) */
 	bool saved;                          /* its binding is in the state file, until a login takes its id */
@@ -125,6 +126,18 @@ struct session_context {
 	bool restored;                  /* restored from the broker's persistence, not connected since */
 };
 
+/* How the broker reported a connection's end. Mosquitto 2.0 says only
+ * that it left, and whether the session stays is read from the context at
+ * the next tick (it still has its client id); 2.1 says which it is, and
+ * frees a context that leaves in a loop iteration before the next tick
+ * (its tick comes before the network), so its contexts are never read
+ * then. */
+enum session_departure {
+	DEPARTURE_ASK_AT_TICK,          /* 2.0's MOSQ_EVT_DISCONNECT */
+	DEPARTURE_SESSION_STAYS,        /* 2.1's MOSQ_EVT_CLIENT_OFFLINE */
+	DEPARTURE_SESSION_ENDS,         /* 2.1's MOSQ_EVT_DISCONNECT */
+};
+
 /* The broker's client id of a context, NULL once its session is over
  * (mosquitto_client_id; tests pass their own). */
 typedef const char *(*sessions_client_id_fn)(const struct mosquitto *client);
@@ -159,7 +172,8 @@ size_t sessions_end_unmet(struct sessions *sessions);
  * offline. For a context that is offline already, this is the end of its
  * session (mosquitto 2.0 reports a takeover so; 2.1 the session's end),
  * except during the SIGHUP re-check, which reports sessions it refuses. */
-void sessions_depart(struct sessions *sessions, const struct session_context *context, bool rechecking);
+void sessions_depart(struct sessions *sessions, const struct session_context *context,
+		enum session_departure departure, bool rechecking);
 /* Each departed session whose context still has its client id (the
  * broker keeps the session) becomes offline; the rest are unbound. The
  * contexts are still allocated at the tick: mosquitto 2.0 frees departed

@@ -21,6 +21,8 @@
 #include "sessions.h"
 #include "store.h"
 
+#define TOKENS_VERSION "0.4.0"
+
 #define CONTROL_TOPIC "$CONTROL/tokens/v1"
 #define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
 #define EVENTS_TOPIC "$CONTROL/tokens/v1/events"
@@ -84,8 +86,21 @@ struct tokens_plugin {
 	 * re-checks are not logins. */
 	bool rechecking_logins;
 
+	/* 2.1: MOSQ_EVT_CLIENT_OFFLINE reports a connection whose session
+	 * stays, and MOSQ_EVT_DISCONNECT a session's end (sessions.h). */
+	bool broker_reports_session_end;
+	int reload_answer;              /* what MOSQ_EVT_RELOAD answers on this release */
+
 	/* Control replies, sent from the tick to the connection that asked. */
 	struct replies replies;
+
+	/* A token login on 2.1's HTTP API, for the read check of the URL that
+	 * the broker makes right after it on the same temporary context: such
+	 * a login is never bound as a session (nothing ever disconnects it). */
+	struct {
+		const struct mosquitto *context;
+		unsigned char hash[TOKEN_HASH_LEN];
+	} http_login;
 
 	/* The connection whose control request is being handled, or NULL. */
 	const struct mosquitto *requesting_client;

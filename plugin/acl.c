@@ -4,9 +4,7 @@
  * ACL that matches.
  */
 #include <string.h>
-#include <mosquitto.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
+#include "broker_api.h"
 
 #include "acl.h"
 
@@ -163,6 +161,11 @@ static bool receive_allowed(const struct role *role, const char *topic)
 {
 	return subscribe_grant_covers(role, topic)
 		&& decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], topic), true);
+}
+
+bool acl_allows_http_api(const struct role *role, const char *path)
+{
+	return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], path), false);
 }
 
 bool acl_allows(const struct role *role, int access, const char *topic)

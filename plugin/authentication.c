@@ -7,9 +7,9 @@
  * by the tick. The log names a refused token by its name or its hash, never
  * by the password.
  */
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-#include <mosquitto.h>
+#include <string.h>
+
+#include "broker_api.h"
 
 #include "authentication.h"
 #include "log_text.h"
@@ -44,6 +44,13 @@ static int refuse(struct tokens_plugin *plugin, const struct mosquitto *client, 
 static bool may_persist(const struct mosquitto *client)
 {
 	return mosquitto_client_protocol_version(client) == 5 || !mosquitto_client_clean_session(client);
+}
+
+/* 2.1's HTTP API logs in on a temporary context that speaks no MQTT; every
+ * MQTT connection has its protocol version before it logs in. */
+static bool is_http_api(const struct mosquitto *client)
+{
+	return mosquitto_client_protocol_version(client) == 0;
 }
 
 /* The context as the session tables know it (sessions.h). Only a context
@@ -143,16 +150,30 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 	if(answer.verdict == LOGIN_EXPIRED){
 		return refuse(plugin, login->client, "expired token ", answer.token->name);
 	}
+	if(is_http_api(login->client)){
+		plugin->http_login.context = login->client;
+		memcpy(plugin->http_login.hash, hash, TOKEN_HASH_LEN);
+		plugin->logins_accepted++;
+		tokens_plugin_mark_used(plugin, answer.token, now);
+		return MOSQ_ERR_SUCCESS;
+	}
 	return accept_token(plugin, login, hash, &answer, now);
 }
 
+/* MOSQ_EVT_DISCONNECT, and 2.1's MOSQ_EVT_CLIENT_OFFLINE (its data has
+ * the same shape): see enum session_departure. */
 int authentication_on_disconnect(int event, void *event_data, void *userdata)
 {
-	(void)event;
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_disconnect *disconnect = event_data;
 	const struct session_context context = context_of(disconnect->client);
-	sessions_depart(&plugin->sessions, &context, plugin->rechecking_logins);
+	enum session_departure departure = DEPARTURE_ASK_AT_TICK;
+	if(event == MOSQ_EVT_CLIENT_OFFLINE){
+		departure = DEPARTURE_SESSION_STAYS;
+	}else if(plugin->broker_reports_session_end){
+		departure = DEPARTURE_SESSION_ENDS;
+	}
+	sessions_depart(&plugin->sessions, &context, departure, plugin->rechecking_logins);
 	if(replies_connection_gone(&plugin->replies, disconnect->client)){
 		plugin->log(MOSQ_LOG_NOTICE, "tokens: a control reply to client %s was not delivered: "
 				"its connection closed first", client_label(disconnect->client));

@@ -5,19 +5,38 @@
  * now: revoked, expired or re-roled tokens take effect at the very next
  * check.
  */
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-#include <mosquitto.h>
+#include "broker_api.h"
 
 #include "acl.h"
 #include "authorization.h"
 #include "tokens_plugin.h"
+
+/* The read check of 2.1's HTTP API, right after a token login there
+ * (authentication.c): the role must allow the URL explicitly. */
+static int check_http_api(struct tokens_plugin *plugin, const struct mosquitto_evt_acl_check *check)
+{
+	if(plugin->http_login.context != check->client){
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	plugin->http_login.context = NULL;
+	const struct token *token = store_find_token_by_hash(&plugin->store, plugin->http_login.hash);
+	if(token == NULL){
+		const struct previous_secret *previous = store_find_previous_by_hash(&plugin->store, plugin->http_login.hash);
+		token = previous ? previous->token : NULL;
+	}
+	bool allowed = token && plugin->now() < token->valid_until && check->access == MOSQ_ACL_READ
+			&& acl_allows_http_api(token->role, check->topic);
+	return allowed ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}
 
 int authorization_on_acl_check(int event, void *event_data, void *userdata)
 {
 	(void)event;
 	struct tokens_plugin *plugin = userdata;
 	const struct mosquitto_evt_acl_check *check = event_data;
+	if(plugin->http_login.context != NULL && mosquitto_client_protocol_version(check->client) == 0){
+		return check_http_api(plugin, check);
+	}
 	const struct session *session = sessions_find(&plugin->sessions, check->client);
 	if(session == NULL && plugin->sessions.offline > 0){
 		/* An offline persistent session: its queued messages, its Will. */

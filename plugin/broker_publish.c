@@ -7,7 +7,7 @@
  * wrapped below zero.
  */
 #include <string.h>
-#include <mosquitto_broker.h>
+#include "broker_api.h"
 
 #include "broker_publish.h"
 

@@ -9,10 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-#include <mosquitto.h>
-#include <mqtt_protocol.h>
+#include "broker_api.h"
 
 #include "authentication.h"
 #include "broker_publish.h"

@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-#include <mosquitto.h>
+#include "broker_api.h"
+#include "broker_features.h"
 
 #include "authentication.h"
 #include "authorization.h"
@@ -84,21 +83,29 @@ static bool whole_number_option(const struct mosquitto_opt *options, int option_
 	return number_option(options, option_count, key, "", min, max, out);
 }
 
-/* With per_listener_settings true the broker gives each listener its own
- * plugin instance (each with its own copy of the state), and before 2.0.15
- * never sends them MOSQ_EVT_TICK, so revoked connections could not be
- * closed. The broker's plugin id starts with the listener pointer, NULL
- * unless per_listener_settings is on (src/mosquitto_broker_internal.h,
- * unchanged from 2.0.11 to 2.0.20). */
-static bool per_listener_settings(const mosquitto_plugin_id_t *identifier)
+/* With per_listener_settings true the broker initialises the plugin once
+ * per listener, each instance with its own copy of the state, and 2.0
+ * sends such instances MOSQ_EVT_TICK only from 2.0.15 (revoked connections
+ * would never be closed, replies never sent). So the plugin refuses a
+ * second live instance in the process (the only state kept per process:
+ * the library is loaded once whatever the number of instances), and on
+ * 2.0 any listener-bound one. */
+static int live_instances;
+
+/* The plugin id is opaque, and its layout differs between release lines.
+ * On 2.0 (every release from 2.0.11 to 2.0.22, read from their sources) it
+ * is exactly the listener's pointer, NULL unless per_listener_settings is
+ * on; 2.1 has its own layout, and ticks every listener's plugins, so it is
+ * not read there. */
+static bool bound_to_a_listener_on_2_0(const mosquitto_plugin_id_t *identifier, const struct broker_features *features)
 {
-	return *(void *const *)identifier != NULL;
+	return !features->release_2_1 && *(void *const *)identifier != NULL;
 }
 
 /* Options are not re-read on SIGHUP; but the broker re-runs every login
  * right after this event, offline sessions' too, and those re-checks must
- * not count as logins. Any answer but DEFER would abort the broker's
- * reload. */
+ * not count as logins. The answer that lets the reload go on differs
+ * between releases (broker_features.h). */
 static int on_reload(int event, void *event_data, void *userdata)
 {
 	(void)event;
@@ -106,38 +113,47 @@ static int on_reload(int event, void *event_data, void *userdata)
 	struct tokens_plugin *plugin = userdata;
 	plugin->rechecking_logins = true;
 	sessions_start_recheck(&plugin->sessions);
-	return MOSQ_ERR_PLUGIN_DEFER;
+	return plugin->reload_answer;
 }
 
 static const struct {
 	int event;
 	MOSQ_FUNC_generic_callback callback;
 	const char *event_data;
+	bool release_2_1_only;
 } callbacks[] = {
-	{MOSQ_EVT_BASIC_AUTH, authentication_on_basic_auth, NULL},
-	{MOSQ_EVT_ACL_CHECK, authorization_on_acl_check, NULL},
-	{MOSQ_EVT_DISCONNECT, authentication_on_disconnect, NULL},
-	{MOSQ_EVT_TICK, tick_on_tick, NULL},
-	{MOSQ_EVT_RELOAD, on_reload, NULL},
-	{MOSQ_EVT_CONTROL, control_topic_on_message, CONTROL_TOPIC},
+	{MOSQ_EVT_BASIC_AUTH, authentication_on_basic_auth, NULL, false},
+	{MOSQ_EVT_ACL_CHECK, authorization_on_acl_check, NULL, false},
+	{MOSQ_EVT_DISCONNECT, authentication_on_disconnect, NULL, false},
+	{MOSQ_EVT_CLIENT_OFFLINE, authentication_on_disconnect, NULL, true},
+	{MOSQ_EVT_TICK, tick_on_tick, NULL, false},
+	{MOSQ_EVT_RELOAD, on_reload, NULL, false},
+	{MOSQ_EVT_CONTROL, control_topic_on_message, CONTROL_TOPIC, false},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
 
-static void unregister_callbacks(mosquitto_plugin_id_t *identifier, size_t count)
+static bool wanted(size_t index, const struct tokens_plugin *plugin)
+{
+	return !callbacks[index].release_2_1_only || plugin->broker_reports_session_end;
+}
+
+static void unregister_callbacks(mosquitto_plugin_id_t *identifier, const struct tokens_plugin *plugin, size_t count)
 {
 	for(size_t i = 0; i < count; i++){
-		mosquitto_callback_unregister(identifier, callbacks[i].event, callbacks[i].callback,
-				callbacks[i].event_data);
+		if(wanted(i, plugin)){
+			mosquitto_callback_unregister(identifier, callbacks[i].event, callbacks[i].callback,
+					callbacks[i].event_data);
+		}
 	}
 }
 
 static bool register_callbacks(mosquitto_plugin_id_t *identifier, struct tokens_plugin *plugin)
 {
 	for(size_t i = 0; i < CALLBACK_COUNT; i++){
-		if(mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].callback,
+		if(wanted(i, plugin) && mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].callback,
 				callbacks[i].event_data, plugin) != MOSQ_ERR_SUCCESS){
 			mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: cannot register broker callback %d", callbacks[i].event);
-			unregister_callbacks(identifier, i);
+			unregister_callbacks(identifier, plugin, i);
 			return false;
 		}
 	}
@@ -147,9 +163,11 @@ static bool register_callbacks(mosquitto_plugin_id_t *identifier, struct tokens_
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *options, int option_count)
 {
-	if(per_listener_settings(identifier)){
-		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: per_listener_settings true is not supported: "
-				"load the plugin with per_listener_settings false (the default)");
+	const struct broker_features features = broker_features_detect();
+	if(live_instances > 0 || bound_to_a_listener_on_2_0(identifier, &features)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: per_listener_settings true is not supported%s: "
+				"load the plugin once, with per_listener_settings false (the default)",
+				live_instances > 0 ? " (the plugin is loaded a second time)" : "");
 		return MOSQ_ERR_NOT_SUPPORTED;
 	}
 	const char *state_file = find_option(options, option_count, "state_file");
@@ -201,10 +219,16 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_NOMEM;
 	}
 	plugin->broker_identifier = identifier;
+	plugin->broker_reports_session_end = features.release_2_1;
+	plugin->reload_answer = broker_features_reload_answer(&features);
+	if(features.set_info){
+		features.set_info(identifier, "mosquitto-tokens", TOKENS_VERSION);
+	}
 	if(!register_callbacks(identifier, plugin)){
 		tokens_plugin_free(plugin);
 		return MOSQ_ERR_UNKNOWN;
 	}
+	live_instances++;
 	mosquitto_log_printf(MOSQ_LOG_INFO, "tokens: loaded %zu tokens and %zu roles from %s",
 			store_token_count(&plugin->store), store_role_count(&plugin->store), state_file);
 	*userdata = plugin;
@@ -217,7 +241,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	(void)option_count;
 	struct tokens_plugin *plugin = userdata;
 	if(plugin){
-		unregister_callbacks(plugin->broker_identifier, CALLBACK_COUNT);
+		unregister_callbacks(plugin->broker_identifier, plugin, CALLBACK_COUNT);
+		live_instances--;
 		/* A stopped broker's state is one file: fold the journal in. */
 		if(plugin->last_used_queued > 0 || persist_has_journal(plugin->persist)){
 			tokens_plugin_snapshot(plugin);

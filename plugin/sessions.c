@@ -383,7 +383,8 @@ static bool queue_kick(struct sessions *sessions, const struct mosquitto *client
 	return true;
 }
 
-void sessions_depart(struct sessions *sessions, const struct session_context *context, bool rechecking)
+void sessions_depart(struct sessions *sessions, const struct session_context *context,
+		enum session_departure departure, bool rechecking)
 {
 	const struct mosquitto *client = context->client;
 	struct session *session = sessions_find(sessions, client);
@@ -397,12 +398,17 @@ void sessions_depart(struct sessions *sessions, const struct session_context *co
 		return;
 	}
 	if(session->disconnected){
+		/* 2.1: gone offline, then its session ended before the tick. */
+		if(departure == DEPARTURE_SESSION_ENDS){
+			session->departure = (uint8_t)departure;
+		}
 		return;
 	}
 	if(counts(session)){
 		sessions->attached--;
 	}
 	session->disconnected = true;
+	session->departure = (uint8_t)departure;
 	if(!push_client(&sessions->leaving, &sessions->leaving_count, &sessions->leaving_capacity, client)){
 		sessions_unbind(sessions, client);   /* no memory to wait: unbind now */
 	}
@@ -416,8 +422,13 @@ void sessions_depart(struct sessions *sessions, const struct session_context *co
  * late; none of the broker's own does.) */
 static size_t settle(struct sessions *sessions, struct session *session, sessions_client_id_fn client_id_of)
 {
-	const char *client_id = session->token && session->persists ? client_id_of(session->client) : NULL;
-	bool kept = client_id && strcmp(client_id, session->client_id) == 0;
+	bool kept = false;
+	if(session->departure == DEPARTURE_SESSION_STAYS){
+		kept = session->token != NULL;
+	}else if(session->departure == DEPARTURE_ASK_AT_TICK && session->token && session->persists){
+		const char *client_id = client_id_of(session->client);
+		kept = client_id && strcmp(client_id, session->client_id) == 0;
+	}
 	if(!kept){
 		sessions_unbind(sessions, session->client);
 		return 0;

@@ -8,9 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-#include <mosquitto.h>
+#include "broker_api.h"
 
 #include "control_topic.h"
 #include "events.h"

@@ -14,7 +14,7 @@ import pytest
 from access_helpers import (
     Device, acl, attempt_login, issue, issue_short_lived, make_role, refused, wait_until,
 )
-from tokens_helpers import V5, V311, format_time, parse_time, sha256_hex, state_token, write_state
+from tokens_helpers import V5, V311, format_time, free_port, parse_time, sha256_hex, state_token, write_state
 
 RELOADED = "Reloading config."
 
@@ -144,6 +144,19 @@ def test_per_listener_settings_is_refused(broker_factory, tmp_path):
     assert re.search(r"tokens: per_listener_settings true is not supported", broker.log), broker.log
     with open(state, "rb") as f:
         assert f.read() == original
+
+
+def test_an_instance_per_listener_is_refused(broker_factory, tmp_path):
+    """per_listener_settings true with two listeners gives each its own
+    instance, with its own copy of the state: refused, on 2.0 from the
+    plugin id (its layout is known there), on 2.1 because an instance is
+    already alive."""
+    broker = broker_factory(start=False, prelude=["per_listener_settings true"])
+    broker.extra_config += [f"listener {free_port()} 127.0.0.1", f"plugin {broker.plugin}",
+                            f"plugin_opt_state_file {tmp_path / 'other.json'}"]
+    code = broker.start_expecting_failure()
+    assert code != 0
+    assert re.search(r"tokens: per_listener_settings true is not supported", broker.log), broker.log
 
 
 def test_per_listener_settings_false_is_fine(broker_factory):

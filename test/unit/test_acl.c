@@ -5,8 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
+#include "broker_api.h"
 
 #include "acl.h"
 

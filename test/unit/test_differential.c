@@ -249,7 +249,7 @@ static void disconnect(struct sequence *sequence, int index, bool keeps_session,
 	trace("  context %d (%s) disconnects%s%s", index, context->client_id, keeps_session ? ", its session kept" : "",
 			rechecking ? " (re-check)" : "");
 	const struct session_context seen = {context_at(index), context->client_id, context->username, false};
-	sessions_depart(&sequence->live->plugin.sessions, &seen, rechecking);
+	sessions_depart(&sequence->live->plugin.sessions, &seen, DEPARTURE_ASK_AT_TICK, rechecking);
 	if(keeps_session){
 		context->state = CONTEXT_OFFLINE;
 	}else{

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include <mqtt_protocol.h>
+#include "mqtt_api.h"
 
 #include "replies.h"
 

@@ -81,7 +81,7 @@ static struct session_context context_as(const struct mosquitto *client, const c
 static void depart(struct fixture *fixture, const struct mosquitto *client, const char *client_id, bool rechecking)
 {
 	const struct session_context context = context_as(client, client_id, "boiler-7", false);
-	sessions_depart(fixture->sessions, &context, rechecking);
+	sessions_depart(fixture->sessions, &context, DEPARTURE_ASK_AT_TICK, rechecking);
 }
 
 static void leave(struct fixture *fixture, const struct mosquitto *client)
@@ -119,6 +119,47 @@ static void test_persistent_session_stays_bound_offline(void **state)
 	assert_null(offline_of(fixture, OTHER));
 	assert_null(offline_as(fixture->sessions, DEVICE, "mallory", false));
 	assert_null(offline_as(fixture->sessions, DEVICE, NULL, false));
+}
+
+/* 2.1 says which it is; its contexts are not read at the tick (they may
+ * be freed by then): the client-id function answers NULL to prove it. */
+static const char *freed_context(const struct mosquitto *client)
+{
+	(void)client;
+	fail_msg("a context was read at the tick");
+	return NULL;
+}
+
+static void depart_as_2_1(struct fixture *fixture, const struct mosquitto *client, enum session_departure departure)
+{
+	const struct session_context context = context_as(client, "boiler-7", "boiler-7", false);
+	sessions_depart(fixture->sessions, &context, departure, false);
+}
+
+static void test_on_2_1_client_offline_keeps_the_session_without_reading_the_context(void **state)
+{
+	struct fixture *fixture = *state;
+	log_in(fixture, DEVICE, fixture->token, "boiler-7", true);
+	depart_as_2_1(fixture, DEVICE, DEPARTURE_SESSION_STAYS);
+	sessions_settle_departed(fixture->sessions, freed_context);
+	check(fixture);
+	assert_non_null(offline_of(fixture, DEVICE));
+	/* Its session's end, reported later, ends the binding. */
+	depart_as_2_1(fixture, DEVICE, DEPARTURE_SESSION_ENDS);
+	assert_null(offline_of(fixture, DEVICE));
+	check(fixture);
+}
+
+static void test_on_2_1_a_session_that_ends_before_the_tick_is_unbound(void **state)
+{
+	struct fixture *fixture = *state;
+	log_in(fixture, DEVICE, fixture->token, "boiler-7", true);
+	depart_as_2_1(fixture, DEVICE, DEPARTURE_SESSION_STAYS);
+	depart_as_2_1(fixture, DEVICE, DEPARTURE_SESSION_ENDS);
+	sessions_settle_departed(fixture->sessions, freed_context);
+	check(fixture);
+	assert_null(offline_of(fixture, DEVICE));
+	assert_null(fixture->token->sessions);
 }
 
 static void test_clean_session_ends_with_its_connection(void **state)
@@ -396,7 +437,7 @@ static struct token *token_with_offline_session(struct tokens_plugin *plugin, co
 	assert_true(sessions_bind(&plugin->sessions, DEVICE, token, &login));
 	assert_true(expiry_add(&plugin->expiry, token));
 	const struct session_context context = context_as(DEVICE, "boiler-7", "boiler-7", false);
-	sessions_depart(&plugin->sessions, &context, false);
+	sessions_depart(&plugin->sessions, &context, DEPARTURE_ASK_AT_TICK, false);
 	sessions_settle_departed(&plugin->sessions, fake_client_id);
 	test_assert_invariants(plugin);
 	assert_int_equal(plugin->sessions.offline, 1);
@@ -496,6 +537,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_persistent_session_stays_bound_offline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_on_2_1_client_offline_keeps_the_session_without_reading_the_context,
+				setup, teardown),
+		cmocka_unit_test_setup_teardown(test_on_2_1_a_session_that_ends_before_the_tick_is_unbound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_session_ends_with_its_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_the_broker_ended_is_unbound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_next_token_login_with_the_id_decides, setup, teardown),
