@@ -31,7 +31,29 @@ import hostile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 PLUGIN = os.path.join(BUILD, "mosquitto_tokens.so")
-DYNSEC = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+# MOSQUITTO_PREFIX, as for the integration tests (test/integration/
+# tokens_helpers.py): another Mosquitto release's install prefix, relative
+# to the repository (build/mosquitto-2.1.2/_prefix, from make
+# vendor-brokers), whose broker, tools, libmosquitto (LD_LIBRARY_PATH) and
+# dynamic-security plugin are used; unset, Debian's (the tools on PATH).
+PREFIX = os.path.join(ROOT, os.environ["MOSQUITTO_PREFIX"]) if os.environ.get("MOSQUITTO_PREFIX") else None
+DYNSEC = os.path.join(os.path.join(PREFIX, "lib") if PREFIX else "/usr/lib/x86_64-linux-gnu",
+                      "mosquitto_dynamic_security.so")
+
+
+def tool(name, folder="bin"):
+    """A broker (folder "sbin") or tool of the release."""
+    return os.path.join(PREFIX, folder, name) if PREFIX else name
+
+
+def tool_env(extra=None):
+    """The environment for the release's broker and tools: the release's
+    lib/ first in LD_LIBRARY_PATH (2.1's libmosquitto keeps the soname
+    libmosquitto.so.1: without it, Debian's would be loaded)."""
+    env = dict(os.environ, **(extra or {}))
+    if PREFIX:
+        env["LD_LIBRARY_PATH"] = ":".join(p for p in (os.path.join(PREFIX, "lib"), env.get("LD_LIBRARY_PATH")) if p)
+    return env
 QUICK = "--quick" in sys.argv
 
 
@@ -46,7 +68,7 @@ class Broker:
 
     def __init__(self, folder, lines, name="broker", env=None):
         self.port = free_port()
-        self.env = dict(os.environ, **(env or {}))
+        self.env = tool_env(env)
         self.conf = os.path.join(folder, name + ".conf")
         self.log = os.path.join(folder, name + ".log")
         with open(self.conf, "w") as f:
@@ -57,7 +79,7 @@ class Broker:
 
     def start(self):
         started = time.monotonic()
-        self.process = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=open(self.log, "w"),
+        self.process = subprocess.Popen([tool("mosquitto", "sbin"), "-c", self.conf], stdout=open(self.log, "w"),
                                         stderr=subprocess.STDOUT, env=self.env)
         while True:
             if self.process.poll() is not None:
@@ -91,11 +113,11 @@ class Broker:
 
 
 def ctrl_env():
-    return dict(os.environ, LD_LIBRARY_PATH=BUILD)
+    return tool_env({"LD_LIBRARY_PATH": BUILD})
 
 
 def init_tokens(path, name):
-    out = subprocess.run(["mosquitto_ctrl", "tokens", "init", path, name], env=ctrl_env(),
+    out = subprocess.run([tool("mosquitto_ctrl"), "tokens", "init", path, name], env=ctrl_env(),
                          check=True, capture_output=True, text=True).stdout
     return next(word for word in out.split() if word.startswith("mqtk_"))
 
@@ -106,10 +128,11 @@ def login_storm(folder):
     seconds = 1
     rounds = 1 if QUICK else 15
     passwd = os.path.join(folder, "passwd")
-    subprocess.run(["mosquitto_passwd", "-b", "-c", passwd, "alice", "alice-password"], check=True)
+    subprocess.run([tool("mosquitto_passwd"), "-b", "-c", passwd, "alice", "alice-password"], check=True,
+                   env=tool_env())
     dynsec = os.path.join(folder, "dynsec.json")
-    subprocess.run(["mosquitto_ctrl", "dynsec", "init", dynsec, "bob", "bob-password"], check=True,
-                   capture_output=True)
+    subprocess.run([tool("mosquitto_ctrl"), "dynsec", "init", dynsec, "bob", "bob-password"], check=True,
+                   capture_output=True, env=tool_env())
     token = init_tokens(os.path.join(folder, "storm.json"), "carol")
     broker = Broker(folder, [
         "allow_anonymous true",

@@ -22,7 +22,6 @@
 
 #include "ctrl_list.h"
 #include "ctrl_session.h"
-#include "mosq_ctrl.h"
 
 /* A token's metadata is about 400 bytes: 500 of them are a fifth of the
  * default reply limit, and 1.2 million tokens take 2,400 round trips. */
@@ -302,12 +301,12 @@ static int list_in_pages(struct ctrl_session *session, struct list_pager *pager)
 	return 0;
 }
 
-static int list_over_own_connection(struct mosq_ctrl *ctrl, const struct list_options *options)
+static int list_over_own_connection(const struct ctrl_options *connection, const struct list_options *options)
 {
 	struct list_pager pager;
 	struct ctrl_session *session = NULL;
 	int status = 1;
-	if(!ctrl_list_pager_init(&pager, options, PAGE_SIZE) || (session = ctrl_session_new(&ctrl->cfg)) == NULL){
+	if(!ctrl_list_pager_init(&pager, options, PAGE_SIZE) || (session = ctrl_session_new(connection)) == NULL){
 		fprintf(stderr, "Error: out of memory\n");
 	}else{
 		status = list_in_pages(session, &pager);
@@ -352,7 +351,7 @@ static char *list_in_one_reply(const struct list_options *options)
 	return payload;
 }
 
-char *ctrl_run_list(const struct subcommand *sub, int argc, char *argv[], struct mosq_ctrl *ctrl)
+char *ctrl_run_list(const struct subcommand *sub, int argc, char *argv[], const struct ctrl_options *connection)
 {
 	(void)sub;
 	struct list_options options;
@@ -362,7 +361,7 @@ char *ctrl_run_list(const struct subcommand *sub, int argc, char *argv[], struct
 	if(!ctrl_session_available()){
 		return list_in_one_reply(&options);
 	}
-	int status = list_over_own_connection(ctrl, &options);
+	int status = list_over_own_connection(connection, &options);
 	if(status != 0){
 		exit(status);
 	}

@@ -22,7 +22,7 @@ struct list_options {
 bool ctrl_parse_list_options(int argc, char *argv[], struct list_options *options);
 bool ctrl_build_list(int argc, char *argv[], cJSON *command);
 void ctrl_print_list(const cJSON *data);
-char *ctrl_run_list(const struct subcommand *sub, int argc, char *argv[], struct mosq_ctrl *ctrl);
+char *ctrl_run_list(const struct subcommand *sub, int argc, char *argv[], const struct ctrl_options *connection);
 
 /* A list being gathered page by page. */
 struct list_pager {

@@ -8,6 +8,11 @@
  * is the exception: it needs many requests, which mosquitto_ctrl cannot
  * make, so it connects by itself and returns "done" (ctrl_list.c).
  *
+ * Everything but init and help reads or fills in mosquitto_ctrl's
+ * structure, whose layout depends on its release (ctrl_layout.h): on a
+ * release the module does not know, they stop with a message before
+ * touching it.
+ *
  * mosquitto_ctrl exits 0 whatever happens after it connects, so the module
  * decides the exit status itself: the reply callback exits 1 on an error
  * response, and an exit handler exits 1 when no reply came at all (refused
@@ -19,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctrl_layout.h"
 #include "ctrl_list.h"
-#include "mosq_ctrl.h"
 #include "token_format.h"
 
 static bool build_create(int argc, char *argv[], cJSON *command)
@@ -229,6 +234,26 @@ const struct subcommand *ctrl_find_subcommand(const char *name)
 	return NULL;
 }
 
+/* The layout of mosquitto_ctrl's structure and the connection options in
+ * it; exits on a release the module does not know, and on one that would
+ * not send the request. */
+static const struct ctrl_layout *read_options(struct mosq_ctrl *ctrl, struct ctrl_options *options)
+{
+	const struct ctrl_layout *layout = ctrl_layout_current();
+	if(layout == NULL){
+		exit(1);
+	}
+	ctrl_layout_options(layout, ctrl, options);
+	if(options->data_file != NULL){
+		/* mosquitto_ctrl 2.1 sends nothing with -f: no reply would come. */
+		fprintf(stderr, "Error: -f (%s) is for editing a file offline, which tokens does not do: its "
+				"commands go to a running broker. To create a state file offline: mosquitto_ctrl tokens "
+				"init <state-file> <admin-token-name>\n", options->data_file);
+		exit(EXIT_USAGE);
+	}
+	return layout;
+}
+
 int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
 {
 	if(argc == 0 || strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0){
@@ -241,6 +266,8 @@ int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
 		if(status != 0) exit(status);
 		return -1;
 	}
+	struct ctrl_options options;
+	const struct ctrl_layout *layout = read_options(ctrl, &options);
 	const struct subcommand *sub = ctrl_find_subcommand(argv[0]);
 	int sub_argc = argc - 1;
 	if(sub == NULL || sub_argc < sub->min_args || sub_argc > sub->max_args){
@@ -253,19 +280,21 @@ int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
 		exit(EXIT_USAGE);
 	}
 	/* list runs by itself, or (fallback) hands back its one request */
-	char *payload = sub->run ? sub->run(sub, sub_argc, argv + 1, ctrl) : ctrl_request_payload(sub, sub_argc, argv + 1);
+	char *payload = sub->run ? sub->run(sub, sub_argc, argv + 1, &options) : ctrl_request_payload(sub, sub_argc, argv + 1);
 	if(payload == NULL){
 		if(sub->run) return -1;   /* done: mosquitto_ctrl is not to connect */
 		exit(EXIT_USAGE);
 	}
-	ctrl->request_topic = strdup(CONTROL_TOPIC);
-	ctrl->response_topic = strdup(RESPONSE_TOPIC);
-	ctrl->payload = payload;
-	ctrl->payload_callback = on_reply;
-	if(ctrl->request_topic == NULL || ctrl->response_topic == NULL){
+	/* mosquitto_ctrl 2.1 frees the three after sending, 2.0 leaves them to
+	 * the exit. (Allocated in ctrl_main itself: test_valgrind_tools.py
+	 * knows them by this frame when a run without a reply leaves them.) */
+	char *request_topic = strdup(CONTROL_TOPIC);
+	char *response_topic = strdup(RESPONSE_TOPIC);
+	if(request_topic == NULL || response_topic == NULL){
 		fprintf(stderr, "Error: out of memory\n");
 		exit(1);
 	}
+	ctrl_layout_set_request(layout, ctrl, request_topic, response_topic, payload, on_reply);
 	pending_request = sub;
 	atexit(exit_without_reply);
 	return 0;

@@ -17,6 +17,12 @@
 #define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
 
 struct mosq_ctrl;
+struct ctrl_options;
+
+/* The module's entry point, which mosquitto_ctrl looks up by name: 0 to
+ * have mosquitto_ctrl send the request handed to it, negative when done
+ * without connecting. */
+int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl);
 
 struct subcommand {
 	const char *name;
@@ -31,7 +37,7 @@ struct subcommand {
 	/* NULL, or runs the subcommand itself (arguments already counted; it
 	 * exits on failure): NULL when done, or the one request (malloc'd) for
 	 * mosquitto_ctrl to send when it cannot do more here. */
-	char *(*run)(const struct subcommand *sub, int argc, char *argv[], struct mosq_ctrl *ctrl);
+	char *(*run)(const struct subcommand *sub, int argc, char *argv[], const struct ctrl_options *connection);
 };
 
 /* "30d", "12h", "45m", "2w", "90s" from now, or an RFC 3339 time; the

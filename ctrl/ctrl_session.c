@@ -20,19 +20,19 @@
 #include <time.h>
 #include <mosquitto.h>
 
+#include "ctrl_layout.h"
 #include "ctrl_session.h"
-#include "mosq_ctrl.h"
 
-/* mosquitto_ctrl's apps/mosquitto_ctrl/mosquitto_ctrl.h and mqtt_protocol.h,
- * which are not installed (or warn, on 2.1). */
-#define PORT_UNDEFINED (-1)
+/* mosquitto_ctrl's mqtt_protocol.h, which is not installed (or warns, on 2.1). */
 #define RC_UNSUPPORTED_PROTOCOL_VERSION 132
 
+/* client_opts_set and client_connect: the same in every release from
+ * 2.0.0 to 2.1.2. They read cfg in their own release's layout. */
 typedef int (*client_function)(struct mosquitto *mosq, struct mosq_config *cfg);
 
 struct ctrl_session {
 	struct mosquitto *mosq;
-	struct mosq_config *cfg;
+	const struct ctrl_options *options;
 	char *broker;              /* "host:port" */
 	const char *response_topic;
 	enum ctrl_wait failure;    /* CTRL_REPLY while nothing failed */
@@ -79,7 +79,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int reason_code, int f
 	(void)props;
 	if(reason_code != 0){
 		/* mosquitto_ctrl's own words, so that the refusal reads the same. */
-		if(session->cfg->protocol_version != MQTT_PROTOCOL_V5){
+		if(session->options->protocol_version != MQTT_PROTOCOL_V5){
 			fprintf(stderr, "Connection error: %s\n", mosquitto_connack_string(reason_code));
 		}else if(reason_code == RC_UNSUPPORTED_PROTOCOL_VERSION){
 			fprintf(stderr, "Connection error: %s. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode.\n",
@@ -91,7 +91,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int reason_code, int f
 		return;
 	}
 	session->connected = true;
-	if(mosquitto_subscribe(mosq, NULL, session->response_topic, session->cfg->qos) != MOSQ_ERR_SUCCESS){
+	if(mosquitto_subscribe(mosq, NULL, session->response_topic, session->options->qos) != MOSQ_ERR_SUCCESS){
 		fail(session, CTRL_LOST);
 	}
 }
@@ -107,7 +107,7 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_cou
 		session->subscribed = true;
 		return;
 	}
-	if(qos_count == 1 && session->cfg->protocol_version == MQTT_PROTOCOL_V5){
+	if(qos_count == 1 && session->options->protocol_version == MQTT_PROTOCOL_V5){
 		fprintf(stderr, "Subscribe error: %s\n", mosquitto_reason_string(granted_qos[0]));
 	}else{
 		fprintf(stderr, "Subscribe error: Subscription refused.\n");
@@ -164,14 +164,14 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int reason_code, co
 
 /* ---- setting up ---- */
 
-static char *broker_name(const struct mosq_config *cfg)
+static char *broker_name(const struct ctrl_options *options)
 {
-	int port = cfg->port;
-	if(port == PORT_UNDEFINED){
+	int port = options->port;
+	if(port == CTRL_PORT_UNDEFINED){
 		/* As client_connect chooses it. */
-		port = (cfg->cafile || cfg->capath || cfg->psk) ? 8883 : 1883;
+		port = options->tls_default_port ? 8883 : 1883;
 	}
-	const char *host = cfg->host ? cfg->host : "localhost";
+	const char *host = options->host ? options->host : "localhost";
 	bool ipv6 = strchr(host, ':') != NULL;
 	size_t size = strlen(host) + 16;
 	char *name = malloc(size);
@@ -181,7 +181,7 @@ static char *broker_name(const struct mosq_config *cfg)
 	return name;
 }
 
-struct ctrl_session *ctrl_session_new(struct mosq_config *cfg)
+struct ctrl_session *ctrl_session_new(const struct ctrl_options *options)
 {
 	if(!ctrl_session_available()){
 		return NULL;
@@ -190,14 +190,14 @@ struct ctrl_session *ctrl_session_new(struct mosq_config *cfg)
 	if(session == NULL){
 		return NULL;
 	}
-	session->cfg = cfg;
+	session->options = options;
 	session->failure = CTRL_REPLY;
-	session->broker = broker_name(cfg);
+	session->broker = broker_name(options);
 	if(session->broker == NULL){
 		free(session);
 		return NULL;
 	}
-	if(cfg->cafile == NULL && cfg->capath == NULL){
+	if(options->warn_unencrypted){
 		/* What client_request_response would have printed. */
 		fprintf(stderr, "Warning: You are running mosquitto_ctrl without encryption.\nThis means all of the "
 				"configuration changes you are making are visible on the network, including passwords.\n\n");
@@ -238,13 +238,13 @@ enum ctrl_wait ctrl_session_connect(struct ctrl_session *session, const char *re
 	session->response_topic = response_topic;
 	mosquitto_lib_init();
 	session->lib_initialised = true;
-	session->mosq = mosquitto_new(session->cfg->id, true, session);
+	session->mosq = mosquitto_new(session->options->id, true, session);
 	if(session->mosq == NULL){
 		fail(session, CTRL_NO_MEMORY);
 		return session->failure;
 	}
 	/* Both print what went wrong themselves. */
-	if(opts_set == NULL || connect == NULL || opts_set(session->mosq, session->cfg) != 0){
+	if(opts_set == NULL || connect == NULL || opts_set(session->mosq, session->options->cfg) != 0){
 		fail(session, CTRL_UNREACHABLE);
 		return session->failure;
 	}
@@ -253,7 +253,7 @@ enum ctrl_wait ctrl_session_connect(struct ctrl_session *session, const char *re
 	mosquitto_publish_v5_callback_set(session->mosq, on_publish);
 	mosquitto_message_v5_callback_set(session->mosq, on_message);
 	mosquitto_disconnect_v5_callback_set(session->mosq, on_disconnect);
-	if(connect(session->mosq, session->cfg) != 0){
+	if(connect(session->mosq, session->options->cfg) != 0){
 		fail(session, CTRL_UNREACHABLE);
 		return session->failure;
 	}
@@ -264,7 +264,7 @@ enum ctrl_wait ctrl_session_publish(struct ctrl_session *session, const char *to
 {
 	if(session->failure == CTRL_REPLY
 			&& mosquitto_publish(session->mosq, NULL, topic, (int)strlen(payload), payload,
-				session->cfg->qos, false) != MOSQ_ERR_SUCCESS){
+				session->options->qos, false) != MOSQ_ERR_SUCCESS){
 		fail(session, CTRL_LOST);
 	}
 	return session->failure;

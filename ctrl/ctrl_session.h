@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct mosq_config;
+struct ctrl_options;
 struct ctrl_session;
 
 enum ctrl_wait {
@@ -39,9 +39,10 @@ bool ctrl_session_available(void);
 /* Milliseconds on a clock that only goes forward, for deadlines. */
 int64_t ctrl_now_ms(void);
 
-/* A session for cfg (not yet connected); NULL when out of memory or not
- * available. Prints mosquitto_ctrl's warning about plain TCP, as it would. */
-struct ctrl_session *ctrl_session_new(struct mosq_config *cfg);
+/* A session with mosquitto_ctrl's options (not yet connected; options must
+ * outlive it); NULL when out of memory or not available. Prints
+ * mosquitto_ctrl's warning about plain TCP, as its release would. */
+struct ctrl_session *ctrl_session_new(const struct ctrl_options *options);
 /* Connects and subscribes to response_topic, before the deadline. */
 enum ctrl_wait ctrl_session_connect(struct ctrl_session *session, const char *response_topic, int64_t deadline);
 /* Publishes a request (after the previous reply was taken). */

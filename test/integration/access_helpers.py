@@ -17,13 +17,10 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from tokens_helpers import (
-    FUTURE, TIMEOUT, QUIET_PERIOD, V5, V311, ControlClient, format_time, parse_time,
-    token_checksum,
+from tokens_helpers import (  # noqa: F401  (MOSQUITTO_PUB, MOSQUITTO_SUB: imported from here too)
+    FUTURE, MOSQUITTO_PUB, MOSQUITTO_SUB, TIMEOUT, QUIET_PERIOD, V5, V311, ControlClient, format_time,
+    mosquitto_env, parse_time, token_checksum,
 )
-
-MOSQUITTO_PUB = "/usr/bin/mosquitto_pub"
-MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
 
 NOT_AUTHORIZED = 0x87          # MQTT 5 reason code
 SUBACK_FAILURE_V311 = 0x80
@@ -271,7 +268,7 @@ def mosquitto_pub(port, topic, message, username=None, password=None, protocol=V
         args += ["-u", username]
     if password is not None:
         args += ["-P", password]
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=mosquitto_env())
 
 
 class MosquittoSub:
@@ -294,7 +291,7 @@ class MosquittoSub:
         self.errors = []
         self._lock = threading.Lock()
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        stdin=subprocess.DEVNULL, text=True)
+                                        stdin=subprocess.DEVNULL, text=True, env=mosquitto_env())
         self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self.lines), daemon=True),
                          threading.Thread(target=self._read, args=(self.process.stderr, self.errors), daemon=True)]
         for reader in self._readers:

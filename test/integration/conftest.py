@@ -19,14 +19,24 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from tokens_helpers import (  # noqa: E402
-    MOSQUITTO, PLUGIN, V5, V311, Broker,
+    DEBIAN, MOSQUITTO, MOSQUITTO_PREFIX, PLUGIN, V5, V311, Broker, broker_version_text,
 )
 
 
 def pytest_sessionstart(session):
     missing = [path for path in (PLUGIN, MOSQUITTO) if not os.path.exists(path)]
     if missing:
-        raise pytest.UsageError(f"missing {', '.join(missing)} (run `make` first)")
+        build = "" if DEBIAN else f", and `make vendor-brokers` for MOSQUITTO_PREFIX={MOSQUITTO_PREFIX}"
+        raise pytest.UsageError(f"missing {', '.join(missing)} (run `make` first{build})")
+
+
+def pytest_report_header(config):
+    """Which release the run is against (MOSQUITTO_PREFIX), and which plugin."""
+    try:
+        version = broker_version_text()
+    except Exception as error:  # a missing broker: pytest_sessionstart says so
+        version = f"(unknown: {error})"
+    return [f"mosquitto {version}: {MOSQUITTO}" + ("" if DEBIAN else " (MOSQUITTO_PREFIX)"), f"plugin: {PLUGIN}"]
 
 
 class _Brokers:

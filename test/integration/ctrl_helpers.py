@@ -1,6 +1,7 @@
 """
 Helpers for the mosquitto_ctrl module tests (SPEC section 7): running the
-real /usr/bin/mosquitto_ctrl with the module found through LD_LIBRARY_PATH,
+real /usr/bin/mosquitto_ctrl (or the mosquitto_ctrl of another release,
+`CtrlRelease`) with the module found through LD_LIBRARY_PATH,
 reading what it prints the way an operator would, a broker that only token
 logins get into, and the real mosquitto_pub / mosquitto_sub.
 
@@ -19,13 +20,15 @@ from dataclasses import dataclass
 
 import pytest
 
+import tokens_helpers
 from tokens_helpers import (
-    REPO, TIMEOUT, Broker, check_token_format, free_port, parse_time, sha256_hex,
+    REPO, TIMEOUT, Broker, check_token_format, free_port, mosquitto_env, parse_time, sha256_hex,
 )
 
 MOSQUITTO_CTRL = "/usr/bin/mosquitto_ctrl"
-MOSQUITTO_PUB = "/usr/bin/mosquitto_pub"
-MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
+# The release under test's (MOSQUITTO_PREFIX, tokens_helpers.py).
+MOSQUITTO_PUB = tokens_helpers.MOSQUITTO_PUB
+MOSQUITTO_SUB = tokens_helpers.MOSQUITTO_SUB
 BUILD = os.path.join(REPO, "build")
 CTRL_MODULE = os.path.join(BUILD, "mosquitto_ctrl_tokens.so")
 
@@ -70,18 +73,66 @@ class Result:
                 f"--- stdout\n{self.stdout}--- stderr\n{self.raw_stderr}")
 
 
-def ctrl_env(libdir=BUILD, extra=None):
+# ---------------------------------------------------------------- releases of mosquitto_ctrl
+
+@dataclass(frozen=True)
+class CtrlRelease:
+    """One release's mosquitto_ctrl, and the folder of its own libmosquitto
+    (None: the system's). libmosquitto 2.1 keeps the soname
+    libmosquitto.so.1, so without that folder first a 2.1 mosquitto_ctrl
+    silently loads Debian's 2.0.11 library."""
+    version: str
+    binary: str
+    libdir: str = None
+    source: str = None    # its source tree, when built here
+
+    @property
+    def available(self):
+        return os.access(self.binary, os.X_OK) and (self.libdir is None or os.path.isdir(self.libdir))
+
+    @property
+    def skip_reason(self):
+        v = self.version
+        return (f"mosquitto_ctrl {v} is not built ({os.path.relpath(self.binary, REPO)} is missing). Build "
+                f"Mosquitto {v} into build/mosquitto-{v}/_prefix from ../shared/vendor/mosquitto-{v}.tar.gz "
+                f"as ../shared/vendor/README.md shows: tar -xzf ... -C build/; cmake -S build/mosquitto-{v} "
+                f"-B build/mosquitto-{v}/_build -DCMAKE_INSTALL_PREFIX=$PWD/build/mosquitto-{v}/_prefix "
+                f"-DWITH_DOCS=OFF -DWITH_TESTS=OFF -DWITH_TLS=ON; cmake --build ...; cmake --install ...")
+
+
+def built_release(version):
+    """A release built from its source archive into build/mosquitto-<version>/_prefix."""
+    source = os.path.join(BUILD, f"mosquitto-{version}")
+    prefix = os.path.join(source, "_prefix")
+    return CtrlRelease(version, os.path.join(prefix, "bin", "mosquitto_ctrl"), os.path.join(prefix, "lib"), source)
+
+
+DEBIAN_CTRL = CtrlRelease("2.0.11", MOSQUITTO_CTRL)
+CTRL_RELEASES = [DEBIAN_CTRL, built_release("2.0.22"), built_release("2.1.2")]
+# The mosquitto_ctrl of the release under test (MOSQUITTO_PREFIX,
+# tokens_helpers.py): what run_ctrl uses when given no release.
+DEFAULT_CTRL = DEBIAN_CTRL if tokens_helpers.DEBIAN else CtrlRelease(
+    tokens_helpers.broker_version_text(), tokens_helpers.MOSQUITTO_CTRL, tokens_helpers.MOSQUITTO_LIBDIR,
+    os.path.dirname(tokens_helpers.MOSQUITTO_PREFIX))
+
+
+def ctrl_env(libdir=BUILD, extra=None, release=None):
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_CONFIG_HOME", "LD_PRELOAD")}
     env["LD_LIBRARY_PATH"] = os.path.abspath(libdir)
+    release = release or DEFAULT_CTRL
+    if release.libdir is not None:
+        env["LD_LIBRARY_PATH"] = os.path.abspath(release.libdir) + ":" + env["LD_LIBRARY_PATH"]
     env["HOME"] = _HOME
     env.update(extra or {})
     return env
 
 
 def run_ctrl(*args, port=None, username=None, password=None, libdir=BUILD, env=None, timeout=15, cwd=None,
-             wrapper=()):
-    """[wrapper...] mosquitto_ctrl [-h 127.0.0.1 -p port] [-u username] [-P password] tokens args..."""
-    command = list(wrapper) + [MOSQUITTO_CTRL]
+             wrapper=(), release=None):
+    """[wrapper...] mosquitto_ctrl [-h 127.0.0.1 -p port] [-u username] [-P password] tokens args...
+    with Debian's mosquitto_ctrl, or release's (its libmosquitto first in
+    LD_LIBRARY_PATH, unless env is given)."""
+    command = list(wrapper) + [(release or DEFAULT_CTRL).binary]
     if port is not None:
         command += ["-h", "127.0.0.1", "-p", str(port)]
     if username is not None:
@@ -91,7 +142,7 @@ def run_ctrl(*args, port=None, username=None, password=None, libdir=BUILD, env=N
     command += ["tokens"] + [str(a) for a in args]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env=env or ctrl_env(libdir), stdin=subprocess.DEVNULL, cwd=cwd)
+                          env=env or ctrl_env(libdir, release=release), stdin=subprocess.DEVNULL, cwd=cwd)
     return Result(command, done.returncode, done.stdout, ENCRYPTION_WARNING.sub("", done.stderr),
                   done.stderr, time.monotonic() - started)
 
@@ -191,9 +242,9 @@ class Init:
     hash: str
 
 
-def init_state(path, name="admin", *validity, libdir=BUILD):
+def init_state(path, name="admin", *validity, libdir=BUILD, release=None):
     """`tokens init`; must succeed. Returns the token it printed and its hash."""
-    result = expect_ok(run_ctrl("init", str(path), name, *validity, libdir=libdir))
+    result = expect_ok(run_ctrl("init", str(path), name, *validity, libdir=libdir, release=release))
     token = the_token(result.stdout)
     printed = fields(result.stdout)
     assert printed["Hash"] == sha256_hex(token), str(result)
@@ -228,9 +279,10 @@ class Admin:
     """A running token-only broker, and the admin token `tokens init` made
     for it; `ctrl(...)` runs mosquitto_ctrl logged in with that token."""
 
-    def __init__(self, broker, init, name, libdir=BUILD):
+    def __init__(self, broker, init, name, libdir=BUILD, release=None):
         self.broker = broker
         self.libdir = libdir
+        self.release = release
         self.init = init
         self.name = name
         self.token = init.token
@@ -244,7 +296,7 @@ class Admin:
         return run_ctrl(*args, port=self.broker.port,
                         username=self.name if username is None else username,
                         password=self.token if password is None else password,
-                        **dict({"libdir": self.libdir}, **kwargs))
+                        **dict({"libdir": self.libdir, "release": self.release}, **kwargs))
 
     def ok(self, *args, **kwargs):
         return expect_ok(self.ctrl(*args, **kwargs))
@@ -262,13 +314,14 @@ class Admin:
             assert self.ok("addRoleACL", rolename, *acl).stdout == "OK\n"
 
 
-def start_admin_broker(directory, admin_name="admin", edit_state=None, plugin=None, libdir=BUILD):
+def start_admin_broker(directory, admin_name="admin", edit_state=None, plugin=None, libdir=BUILD, release=None):
     """init a state file in `directory`, let `edit_state(dict)` change it
     (written back as an operator's restored backup would be), start a
-    token-only broker on it."""
+    token-only broker on it. `release`: the mosquitto_ctrl that runs init
+    and every later command (Debian's when None)."""
     os.makedirs(directory, exist_ok=True)
     state = os.path.join(directory, "tokens.json")
-    init = init_state(state, admin_name, libdir=libdir)
+    init = init_state(state, admin_name, libdir=libdir, release=release)
     if edit_state is not None:
         with open(state) as f:
             document = json.load(f)
@@ -280,7 +333,7 @@ def start_admin_broker(directory, admin_name="admin", edit_state=None, plugin=No
     broker = TokenOnlyBroker(os.path.join(directory, "broker"), state_file=state, **kwargs)
     broker.check_config()
     broker.start()
-    return Admin(broker, init, admin_name, libdir)
+    return Admin(broker, init, admin_name, libdir, release)
 
 
 def finish_broker(broker):
@@ -295,7 +348,7 @@ def finish_broker(broker):
 
 @pytest.fixture
 def admin_factory(tmp_path):
-    """make(edit_state=None, admin_name='admin', plugin=None, libdir=BUILD) -> Admin,
+    """make(edit_state=None, admin_name='admin', plugin=None, libdir=BUILD, release=None) -> Admin,
     stopped after the test."""
     made = []
 
@@ -330,7 +383,7 @@ class Processes:
             command += ["-C", str(count)]
         command += list(extra)
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   stdin=subprocess.DEVNULL, text=True)
+                                   stdin=subprocess.DEVNULL, text=True, env=mosquitto_env())
         self.started.append(process)
         return process
 
@@ -358,7 +411,7 @@ def publish(port, username, password, topic, message, qos=1):
     return subprocess.run([MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(port), "-V", "5",
                            "-q", str(qos), "-u", username, "-P", password, "-t", topic,
                            "-m", message], capture_output=True, text=True, timeout=TIMEOUT * 2,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=mosquitto_env())
 
 
 def gcc_multiarch():

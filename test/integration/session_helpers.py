@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from access_helpers import Device, acl, wait_until
-from tokens_helpers import QUIET_PERIOD, TIMEOUT, V5, V311
+from tokens_helpers import QUIET_PERIOD, TIMEOUT, V5, V311, disconnected_log_re
 
 # The offline-session metric (SPEC section 4, metrics).
 OFFLINE_METRIC = "sessions/offline"     # $SYS/broker/tokens/sessions/offline
@@ -248,8 +248,9 @@ def watcher(broker, topics=("#",)):
 
 def disconnects(broker, client_id):
     """How many times the broker has logged the end of a connection with
-    that client id (a DISCONNECT, or the socket closing)."""
-    pattern = re.compile(rf"Client {re.escape(client_id)} (disconnected|closed its connection)")
+    that client id (a DISCONNECT, the socket closing or a kick; each
+    release's wording)."""
+    pattern = re.compile(disconnected_log_re(client_id))
     return len(pattern.findall(broker.log))
 
 

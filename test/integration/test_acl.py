@@ -21,7 +21,7 @@ from access_helpers import (
 )
 from tokens_helpers import (
     CONTROL_TOPIC, FUTURE, MOSQUITTO_RR, QUIET_PERIOD, RESPONSE_TOPIC, V5, V311, check_created,
-    snapshot,
+    mosquitto_env, snapshot,
 )
 
 
@@ -378,7 +378,7 @@ def test_mosquitto_rr_with_a_manager_token(broker, admin):
          "-t", CONTROL_TOPIC, "-e", RESPONSE_TOPIC, "-W", "5",
          "-m", json.dumps({"commands": [{"command": "createToken", "name": "via-rr", "role": "manager",
                                          "validUntil": FUTURE}]})],
-        capture_output=True, text=True, timeout=10)
+        capture_output=True, text=True, timeout=10, env=mosquitto_env())
     assert result.returncode == 0, (result.stdout, result.stderr)
     data = json.loads(result.stdout)["responses"][0]["data"]
     check_created(data, name="via-rr", role="manager", requested_by="ops-bot")

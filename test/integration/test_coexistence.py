@@ -13,10 +13,8 @@ from access_helpers import (
     NOT_AUTHORIZED, SUBACK_FAILURE_V311, Device, MosquittoSub, acl, attempt_login, device, issue,
     make_role, mosquitto_pub, refused,
 )
-from tokens_helpers import CONTROL_TOPIC, V5, V311
-
-DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
-MOSQUITTO_CTRL = "/usr/bin/mosquitto_ctrl"
+# The release's own dynamic-security plugin and mosquitto_ctrl (MOSQUITTO_PREFIX).
+from tokens_helpers import CONTROL_TOPIC, DYNSEC_PLUGIN, MOSQUITTO_CTRL, V5, V311, mosquitto_env
 
 
 def topics(seen):
@@ -139,7 +137,7 @@ def test_password_file_user_manages_tokens_through_the_acl_file(file_setup, make
 def ctrl(broker, *args):
     result = subprocess.run([MOSQUITTO_CTRL, "-h", "127.0.0.1", "-p", str(broker.port),
                              "-u", "dynadmin", "-P", "dynadmin-password", "dynsec", *args],
-                            capture_output=True, text=True, timeout=10)
+                            capture_output=True, text=True, timeout=10, env=mosquitto_env())
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result.stdout
 
@@ -148,7 +146,7 @@ def ctrl(broker, *args):
 def dynsec_broker(broker_factory, tmp_path):
     config = tmp_path / "dynsec.json"
     init = subprocess.run([MOSQUITTO_CTRL, "dynsec", "init", str(config), "dynadmin", "dynadmin-password"],
-                          capture_output=True, text=True, timeout=10)
+                          capture_output=True, text=True, timeout=10, env=mosquitto_env())
     assert init.returncode == 0, init.stderr
     broker = broker_factory(extra_config=[f"plugin {DYNSEC_PLUGIN}", f"plugin_opt_config_file {config}"])
     ctrl(broker, "createRole", "writer")

@@ -7,13 +7,13 @@ import subprocess
 
 import pytest
 
-from tokens_helpers import CONTROL_TOPIC, FUTURE, MOSQUITTO_RR, RESPONSE_TOPIC, check_created
+from tokens_helpers import CONTROL_TOPIC, FUTURE, MOSQUITTO_RR, RESPONSE_TOPIC, check_created, mosquitto_env
 
 
 def rr(broker, payload, *options, response_topic=RESPONSE_TOPIC):
     command = [MOSQUITTO_RR, "-h", "127.0.0.1", "-p", str(broker.port), "-t", CONTROL_TOPIC,
                "-e", response_topic, "-m", payload, "-W", "5", *options]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=10, env=mosquitto_env())
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
     return json.loads(result.stdout)
 

@@ -28,11 +28,11 @@ import pytest
 
 from console_helpers import CONSOLE, Console
 from ctrl_helpers import (
-    CTRL_MODULE, MOSQUITTO_CTRL, TOKEN_IN_TEXT, closed_port, expect_error, expect_ok, expect_usage_error, fields,
+    CTRL_MODULE, DEFAULT_CTRL, TOKEN_IN_TEXT, closed_port, expect_error, expect_ok, expect_usage_error, fields,
     finish_broker, run_ctrl, start_admin_broker, the_token,
 )
 from access_helpers import wait_until
-from tokens_helpers import FUTURE, free_port, port_open, sha256_hex, token_checksum
+from tokens_helpers import FUTURE, MOSQUITTO, free_port, mosquitto_env, port_open, sha256_hex, token_checksum
 from valgrind_helpers import OursIn, check_reports, skip_without_valgrind, valgrind_command
 
 CTRL_CODE = OursIn("the mosquitto_ctrl module", [CTRL_MODULE], ["ctrl", "plugin"])
@@ -61,7 +61,7 @@ def handed_to_mosquitto_ctrl(error, ours):
     functions = [frames[i].findtext("fn") for i in ours_at]
     below = frames[ours_at[-1] + 1] if ours_at and ours_at[-1] + 1 < len(frames) else None
     if functions in (["ctrl_main"], ["ctrl_request_payload", "ctrl_main"]) and below is not None \
-            and below.findtext("fn") == "main" and below.findtext("obj") == MOSQUITTO_CTRL:
+            and below.findtext("fn") == "main" and below.findtext("obj") == DEFAULT_CTRL.binary:
         return "handed to mosquitto_ctrl, which frees it only after subscribing; this run got no reply"
     return None
 
@@ -132,7 +132,7 @@ def broker_without_plugin(tmp_path):
     conf = tmp_path / "plain.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
     with open(tmp_path / "plain.log", "wb") as log:
-        process = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)], stdout=log, stderr=log,
+        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log, env=mosquitto_env(),
                                    stdin=subprocess.DEVNULL)
     try:
         wait_until(lambda: port_open(port), timeout=10, message="the plain broker listening")

@@ -6,6 +6,7 @@ conftest.py turns these into fixtures; test modules import the constants,
 the client class and the checkers from here.
 """
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -28,9 +29,82 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # run the suite against an installed or patched build).
 PLUGIN = os.path.abspath(os.environ.get("MOSQUITTO_TOKENS_PLUGIN",
                                         os.path.join(REPO, "build", "mosquitto_tokens.so")))
-MOSQUITTO = os.environ.get("MOSQUITTO_BROKER", "/usr/sbin/mosquitto")
-MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
-MOSQUITTO_RR = "/usr/bin/mosquitto_rr"
+
+# The Mosquitto release under test. MOSQUITTO_PREFIX names the prefix it is
+# installed in, relative to the repository or absolute:
+# build/mosquitto-2.1.2/_prefix, say, as `make vendor-brokers` builds it.
+# Unset (or /usr): Debian's. It gives the broker (sbin/mosquitto), the
+# clients (bin/mosquitto_pub, _sub, _rr, _ctrl, _passwd), the folder of
+# their libmosquitto (lib/, put first in LD_LIBRARY_PATH by mosquitto_env:
+# 2.1's keeps the soname libmosquitto.so.1, so without it its clients
+# silently load Debian's 2.0.11 library) and the release's own plugins
+# (dynamic security). The plugin under test is the project's build (PLUGIN)
+# whatever the release.
+DEBIAN_PREFIX = "/usr"
+MOSQUITTO_PREFIX = os.path.normpath(os.path.join(REPO, os.environ.get("MOSQUITTO_PREFIX") or DEBIAN_PREFIX))
+DEBIAN = MOSQUITTO_PREFIX == DEBIAN_PREFIX
+MOSQUITTO = os.path.join(MOSQUITTO_PREFIX, "sbin", "mosquitto")
+MOSQUITTO_PUB = os.path.join(MOSQUITTO_PREFIX, "bin", "mosquitto_pub")
+MOSQUITTO_SUB = os.path.join(MOSQUITTO_PREFIX, "bin", "mosquitto_sub")
+MOSQUITTO_RR = os.path.join(MOSQUITTO_PREFIX, "bin", "mosquitto_rr")
+MOSQUITTO_CTRL = os.path.join(MOSQUITTO_PREFIX, "bin", "mosquitto_ctrl")
+MOSQUITTO_PASSWD = os.path.join(MOSQUITTO_PREFIX, "bin", "mosquitto_passwd")
+# The folder of the release's libmosquitto (None: the system's) and of its plugins.
+MOSQUITTO_LIBDIR = None if DEBIAN else os.path.join(MOSQUITTO_PREFIX, "lib")
+MOSQUITTO_PLUGIN_DIR = "/usr/lib/x86_64-linux-gnu" if DEBIAN else MOSQUITTO_LIBDIR
+DYNSEC_PLUGIN = os.path.join(MOSQUITTO_PLUGIN_DIR, "mosquitto_dynamic_security.so")
+
+
+def mosquitto_env(extra=None, base=None):
+    """The environment for the release's broker and clients: `base` (the
+    current environment by default) plus `extra`, with the release's lib/
+    first in LD_LIBRARY_PATH (before any folder `extra` or `base` put there,
+    the module's for mosquitto_ctrl, say). None when nothing changes, as
+    subprocess takes it."""
+    if base is None and not extra and MOSQUITTO_LIBDIR is None:
+        return None
+    env = dict(os.environ if base is None else base, **(extra or {}))
+    if MOSQUITTO_LIBDIR is not None:
+        env["LD_LIBRARY_PATH"] = ":".join(p for p in (MOSQUITTO_LIBDIR, env.get("LD_LIBRARY_PATH")) if p)
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def broker_version():
+    """The release under test, from `mosquitto -h` ("mosquitto version
+    2.1.2"): a tuple of ints, (2, 1, 2). Compare with tuples: >= (2, 1)."""
+    done = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True, env=mosquitto_env(),
+                          stdin=subprocess.DEVNULL, timeout=10)
+    match = re.search(r"^mosquitto version (\d+)\.(\d+)\.(\d+)", done.stdout + done.stderr, re.M)
+    assert match, f"no version in `{MOSQUITTO} -h`:\n{done.stdout}{done.stderr}"
+    return tuple(int(n) for n in match.groups())
+
+
+def broker_version_text():
+    return ".".join(str(n) for n in broker_version())
+
+
+# How each release logs the end of a client's connection: 2.0 "Client <id>
+# closed its connection." / "Client <id> disconnected." / "Client <id> been
+# disconnected by administrative action." (sic), 2.1 "Client <id>
+# [<address>:<port>] disconnected: <reason>." (administrative action,
+# connection closed by client, ...).
+def client_log_re(client_id):
+    """`Client <id>`, and the `[<address>:<port>]` 2.1 adds after it."""
+    return rf"Client {re.escape(client_id)} (?:\[[^\]\s]*\] )?"
+
+
+def disconnected_log_re(client_id):
+    """A line saying that a connection with that client id ended (a
+    DISCONNECT, the socket closing, a kick: every release's wording)."""
+    return client_log_re(client_id) + r"(?:disconnected|closed its connection|(?:has )?been disconnected)"
+
+
+def kicked_log_re(client_id):
+    """A line saying that the broker closed that client's connection
+    because a plugin kicked it (every release's wording)."""
+    return client_log_re(client_id) + (r"(?:(?:has )?been disconnected by administrative action"
+                                       r"|disconnected: administrative action)")
 
 CONTROL_TOPIC = "$CONTROL/tokens/v1"
 RESPONSE_TOPIC = "$CONTROL/tokens/v1/response"
@@ -216,7 +290,7 @@ class Broker:
             os.chmod(self.passwd_path, 0o600)
             for user, password in self.users.items():
                 subprocess.run([MOSQUITTO_PASSWD, "-b", self.passwd_path, user, password],
-                               check=True, capture_output=True)
+                               check=True, capture_output=True, env=mosquitto_env())
             lines.append(f"password_file {self.passwd_path}")
         if os.geteuid() == 0:
             lines.append("user root")
@@ -241,8 +315,7 @@ class Broker:
         self._log_file.flush()
         self.process = subprocess.Popen(self.wrapper + [MOSQUITTO, "-c", self.conf_path],
                                         stdout=self._log_file, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL,
-                                        env=dict(os.environ, **self.env) if self.env else None)
+                                        stdin=subprocess.DEVNULL, env=mosquitto_env(self.env))
         self.returncode = None
 
     def start(self, timeout=None):
