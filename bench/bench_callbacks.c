@@ -66,8 +66,9 @@ const char *mosquitto_client_username(const struct mosquitto *client)
 	return "bench-device";
 }
 
-/* MQTT 5: the session may persist, so every login notes its binding for
- * the next save (the costlier case). */
+/* MQTT 5 with clean start false: the session persists and the broker
+ * restores it, so every login notes its binding for the next save (the
+ * costlier case). */
 int mosquitto_client_protocol_version(const struct mosquitto *client)
 {
 	(void)client;
@@ -77,7 +78,7 @@ int mosquitto_client_protocol_version(const struct mosquitto *client)
 bool mosquitto_client_clean_session(const struct mosquitto *client)
 {
 	(void)client;
-	return true;
+	return false;
 }
 
 static void quiet_log(int level, const char *format, ...)

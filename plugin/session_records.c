@@ -45,14 +45,28 @@ static struct session_record *record_new(const char *client_id, const char *user
 	return record;
 }
 
+/* The record says this already: a device that logs in again before the
+ * next save costs no allocation. */
+static bool says(const struct session_record *record, const char *username, const unsigned char *hash)
+{
+	if(record->bound != (hash != NULL) || (hash && memcmp(record->hash, hash, TOKEN_HASH_LEN) != 0)){
+		return false;
+	}
+	return (record->username == NULL || username == NULL) ? record->username == username
+			: strcmp(record->username, username) == 0;
+}
+
 bool session_records_put(struct session_records *records, const char *client_id, const char *username,
 		const unsigned char *hash)
 {
+	struct session_record *old = (struct session_record *)session_records_find(records, client_id);
+	if(old && says(old, username, hash)){
+		return true;
+	}
 	struct session_record *record = record_new(client_id, username, hash);
 	if(record == NULL){
 		return false;
 	}
-	struct session_record *old = (struct session_record *)session_records_find(records, client_id);
 	HASH_ADD_KEYPTR(hh, records->by_id, record->client_id, strlen(record->client_id), record);
 	if(record->hh.tbl == NULL){
 		free(record);

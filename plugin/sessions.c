@@ -263,11 +263,28 @@ static void remove_live(struct sessions *sessions, struct session *session)
 	}
 }
 
+/* note: the binding's end is saved; not when a login with the same
+ * client id replaces it at once (its own note says what holds). */
+static void drop_connected(struct sessions *sessions, struct session *session, bool note)
+{
+	detach_from_token(sessions, session);
+	remove_live(sessions, session);
+	HASH_DEL(sessions->by_client, session);
+	if(note){
+		note_ended(sessions, session);
+	}
+	free(session);
+}
+
 bool sessions_bind(struct sessions *sessions, const struct mosquitto *client, struct token *token,
 		const struct session_login *login)
 {
-	sessions_unbind(sessions, client);
 	struct session *session = session_new(client, login);
+	struct session *earlier = sessions_find(sessions, client);
+	if(earlier){
+		bool replaced = session && session->saved && strcmp(earlier->client_id, login->client_id) == 0;
+		drop_connected(sessions, earlier, !replaced);
+	}
 	if(session == NULL){
 		return false;
 	}
@@ -305,11 +322,7 @@ void sessions_unbind(struct sessions *sessions, const struct mosquitto *client)
 {
 	struct session *session = sessions_find(sessions, client);
 	if(session){
-		detach_from_token(sessions, session);
-		remove_live(sessions, session);
-		HASH_DEL(sessions->by_client, session);
-		note_ended(sessions, session);
-		free(session);
+		drop_connected(sessions, session, true);
 	}
 }
 

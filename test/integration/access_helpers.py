@@ -10,6 +10,7 @@ import base64
 import os
 import queue
 import re
+import signal
 import struct
 import subprocess
 import threading
@@ -255,6 +256,19 @@ def wait_until(predicate, timeout=TIMEOUT, interval=0.05, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not met within {timeout}s")
         time.sleep(interval)
+
+RELOADED = "Reloading config."
+
+
+def reload(broker):
+    """SIGHUP, and wait until the broker has reloaded and run a few more
+    loop iterations (a tick runs about every 100 ms)."""
+    count = broker.log.count(RELOADED)
+    broker.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: broker.log.count(RELOADED) > count, message="reload logged")
+    time.sleep(0.3)
+    assert broker.running, broker.log[-3000:]
+
 
 
 # ---------------------------------------------------------------- the real clients

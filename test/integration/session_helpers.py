@@ -13,11 +13,9 @@ while it is away and delivered when it comes back.
   read what a returning session gets before a live marker (so everything
   before the marker was queued while it was away);
 - SESSION_ACL: the acl_file of the test broker, with password_file users
-  whose rights mirror the token roles, for side-by-side comparisons;
-- reload: SIGHUP and wait for it.
+  whose rights mirror the token roles, for side-by-side comparisons.
 """
 import re
-import signal
 import socket
 import time
 
@@ -33,7 +31,6 @@ OFFLINE_METRIC = "sessions/offline"     # $SYS/broker/tokens/sessions/offline
 # Long enough to outlive any test; the broker is stopped after each one.
 SESSION_EXPIRY = 300
 
-RELOADED = "Reloading config."
 
 # Seconds after the broker logged a disconnect: a few of its loop
 # iterations, so that whatever the plugin does at its next tick is done.
@@ -264,11 +261,3 @@ def wait_offline(broker, client_id, before):
     time.sleep(OFFLINE_SETTLE)
 
 
-def reload(broker):
-    """SIGHUP, and wait until the broker has reloaded and run a few more
-    loop iterations (a tick runs about every 100 ms)."""
-    count = broker.log.count(RELOADED)
-    broker.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: broker.log.count(RELOADED) > count, message="reload logged")
-    time.sleep(0.3)
-    assert broker.running, broker.log[-3000:]

@@ -31,12 +31,13 @@ import time
 
 import pytest
 
-from access_helpers import Device, MosquittoSub, acl, attempt_login, issue, issue_short_lived, make_role, refused, \
-    wait_until
+from access_helpers import (
+    Device, MosquittoSub, acl, attempt_login, issue, issue_short_lived, make_role, refused, reload, wait_until,
+)
 from beyond_helpers import mosquitto_persistence, read_metrics, seconds, wait_metrics
 from session_helpers import (
     DEV_ROLE, FILE_USERS, OFFLINE_METRIC, PUBLIC_ROLE, SESSION_EXPIRY, disconnects, expected, file_session,
-    publish_all, queued_before_marker, reload, session_broker_config, token_session, wait_offline, watcher,
+    publish_all, queued_before_marker, session_broker_config, token_session, wait_offline, watcher,
 )
 from tokens_helpers import V5, V311
 
@@ -394,6 +395,25 @@ def public_only(messages):
     return expected(messages, allowed=lambda topic: topic.startswith("d/public/"))
 
 
+def assert_taken_over(publisher, admin, taker, old_token, old_hash, qos, come_back):
+    """After a takeover of an offline token session by `taker`, who may
+    read d/public/# only: of what was queued, and of what is published
+    live or once it is offline again, it gets only that. Revoking the old
+    token ends nothing: the session is no longer its."""
+    assert taker.session_present, "the broker did not hand over the session"
+    assert queued_before_marker(publisher, taker, marker_topic="d/public/marker") == public_only(PRIVATE_AND_PUBLIC)
+    # Live, the inherited subscription to d/# gives it no more than its rights.
+    publisher.publish("d/private/live", "dev only", qos=1)
+    assert queued_before_marker(publisher, taker, marker_topic="d/public/marker") == []
+    taker.leave()
+    assert admin.call("revokeToken", name=old_token) == {
+        "name": old_token, "hash": old_hash, "disconnected": 0, "offlineSessionsEnded": 0}
+    later = [("d/private/3", "dev only", qos), ("d/public/3", "anyone", qos)]
+    publish_all(publisher, later)
+    back = come_back()
+    assert queued_before_marker(publisher, back, marker_topic="d/public/marker") == public_only(later)
+
+
 @PROTOCOLS
 def test_a_takeover_by_another_token_gets_only_what_its_own_role_allows(session_broker, admin, publisher, keep,
                                                                         protocol):
@@ -403,22 +423,10 @@ def test_a_takeover_by_another_token_gets_only_what_its_own_role_allows(session_
     publish_all(publisher, PRIVATE_AND_PUBLIC)
 
     taker = keep(token_session(session_broker, "pub-8", other, protocol, client_id="shared-8"))
-    assert taker.session_present, "the broker did not hand over the session"
-    got = queued_before_marker(publisher, taker, marker_topic="d/public/marker")
-    assert got == public_only(PRIVATE_AND_PUBLIC)
-    # Live, the inherited subscription to d/# gives it no more than its role.
-    publisher.publish("d/private/live", "dev only", qos=1)
-    assert queued_before_marker(publisher, taker, marker_topic="d/public/marker") == []
-
-    # Offline again, the session is bound to pub-8, no longer to dev-8:
-    # revoking dev-8 ends nothing, and only what "public" may read is queued.
-    taker.leave()
-    assert admin.call("revokeToken", name="dev-8") == {
-        "name": "dev-8", "hash": token_hash, "disconnected": 0, "offlineSessionsEnded": 0}
-    later = [("d/private/3", "dev only", 1), ("d/public/3", "anyone", 1)]
-    publish_all(publisher, later)
-    back = keep(token_session(session_broker, "pub-8", other, protocol, client_id="shared-8"))
-    assert queued_before_marker(publisher, back, marker_topic="d/public/marker") == public_only(later)
+    # Offline again, the session is bound to pub-8, no longer to dev-8.
+    assert_taken_over(publisher, admin, taker, "dev-8", token_hash, qos=1,
+                      come_back=lambda: keep(token_session(session_broker, "pub-8", other, protocol,
+                                                           client_id="shared-8")))
 
 
 @PROTOCOLS
@@ -430,19 +438,8 @@ def test_a_takeover_by_a_password_file_login_gets_only_what_its_acl_file_allows(
 
     # limited may read d/public/# only (acl_file); never the token's rights.
     taker = keep(file_session(session_broker, "limited", protocol, client_id="shared-8f"))
-    assert taker.session_present, "the broker did not hand over the session"
-    got = queued_before_marker(publisher, taker, marker_topic="d/public/marker")
-    assert got == public_only(PRIVATE_AND_PUBLIC)
-    publisher.publish("d/private/live", "dev only", qos=1)
-    assert queued_before_marker(publisher, taker, marker_topic="d/public/marker") == []
-
-    taker.leave()
-    assert admin.call("revokeToken", name="dev-8f") == {
-        "name": "dev-8f", "hash": token_hash, "disconnected": 0, "offlineSessionsEnded": 0}
-    later = [("d/private/3", "dev only", 2), ("d/public/3", "anyone", 2)]
-    publish_all(publisher, later)
-    back = keep(file_session(session_broker, "limited", protocol, client_id="shared-8f"))
-    assert queued_before_marker(publisher, back, marker_topic="d/public/marker") == public_only(later)
+    assert_taken_over(publisher, admin, taker, "dev-8f", token_hash, qos=2,
+                      come_back=lambda: keep(file_session(session_broker, "limited", protocol, client_id="shared-8f")))
 
 
 # ================================================================ SIGHUP

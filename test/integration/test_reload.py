@@ -6,29 +6,19 @@ expired tokens' clients are closed. And per_listener_settings true, which
 the plugin refuses at start-up.
 """
 import re
-import signal
 import time
 
 import pytest
 
 from access_helpers import (
-    Device, acl, attempt_login, issue, issue_short_lived, make_role, refused, wait_until,
+    Device, acl, attempt_login, issue, issue_short_lived, make_role, refused, reload, wait_until,
 )
 from tokens_helpers import (
     V5, V311, broker_version, format_time, free_port, parse_time, sha256_hex, state_token, write_state,
 )
 
-RELOADED = "Reloading config."
 
 
-def reload(broker):
-    """SIGHUP, and wait until the broker has reloaded and run a few more
-    loop iterations (a tick runs about every 100 ms)."""
-    count = broker.log.count(RELOADED)
-    broker.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: broker.log.count(RELOADED) > count, message="reload logged")
-    time.sleep(0.3)
-    assert broker.running, broker.log[-3000:]
 
 
 def next_second(after):

@@ -594,19 +594,33 @@ static void apply(struct session_records *bindings, const struct session_records
 	}
 }
 
-static void bindings_round_trip_through_journal_lines(void **state)
+/* A restart whose loaded bindings the test does not look at. */
+static void restart_dropping_bindings(struct persist_fixture *fixture)
 {
-	struct persist_fixture *fixture = *state;
-	fill_store(&fixture->store);
-	struct session_records bindings, changes;
-	session_records_init(&bindings);
-	session_records_init(&changes);
-	fill_bindings(&bindings);
-	save(fixture, &bindings);
 	struct session_records ignored;
 	session_records_init(&ignored);
 	restart_and_load(fixture, &ignored);
 	session_records_clear(&ignored);
+}
+
+/* The sample store and bindings (into bindings, which the caller clears)
+ * in a snapshot, and a restart that reads it: the journal lines that
+ * follow belong to it. */
+static void saved_and_restarted(struct persist_fixture *fixture, struct session_records *bindings)
+{
+	fill_store(&fixture->store);
+	session_records_init(bindings);
+	fill_bindings(bindings);
+	save(fixture, bindings);
+	restart_dropping_bindings(fixture);
+}
+
+static void bindings_round_trip_through_journal_lines(void **state)
+{
+	struct persist_fixture *fixture = *state;
+	struct session_records bindings, changes;
+	session_records_init(&changes);
+	saved_and_restarted(fixture, &bindings);
 
 	/* Bound, then ended, then bound again; an end of one never bound. */
 	put(&changes, "new-one", "n", "s1");
@@ -730,16 +744,9 @@ static void malformed_sessions_lines_are_refused(void **state)
 static void a_tool_that_loads_and_saves_keeps_the_bindings(void **state)
 {
 	struct persist_fixture *fixture = *state;
-	fill_store(&fixture->store);
 	struct session_records bindings, changes;
-	session_records_init(&bindings);
 	session_records_init(&changes);
-	fill_bindings(&bindings);
-	save(fixture, &bindings);
-	struct session_records ignored;
-	session_records_init(&ignored);
-	restart_and_load(fixture, &ignored);
-	session_records_clear(&ignored);
+	saved_and_restarted(fixture, &bindings);
 	put(&changes, "boiler-7", NULL, NULL);
 	put(&changes, "from the journal", "j", "s");
 	apply(&bindings, &changes);
@@ -782,14 +789,11 @@ static void each_binding_made_or_ended_is_a_change(void **state)
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));    /* 3 */
 
 	/* Replayed lines count the same. */
-	struct session_records ignored;
-	session_records_init(&ignored);
-	restart_and_load(fixture, &ignored);
+	restart_dropping_bindings(fixture);
 	persist_set_snapshot_after(fixture->persist, 3);
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));
 	persist_set_snapshot_after(fixture->persist, 4);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
-	session_records_clear(&ignored);
 }
 
 /* Records the end of count bindings no one made (ghost-<first>...). */
