@@ -22,7 +22,7 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/commands_tokens.c plugin/commands_roles.c plugin/acl.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
 	plugin/snapshot_reader.c plugin/session_records.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c \
-	plugin/replies.c plugin/log_text.c
+	plugin/replies.c plugin/reply_recipients.c plugin/log_text.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
 	plugin/authorization.c plugin/tick.c plugin/broker_publish.c plugin/broker_features.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)

@@ -37,6 +37,9 @@ struct mosquitto_evt_client_offline {
 	int reason;
 	void *future2[4];
 };
+/* 2.1's event for each message written to a client, with its receiving
+ * connection; its data is 2.0's struct mosquitto_evt_message. */
+#  define MOSQ_EVT_MESSAGE_OUT 27
 #endif
 
 #endif

@@ -18,6 +18,7 @@
 #include "expiry.h"
 #include "persist.h"
 #include "replies.h"
+#include "reply_recipients.h"
 #include "sessions.h"
 #include "store.h"
 
@@ -91,8 +92,12 @@ struct tokens_plugin {
 	bool broker_reports_session_end;
 	int reload_answer;              /* what MOSQ_EVT_RELOAD answers on this release */
 
-	/* Control replies, sent from the tick to the connection that asked. */
+	/* Control replies. 2.0: held here and sent from the tick to the
+	 * connection that asked. 2.1 (replies_checked_on_write): published at
+	 * once, and refused at MOSQ_EVT_MESSAGE_OUT to any other connection. */
 	struct replies replies;
+	struct reply_recipients reply_recipients;
+	bool replies_checked_on_write;
 
 	/* A token login on 2.1's HTTP API, for the read check of the URL that
 	 * the broker makes right after it on the same temporary context: such

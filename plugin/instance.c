@@ -76,6 +76,7 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 	store_init(&plugin->store);
 	sessions_init(&plugin->sessions);
 	replies_init(&plugin->replies);
+	reply_recipients_init(&plugin->reply_recipients, REPLY_RECIPIENTS_MAX);
 	expiry_init(&plugin->expiry);
 	expiry_init_notices(&plugin->notices, DEFAULT_EXPIRY_WARNING_DAYS * 86400);
 	plugin->metrics_interval = DEFAULT_METRICS_INTERVAL;
@@ -132,6 +133,7 @@ void tokens_plugin_free(struct tokens_plugin *plugin)
 	}
 	sessions_clear(&plugin->sessions);
 	replies_clear(&plugin->replies);
+	reply_recipients_clear(&plugin->reply_recipients);
 	expiry_clear(&plugin->expiry);
 	expiry_clear(&plugin->notices);
 	store_clear(&plugin->store);

@@ -129,6 +129,7 @@ static const struct {
 	{MOSQ_EVT_TICK, tick_on_tick, NULL, false},
 	{MOSQ_EVT_RELOAD, on_reload, NULL, false},
 	{MOSQ_EVT_CONTROL, control_topic_on_message, CONTROL_TOPIC, false},
+	{MOSQ_EVT_MESSAGE_OUT, control_topic_on_message_out, NULL, true},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
 
@@ -220,6 +221,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	}
 	plugin->broker_identifier = identifier;
 	plugin->broker_reports_session_end = features.release_2_1;
+	plugin->replies_checked_on_write = features.release_2_1;
 	plugin->reload_answer = broker_features_reload_answer(&features);
 	if(features.set_info){
 		features.set_info(identifier, "mosquitto-tokens", TOKENS_VERSION);

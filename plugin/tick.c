@@ -102,5 +102,6 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	 * nothing between here and the broker's drain of its plugin queue
 	 * reads the network (replies.h). */
 	control_topic_send_replies(plugin);
+	control_topic_forget_unwritten_replies(plugin);
 	return MOSQ_ERR_SUCCESS;
 }
