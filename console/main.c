@@ -265,6 +265,9 @@ static struct MHD_Daemon *start_http(const struct options *options, struct conso
 			MHD_OPTION_NOTIFY_COMPLETED, console_request_completed, console,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+			/* musl's default thread stack is 128 KiB: a request body nested
+			 * as deep as cJSON allows takes about 92 KB of it to parse. */
+			MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
 			options->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, *cert,
 			MHD_OPTION_HTTPS_MEM_KEY, *key,
 			MHD_OPTION_END);

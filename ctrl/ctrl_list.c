@@ -4,7 +4,7 @@
  * mosquitto_ctrl makes one request per run and hands the module the first
  * reply, and a reply holds at most plugin_opt_max_reply_bytes (1 MB by
  * default). So the module connects by itself (ctrl_session.c, configured
- * by mosquitto_ctrl's own functions) and asks for PAGE_SIZE tokens at a
+ * by mosquitto_ctrl's own functions) and asks for LIST_PAGE_TOKENS tokens at a
  * time, from --offset on, until it has --count tokens or totalCount, or a
  * page comes back empty. The rows are kept as text and printed as one
  * table at the end, so the columns line up as they did for one reply.
@@ -25,7 +25,7 @@
 
 /* A token's metadata is about 400 bytes: 500 of them are a fifth of the
  * default reply limit, and 1.2 million tokens take 2,400 round trips. */
-#define PAGE_SIZE 500
+#define LIST_PAGE_TOKENS 500
 /* As long as mosquitto_ctrl waits for its one reply. */
 #define REPLY_WAIT_MS 10000
 
@@ -162,7 +162,7 @@ static enum page_outcome take_data(struct list_pager *pager, const cJSON *data)
 	const cJSON *total = cJSON_GetObjectItemCaseSensitive(data, "totalCount");
 	if(!cJSON_IsArray(tokens) || !cJSON_IsNumber(total) || !(total->valuedouble >= 0)
 			|| total->valuedouble > 2147483647.0){
-		ctrl_print_not_a_reply();
+		ctrl_print_not_a_reply(NULL);
 		return PAGE_ERROR;
 	}
 	if(!ctrl_token_rows_add(pager->rows, tokens)){
@@ -194,7 +194,7 @@ enum page_outcome ctrl_list_take_page(struct list_pager *pager, const char *payl
 	const cJSON *response = ctrl_reply_response(reply);
 	enum page_outcome outcome;
 	if(response == NULL){
-		ctrl_print_not_a_reply();
+		ctrl_print_not_a_reply(reply);
 		outcome = PAGE_ERROR;
 	}else if(!answers_latest(pager, response)){
 		outcome = PAGE_NOT_OURS;
@@ -306,7 +306,7 @@ static int list_over_own_connection(const struct ctrl_options *connection, const
 	struct list_pager pager;
 	struct ctrl_session *session = NULL;
 	int status = 1;
-	if(!ctrl_list_pager_init(&pager, options, PAGE_SIZE) || (session = ctrl_session_new(connection)) == NULL){
+	if(!ctrl_list_pager_init(&pager, options, LIST_PAGE_TOKENS) || (session = ctrl_session_new(connection)) == NULL){
 		fprintf(stderr, "Error: out of memory\n");
 	}else{
 		status = list_in_pages(session, &pager);
@@ -330,7 +330,7 @@ void ctrl_print_list(const cJSON *data)
 	if(capped_list && cJSON_IsNumber(total) && capped_list->offset + shown < total->valuedouble){
 		fprintf(stderr, "Note: this mosquitto_ctrl lacks client_opts_set and client_connect, which the module "
 				"needs to page through the list by itself: only %d tokens at a time are shown. "
-				"For the next ones: tokens list --offset %lld\n", PAGE_SIZE, capped_list->offset + shown);
+				"For the next ones: tokens list --offset %lld\n", LIST_PAGE_TOKENS, capped_list->offset + shown);
 	}
 }
 
@@ -340,7 +340,7 @@ static char *list_in_one_reply(const struct list_options *options)
 	static struct list_options capped;
 	capped = *options;
 	if(capped.count < 0){
-		capped.count = PAGE_SIZE;
+		capped.count = LIST_PAGE_TOKENS;
 		capped_list = &capped;
 	}
 	char *payload = list_request(&capped, capped.count, capped.offset, NULL);

@@ -63,7 +63,7 @@ int ctrl_print_reply(const struct subcommand *sub, const void *payload, size_t l
 const cJSON *ctrl_reply_response(const cJSON *reply);
 /* Prints a response's error as every subcommand does; false if it has none. */
 bool ctrl_print_response_error(const cJSON *response);
-void ctrl_print_not_a_reply(void);
+void ctrl_print_not_a_reply(const cJSON *reply);
 
 /* ---- token rows gathered from several replies, printed as one table ---- */
 struct token_rows;

@@ -307,8 +307,16 @@ const cJSON *ctrl_reply_response(const cJSON *reply)
 	return cJSON_IsObject(response) ? response : NULL;
 }
 
-void ctrl_print_not_a_reply(void)
+/* Mosquitto 2.1 itself answers a $CONTROL topic that no plugin serves
+ * with {"error": "endpoint not available"}. */
+void ctrl_print_not_a_reply(const cJSON *reply)
 {
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
+	if(cJSON_IsString(error) && cJSON_GetObjectItemCaseSensitive(reply, "responses") == NULL){
+		fprintf(stderr, "Error: the broker answered \"%.200s\": nothing there serves $CONTROL/tokens/v1. "
+				"Is the mosquitto_tokens plugin loaded?\n", error->valuestring);
+		return;
+	}
 	fprintf(stderr, "Error: the broker's reply is not a tokens plugin response\n");
 }
 
@@ -330,7 +338,7 @@ int ctrl_print_reply(const struct subcommand *sub, const void *payload, size_t l
 	const cJSON *response = ctrl_reply_response(reply);
 	int status = 0;
 	if(response == NULL){
-		ctrl_print_not_a_reply();
+		ctrl_print_not_a_reply(reply);
 		status = 1;
 	}else if(ctrl_print_response_error(response)){
 		status = 1;

@@ -300,7 +300,15 @@ static enum outcome add_shares(struct token_share shares[2], struct state_loader
 		char *problem, size_t problem_len)
 {
 	pthread_t helper;
-	bool threaded = pthread_create(&helper, NULL, parse_share, &shares[1]) == 0;
+	pthread_attr_t attributes;
+	/* The same stack on every libc: musl's default is 128 KiB, and deeply
+	 * nested JSON takes tens of KB to parse. */
+	bool threaded = pthread_attr_init(&attributes) == 0;
+	if(threaded){
+		threaded = pthread_attr_setstacksize(&attributes, (size_t)1 << 20) == 0
+			&& pthread_create(&helper, &attributes, parse_share, &shares[1]) == 0;
+		pthread_attr_destroy(&attributes);
+	}
 	parse_share(&shares[0]);
 	if(threaded){
 		pthread_join(helper, NULL);
