@@ -202,10 +202,21 @@ vendor-broker-%:
 # take the broker, the clients and their libmosquitto from
 # MOSQUITTO_PREFIX (test/integration/tokens_helpers.py); the plugin, the
 # module and the console are this build's. RELEASE_PYTEST_ARGS leaves out
-# what does not depend on the release.
-RELEASE_PYTEST_ARGS ?=
+# what does not depend on the release and runs against Debian's anyway:
+# the plugin's answers to malformed requests, the store against its reload,
+# kill -9 and write faults (the plugin's own files), valgrind, and the
+# console's limits against slow HTTP clients. What is left, 693 tests,
+# takes about 7 minutes against 2.0.22 and 6 against 2.1.2 on 2 cores
+# (2026-12-01). RELEASE_PYTEST_ARGS= runs everything. Without the vendor
+# archives a release is skipped with a warning.
+RELEASE_SKIPPED := test_errors test_differential test_crash test_faults test_valgrind test_valgrind_tools \
+	test_console_limits
+RELEASE_PYTEST_ARGS ?= $(RELEASE_SKIPPED:%=--ignore=test/integration/%.py)
 integration-test-%: vendor-broker-% $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM) $(BUILD)/make_state
-	MOSQUITTO_PREFIX=$(BUILD)/mosquitto-$*/_prefix $(PYTHON) -m pytest -q test/integration $(RELEASE_PYTEST_ARGS)
+	@if [ ! -x $(BUILD)/mosquitto-$*/_prefix/sbin/mosquitto ]; then \
+		echo "integration-test-$*: WARNING: Mosquitto $* is not built (no vendor archives): not tested against it"; \
+	else set -x; MOSQUITTO_PREFIX=$(BUILD)/mosquitto-$*/_prefix $(PYTHON) -m pytest -q test/integration \
+		$(RELEASE_PYTEST_ARGS); fi
 
 # The suite against each release in turn (one at a time); fails at the end
 # if it failed against any of them.
@@ -227,6 +238,7 @@ test: deps
 	$(MAKE) fuzz-run
 	$(MAKE) vendor-brokers
 	$(MAKE) integration-test
+	$(MAKE) integration-test-releases
 	$(MAKE) load-test
 	$(MAKE) browser-test
 

@@ -32,7 +32,9 @@ from ctrl_helpers import (
     finish_broker, run_ctrl, start_admin_broker, the_token,
 )
 from access_helpers import wait_until
-from tokens_helpers import FUTURE, MOSQUITTO, free_port, mosquitto_env, port_open, sha256_hex, token_checksum
+from tokens_helpers import (
+    FUTURE, MOSQUITTO, broker_version, free_port, mosquitto_env, port_open, sha256_hex, token_checksum,
+)
 from valgrind_helpers import OursIn, check_reports, skip_without_valgrind, valgrind_command
 
 CTRL_CODE = OursIn("the mosquitto_ctrl module", [CTRL_MODULE], ["ctrl", "plugin"])
@@ -53,15 +55,20 @@ def handed_to_mosquitto_ctrl(error, ours):
     and subscribed: when it ends without a reply before that, they are lost
     in mosquitto_ctrl (its own dynsec module loses them the same way). A
     block lost that way was allocated by ctrl_main itself, or by
-    ctrl_request_payload called from it, called from mosquitto_ctrl's main."""
+    ctrl_request_payload called from it (or list's one request, when
+    mosquitto_ctrl does not export what the module's own connection needs,
+    as upstream's CMake builds of 2.0.22 and 2.1.2 do not), called from
+    mosquitto_ctrl's main."""
     if error.findtext("kind") != "Leak_DefinitelyLost":
         return None
     frames = list(error.find("stack").iter("frame"))
     ours_at = [i for i, frame in enumerate(frames) if ours(frame)]
     functions = [frames[i].findtext("fn") for i in ours_at]
     below = frames[ours_at[-1] + 1] if ours_at and ours_at[-1] + 1 < len(frames) else None
-    if functions in (["ctrl_main"], ["ctrl_request_payload", "ctrl_main"]) and below is not None \
-            and below.findtext("fn") == "main" and below.findtext("obj") == DEFAULT_CTRL.binary:
+    if functions in (["ctrl_main"], ["ctrl_request_payload", "ctrl_main"],
+                     ["list_request", "list_in_one_reply", "ctrl_run_list", "ctrl_main"]) and below is not None \
+            and below.findtext("fn") == "main" \
+            and os.path.realpath(below.findtext("obj") or "") == os.path.realpath(DEFAULT_CTRL.binary):
         return "handed to mosquitto_ctrl, which frees it only after subscribing; this run got no reply"
     return None
 
@@ -234,7 +241,12 @@ def test_ctrl_every_subcommand_against_a_broker(vg_ctrl, admin, broker_without_p
     assert expect_ok(removed).stdout == "OK\n"
     expect_no_reply(unpublishable)
     assert wrong_password.returncode != 0 and wrong_password.stdout == "", str(wrong_password)
-    expect_no_reply(plain)
+    if broker_version() >= (2, 1):
+        # 2.1 answers a $CONTROL topic that no plugin registered itself
+        # ({"error": "endpoint not available"}): an error, not silence.
+        expect_error(plain, "Error: ")
+    else:
+        expect_no_reply(plain)
 
     revoked, *errors = in_parallel(
         run("revoke", "bot-1"),
