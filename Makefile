@@ -62,7 +62,7 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 	cmake g++ libedit-dev libargon2-dev libsqlite3-dev
 
 .PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run fuzz-corpus demo install \
-	uninstall bench load load-test clean vendor-brokers integration-test-releases
+	uninstall bench load load-test clean vendor-brokers integration-test-releases integration-test-headers-2.1
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM)
 
@@ -227,6 +227,27 @@ integration-test-releases: vendor-brokers
 	done; \
 	if [ -n "$$failed" ]; then echo "integration tests failed against Mosquitto$$failed"; exit 1; fi
 
+# The plugin built against 2.1's headers (one source tree builds against
+# either line's, include/broker_api.h) must load and work on every release
+# too: the files that exercise what differs between releases run with it
+# against Debian's broker and each built release. The whole suite with it
+# was run by hand (MOSQUITTO_TOKENS_PLUGIN=build/headers-2.1/mosquitto_tokens.so).
+HEADERS_2_1_BUILD := $(BUILD)/headers-2.1
+HEADERS_2_1_PLUGIN := $(HEADERS_2_1_BUILD)/mosquitto_tokens.so
+HEADERS_2_1_TESTS := test_logins test_acl test_reload test_persistent_sessions test_http_api
+integration-test-headers-2.1: vendor-brokers $(CTRL_MODULE) $(CONSOLE) $(BUILD)/make_state
+	@if [ ! -d $(BUILD)/mosquitto-2.1.2/_prefix/include ]; then \
+		echo "integration-test-headers-2.1: WARNING: no 2.1.2 headers (no vendor archives): not tested"; exit 0; fi; \
+	$(MAKE) --no-print-directory BUILD=$(HEADERS_2_1_BUILD) MOSQUITTO_INCLUDE=$(BUILD)/mosquitto-2.1.2/_prefix/include \
+		$(HEADERS_2_1_PLUGIN) || exit 1; \
+	failed=; for prefix in "" $(VENDOR_RELEASES:%=$(BUILD)/mosquitto-%/_prefix); do \
+		if [ -n "$$prefix" ] && [ ! -x $$prefix/sbin/mosquitto ]; then continue; fi; \
+		echo "== the plugin built against 2.1's headers, on $${prefix:-Debian's broker}"; \
+		MOSQUITTO_PREFIX=$$prefix MOSQUITTO_TOKENS_PLUGIN=$(HEADERS_2_1_PLUGIN) $(PYTHON) -m pytest -q \
+			$(HEADERS_2_1_TESTS:%=test/integration/%.py) || failed="$$failed $${prefix:-debian}"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "the plugin built against 2.1's headers failed on:$$failed"; exit 1; fi
+
 # Headless Chromium through playwright-core; run.sh installs Debian's
 # chromium and the npm package when they are missing.
 browser-test: all
@@ -239,6 +260,7 @@ test: deps
 	$(MAKE) vendor-brokers
 	$(MAKE) integration-test
 	$(MAKE) integration-test-releases
+	$(MAKE) integration-test-headers-2.1
 	$(MAKE) load-test
 	$(MAKE) browser-test
 

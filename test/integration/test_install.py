@@ -81,6 +81,19 @@ def test_install_with_a_prefix(tmp_path, multiarch):
     assert f"plugin /usr/local/lib/{multiarch}/mosquitto_tokens.so" in done.stdout
 
 
+def test_install_for_a_broker_from_upstream(tmp_path):
+    """An upstream build keeps its plugins in its own lib folder (CMake's
+    default: /usr/local/lib): LIBDIR puts both libraries there, and the
+    line to load the plugin names it. (The suite's runs against 2.0.22 and
+    2.1.2 load an installed plugin and module in those releases' broker and
+    mosquitto_ctrl: test_installed_plugin_and_module_work_together.)"""
+    destdir = str(tmp_path / "staging")
+    done = make("install", "PREFIX=/usr/local", "LIBDIR=/usr/local/lib", f"DESTDIR={destdir}")
+    assert installed_files(destdir) == sorted([os.path.join("usr", "local", "lib", name) for name in LIBRARIES]
+                                              + [os.path.join("usr", "local", "bin", CONSOLE)])
+    assert "plugin /usr/local/lib/mosquitto_tokens.so" in done.stdout
+
+
 def test_uninstall_removes_everything(tmp_path):
     destdir = str(tmp_path / "staging")
     make("install", f"DESTDIR={destdir}")
