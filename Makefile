@@ -10,7 +10,7 @@ CFLAGS ?= -O2 -g
 # SANITIZE: extra compiler and linker flags, for sanitizer builds.
 SANITIZE ?=
 # MOSQUITTO_INCLUDE: another release's headers (build/mosquitto-2.1.2/_prefix/include):
-# one source tree builds against 2.0's and 2.1's (include/broker_api.h).
+# one source tree builds against 2.0's and 2.1's (plugin/broker_api.h).
 MOSQUITTO_INCLUDE ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude $(if $(MOSQUITTO_INCLUDE),-I$(MOSQUITTO_INCLUDE)) $(SANITIZE)
 LDFLAGS += $(SANITIZE)
@@ -66,10 +66,13 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 
 all: $(PLUGIN) $(CTRL_MODULE) $(CONSOLE) $(FAULT_SHIM)
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h)
+# The plugin's objects: its private headers (plugin/*.h) beside their .c,
+# and include/, what the module and the console share with it.
+$(BUILD)/plugin/%.o: plugin/%.c $(wildcard include/*.h plugin/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -Iplugin -c $< -o $@
 
+# ctrl/ and console/ see include/ only, never plugin/ (no -Iplugin).
 $(BUILD)/ctrl/%.o: ctrl/%.c $(wildcard include/*.h ctrl/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ictrl -c $< -o $@
@@ -105,7 +108,7 @@ $(BUILD)/test/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=reallo
 
 $(BUILD)/test/%: test/unit/%.c test/unit/test_support.c $(CORE_OBJECTS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itest/unit -o $@ $< test/unit/test_support.c $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itest/unit -Iplugin -o $@ $< test/unit/test_support.c $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS) -lcmocka
 
 # Installs the Debian packages that are missing (CI runs as root on a clean machine).
 deps:
@@ -138,7 +141,7 @@ FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c co
 	console/guard.c
 
 $(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(CORE_OBJECTS)
-	$(CC) $(CFLAGS) -Itest/fuzz -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT) $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itest/fuzz -Iplugin -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT) $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/fuzz_console: $(FUZZ_CONSOLE_SOURCES) $(wildcard include/*.h console/*.h) $(BUILD)/console/page_files.h \
 		$(BUILD)/plugin/token_format.o
@@ -279,7 +282,7 @@ $(BUILD)/login_storm: bench/login_storm.c
 	$(CC) $(CFLAGS) -o $@ $< -lpthread
 
 $(BUILD)/bench_callbacks: bench/bench_callbacks.c $(BENCH_CORE)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Iplugin -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/make_state: bench/make_state.c $(CORE_OBJECTS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -1,6 +1,6 @@
 /*
  * Run-time detection of the broker's release line. See
- * include/broker_features.h.
+ * plugin/broker_features.h.
  */
 #include <dlfcn.h>
 

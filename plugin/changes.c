@@ -1,6 +1,6 @@
 /*
  * Applying a change to the store, for commands and replay alike. See
- * include/changes.h.
+ * plugin/changes.h.
  */
 #include <stdlib.h>
 

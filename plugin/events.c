@@ -1,5 +1,5 @@
 /*
- * Events and metrics. See include/events.h.
+ * Events and metrics. See plugin/events.h.
  */
 #include <inttypes.h>
 #include <stdio.h>

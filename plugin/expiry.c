@@ -1,5 +1,5 @@
 /*
- * The expiry queue: a binary min-heap on validUntil. See include/expiry.h.
+ * The expiry queue: a binary min-heap on validUntil. See plugin/expiry.h.
  */
 #include <stdlib.h>
 #include <string.h>

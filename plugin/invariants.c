@@ -1,5 +1,5 @@
 /*
- * The store's and the instance's invariants. See include/invariants.h.
+ * The store's and the instance's invariants. See plugin/invariants.h.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
  * Journal lines: encoding a command's change, decoding it again for
- * replay. See include/journal.h for the format. Decoding is strict: a
+ * replay. See plugin/journal.h for the format. Decoding is strict: a
  * change that does not fit the store means the journal and the snapshot
  * disagree, and starting from a guess would lose or resurrect credentials.
  */

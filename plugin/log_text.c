@@ -1,5 +1,5 @@
 /*
- * Escaping client-chosen text for the log. See include/log_text.h.
+ * Escaping client-chosen text for the log. See plugin/log_text.h.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * The login decision. See include/login.h.
+ * The login decision. See plugin/login.h.
  */
 #include "login.h"
 

@@ -1,5 +1,5 @@
 /*
- * Control replies waiting for the tick. See include/replies.h.
+ * Control replies waiting for the tick. See plugin/replies.h.
  */
 #include <stdlib.h>
 #include <string.h>

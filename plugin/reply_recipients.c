@@ -1,5 +1,5 @@
 /*
- * Who may receive a control reply on Mosquitto 2.1. See include/reply_recipients.h.
+ * Who may receive a control reply on Mosquitto 2.1. See plugin/reply_recipients.h.
  */
 #include <stdlib.h>
 #include <string.h>

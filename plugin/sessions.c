@@ -1,6 +1,6 @@
 /*
  * Token-bound sessions, connected and offline, and the queue of kicks.
- * See include/sessions.h.
+ * See plugin/sessions.h.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * Snapshot reading. See include/snapshot_reader.h.
+ * Snapshot reading. See plugin/snapshot_reader.h.
  *
  * The writer's layout, line by line:
  *
