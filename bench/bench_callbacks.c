@@ -23,8 +23,7 @@
 #include <unistd.h>
 #include "broker_api.h"
 
-#include "authentication.h"
-#include "authorization.h"
+#include "broker_callbacks.h"
 #include "tokens_plugin.h"
 
 #define CLIENTS 1024

@@ -11,7 +11,7 @@
 
 #include "broker_api.h"
 
-#include "authentication.h"
+#include "broker_callbacks.h"
 #include "log_text.h"
 #include "login.h"
 #include "token_format.h"

@@ -8,7 +8,7 @@
 #include "broker_api.h"
 
 #include "acl.h"
-#include "authorization.h"
+#include "broker_callbacks.h"
 #include "tokens_plugin.h"
 
 /* The read check of 2.1's HTTP API, right after a token login there

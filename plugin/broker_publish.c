@@ -9,7 +9,7 @@
 #include <string.h>
 #include "broker_api.h"
 
-#include "broker_publish.h"
+#include "broker_callbacks.h"
 
 int broker_publish_counted(const char *client_id, const char *topic, const char *payload, int qos,
 		bool retain, mosquitto_property *properties)

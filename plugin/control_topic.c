@@ -13,10 +13,8 @@
 #include <openssl/crypto.h>
 #include "broker_api.h"
 
-#include "authentication.h"
-#include "broker_publish.h"
+#include "broker_callbacks.h"
 #include "control.h"
-#include "control_topic.h"
 #include "log_text.h"
 
 /* Who asked, as recorded in requestedBy and in the log: the token's name

@@ -12,11 +12,7 @@
 #include "broker_api.h"
 #include "broker_features.h"
 
-#include "authentication.h"
-#include "authorization.h"
-#include "broker_publish.h"
-#include "control_topic.h"
-#include "tick.h"
+#include "broker_callbacks.h"
 #include "tokens_plugin.h"
 
 static int64_t wall_clock_now(void)

@@ -10,9 +10,8 @@
 #include <string.h>
 #include "broker_api.h"
 
-#include "control_topic.h"
+#include "broker_callbacks.h"
 #include "events.h"
-#include "tick.h"
 #include "tokens_plugin.h"
 
 static void close_expired_tokens(struct tokens_plugin *plugin, int64_t now)
