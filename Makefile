@@ -44,9 +44,10 @@ FAULT_SHIM := $(BUILD)/fail_io.so
 # mallinfo2) to a file, for the load run's memory check (bench/load.py).
 HEAP_PROBE := $(BUILD)/heap_probe.so
 PAGE_FILES := console/page/index.html console/page/app.js console/page/style.css
-# What the module shares with the plugin: the token format and the state file.
+# What the module shares with the plugin: the token format and the state file
+# (whose loader checks ACL topics with acl.c's rule).
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o persist.o journal.o changes.o \
-	snapshot_reader.o session_records.o log_text.o)
+	snapshot_reader.o session_records.o log_text.o acl.o)
 
 # Where `make install` puts things. Debian keeps Mosquitto's plugins (and
 # the dynamic loader finds mosquitto_ctrl modules) in /usr/lib/<multiarch>.

@@ -1,7 +1,7 @@
 /*
  * ACL evaluation. A role keeps its ACLs per type, highest priority first
  * (store.h), so each check walks one short list and stops at the first
- * ACL that matches.
+ * ACL that matches. Also the topic rule that commands and loading share.
  */
 #include <string.h>
 #include "broker_api.h"
@@ -166,6 +166,18 @@ static bool receive_allowed(const struct role *role, const char *topic)
 bool acl_allows_http_api(const struct role *role, const char *path)
 {
 	return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], path), false);
+}
+
+bool acl_topic_is_valid(const char *topic, enum acl_topic_origin origin)
+{
+	if(origin == ACL_TOPIC_NEW){
+		size_t length = strlen(topic);
+		if(length == 0 || length > ACL_TOPIC_MAX_BYTES
+				|| mosquitto_validate_utf8(topic, (int)length) != MOSQ_ERR_SUCCESS){
+			return false;
+		}
+	}
+	return mosquitto_sub_topic_check(topic) == MOSQ_ERR_SUCCESS;
 }
 
 bool acl_allows(const struct role *role, int access, const char *topic)

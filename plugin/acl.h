@@ -1,8 +1,9 @@
 /*
  * Role ACL evaluation (SPEC section 3), with the dynamic-security plugin's
- * ACL types, priorities and defaults. Pure functions of a role and a
- * request: no allocation, no I/O, so the broker's per-message check stays
- * cheap and can be tested without a broker.
+ * ACL types, priorities and defaults, and the rule for the topic an ACL
+ * may hold. Pure functions of a role and a request: no allocation, no
+ * I/O, so the broker's per-message check stays cheap and can be tested
+ * without a broker.
  */
 #ifndef ACL_H
 #define ACL_H
@@ -26,5 +27,27 @@ bool topic_filter_covers(const char *granted, const char *requested);
  * URL's path: only a publishClientReceive ACL whose topic matches the path
  * and allows lets a token read it (say "/api/v1/#"); by default, no. */
 bool acl_allows_http_api(const struct role *role, const char *path);
+
+/* MQTT's longest string: no filter can be longer. */
+#define ACL_TOPIC_MAX_BYTES 65535
+
+/* Where an ACL's topic comes from: the rule depends on it. */
+enum acl_topic_origin {
+	ACL_TOPIC_NEW,       /* createRole, addRoleACL */
+	ACL_TOPIC_STORED,    /* the state file, and the journal's replay */
+};
+
+/* Whether an ACL may hold this topic filter. A stored one needs only
+ * libmosquitto's filter check ('+' and '#' whole levels, '#' last, at
+ * most 65535 bytes; in the broker, also at most its number of levels),
+ * which is all that loading has ever asked: a state file that loaded
+ * before an upgrade must load after it, since a refused file stops the
+ * broker and so locks every client of the fleet out, and a file written
+ * by hand or by another tool may hold a filter no command accepts (a
+ * control character, invalid UTF-8, an empty filter where libmosquitto
+ * allows one). A new one must also be 1 to 65535 bytes of valid UTF-8
+ * without control characters or noncharacters (libmosquitto's UTF-8
+ * check). Names do the same: name_problem and new_name_problem (store.h). */
+bool acl_topic_is_valid(const char *topic, enum acl_topic_origin origin);
 
 #endif

@@ -5,13 +5,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <mosquitto.h>
 
+#include "acl.h"
 #include "command.h"
 #include "fields.h"
 #include "state_format.h"
-
-#define TOPIC_MAX_BYTES 65535
 
 static struct role *find_target_role(struct command_context *context)
 {
@@ -49,9 +47,7 @@ static bool topic_field(struct command_context *context, const cJSON *object, co
 	if(max_bytes && (int64_t)length > max_bytes){
 		return command_fail(context, CODE_LIMIT, "Field 'topic' is longer than %lld bytes", (long long)max_bytes);
 	}
-	if(length == 0 || length > TOPIC_MAX_BYTES
-			|| mosquitto_validate_utf8(*topic, (int)length) != MOSQ_ERR_SUCCESS
-			|| mosquitto_sub_topic_check(*topic) != MOSQ_ERR_SUCCESS){
+	if(!acl_topic_is_valid(*topic, ACL_TOPIC_NEW)){
 		return command_fail(context, CODE_INVALID, "Field 'topic' must be a valid MQTT topic filter");
 	}
 	return true;

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <mosquitto.h>
 
+#include "acl.h"
 #include "rfc3339.h"
 #include "state_format.h"
 
@@ -258,7 +258,7 @@ struct role_acl *state_parse_acl(struct state_loader *loader, const struct role 
 	}
 	if(!acl_type_from_name(type_name, &type)){
 		fail(loader, "unknown acltype \"%s\"", type_name);
-	}else if(mosquitto_sub_topic_check(topic) != MOSQ_ERR_SUCCESS){
+	}else if(!acl_topic_is_valid(topic, ACL_TOPIC_STORED)){
 		fail(loader, "ACL topic \"%s\" is not a valid topic filter", topic);
 	}else if(!cJSON_IsNumber(priority) || priority->valuedouble != (double)priority->valueint){
 		fail(loader, "ACL \"%s\": 'priority' is not an integer", topic);

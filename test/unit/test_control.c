@@ -244,6 +244,31 @@ static void bad_fields_are_invalid(void **state)
 	assert_errors(test_plugin, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
+/* What only a state file may hold (test_persist.c loads the same topics):
+ * a new ACL's topic is valid UTF-8 without control characters or
+ * noncharacters, and not empty. */
+static void topics_only_a_state_file_may_hold_are_invalid(void **state)
+{
+	struct test_plugin *test_plugin = *state;
+	static const char *const topics[] = {"a\\tb", "\\u0001/#", "a\\u007f", "\\u0080", "\\uffff", "\\ufdd0", "\xc0\xaf", ""};
+	size_t count = sizeof(topics) / sizeof(topics[0]);
+	struct error_case cases[2 * sizeof(topics) / sizeof(topics[0])];
+	char *commands[2 * sizeof(topics) / sizeof(topics[0])];
+	for(size_t i = 0; i < count; i++){
+		commands[2 * i] = test_format("{\"command\": \"addRoleACL\", \"rolename\": \"reader\", "
+				"\"acltype\": \"subscribePattern\", \"topic\": \"%s\", \"allow\": true}", topics[i]);
+		commands[2 * i + 1] = test_format("{\"command\": \"createRole\", \"rolename\": \"w\", \"acls\": "
+				"[{\"acltype\": \"subscribePattern\", \"topic\": \"%s\", \"allow\": true}]}", topics[i]);
+		for(size_t j = 2 * i; j < 2 * i + 2; j++){
+			cases[j] = (struct error_case){commands[j], "invalid", "Field 'topic' must be a valid MQTT topic filter"};
+		}
+	}
+	assert_errors(test_plugin, cases, 2 * count);
+	for(size_t i = 0; i < 2 * count; i++){
+		free(commands[i]);
+	}
+}
+
 static void unknown_targets_are_not_found(void **state)
 {
 	struct test_plugin *test_plugin = *state;
@@ -981,6 +1006,7 @@ int main(void)
 		CONTROL_TEST(stores_and_roles_over_the_limits_are_refused),
 		CONTROL_TEST(each_created_token_is_new),
 		CONTROL_TEST(bad_fields_are_invalid),
+		CONTROL_TEST(topics_only_a_state_file_may_hold_are_invalid),
 		CONTROL_TEST(unknown_targets_are_not_found),
 		CONTROL_TEST(taken_names_are_exists),
 		CONTROL_TEST(role_in_use_is_not_deleted),

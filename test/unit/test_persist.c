@@ -498,6 +498,37 @@ static void short_writes_still_write_everything(void **state)
 	cJSON_Delete(expected);
 }
 
+/* ACL topics no command accepts (control characters, noncharacters,
+ * invalid UTF-8) still load from a state file: test_control.c has the
+ * commands refusing the same ones. */
+static void stored_topics_no_command_accepts_still_load(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *json;      /* as the file spells it */
+		const char *topic;     /* as loaded */
+	} topics[] = {
+		{"a\\tb", "a\tb"}, {"\\u0001/#", "\x01/#"}, {"a\\u007f", "a\x7f"}, {"\\u0080", "\xc2\x80"},
+		{"\\uffff", "\xef\xbf\xbf"}, {"\\ufdd0", "\xef\xb7\x90"}, {"\xc0\xaf", "\xc0\xaf"}, {"a\xff", "a\xff"},
+	};
+	for(size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++){
+		char *text = test_format(DOCUMENT(ACL_ROLE("{\"acltype\": \"subscribePattern\", \"topic\": \"%s\", "
+				"\"priority\": 0, \"allow\": true}"), ""), topics[i].json);
+		cJSON *document = cJSON_Parse(text);
+		assert_non_null(document);
+		struct store store;
+		store_init(&store);
+		char problem[512] = "";
+		if(!state_from_json(document, &store, problem, sizeof(problem))){
+			fail_msg("topic %zu refused: %s", i, problem);
+		}
+		assert_non_null(role_find_acl(store_find_role(&store, "admin"), ACL_SUBSCRIBE_PATTERN, topics[i].topic));
+		store_clear(&store);
+		cJSON_Delete(document);
+		free(text);
+	}
+}
+
 #define PERSIST_TEST(f) cmocka_unit_test_setup_teardown(f, test_persist_setup, test_persist_teardown)
 
 int main(void)
@@ -512,6 +543,7 @@ int main(void)
 		PERSIST_TEST(malformed_documents_are_refused_with_their_own_message),
 		cmocka_unit_test(state_format_names_each_problem),
 		cmocka_unit_test(a_valid_document_with_unknown_fields_is_accepted),
+		cmocka_unit_test(stored_topics_no_command_accepts_still_load),
 		PERSIST_TEST(second_open_of_the_same_file_is_refused),
 		PERSIST_TEST(failed_write_leaves_the_old_file),
 		PERSIST_TEST(failed_fsync_leaves_the_old_file),
