@@ -10,6 +10,7 @@
 #include <time.h>
 #include <openssl/rand.h>
 
+#include "control_topics.h"
 #include "persist.h"
 
 int main(int argc, char *argv[])
@@ -26,8 +27,8 @@ int main(int argc, char *argv[])
 	struct role *devices = role_new("devices");
 	store_link_role(&store, admin);
 	store_link_role(&store, devices);
-	role_link_acl(admin, role_acl_new(ACL_PUBLISH_CLIENT_SEND, "$CONTROL/tokens/v1", 0, true));
-	role_link_acl(admin, role_acl_new(ACL_SUBSCRIBE_LITERAL, "$CONTROL/tokens/v1/response", 0, true));
+	role_link_acl(admin, role_acl_new(ACL_PUBLISH_CLIENT_SEND, CONTROL_TOPIC, 0, true));
+	role_link_acl(admin, role_acl_new(ACL_SUBSCRIBE_LITERAL, RESPONSE_TOPIC, 0, true));
 	role_link_acl(devices, role_acl_new(ACL_PUBLISH_CLIENT_SEND, "devices/+/data", 0, true));
 
 	char secret[TOKEN_LEN + 1];

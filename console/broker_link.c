@@ -25,10 +25,9 @@
 #include <uthash.h>
 
 #include "broker_link.h"
+#include "control_topics.h"
 #include "token_format.h"
 
-#define CONTROL_TOPIC "$CONTROL/tokens/v1"
-#define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
 #define CORRELATION_BYTES 16
 
 enum link_state { LINK_CONNECTING, LINK_READY, LINK_REFUSED, LINK_FAILED, LINK_GONE };

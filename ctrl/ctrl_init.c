@@ -26,9 +26,9 @@ static const struct {
 	enum acl_type type;
 	const char *topic;
 } admin_acls[] = {
-	{ACL_PUBLISH_CLIENT_SEND, "$CONTROL/tokens/v1"},
-	{ACL_SUBSCRIBE_LITERAL, "$CONTROL/tokens/v1/response"},
-	{ACL_SUBSCRIBE_LITERAL, "$CONTROL/tokens/v1/events"},
+	{ACL_PUBLISH_CLIENT_SEND, CONTROL_TOPIC},
+	{ACL_SUBSCRIBE_LITERAL, RESPONSE_TOPIC},
+	{ACL_SUBSCRIBE_LITERAL, EVENTS_TOPIC},
 };
 
 static bool add_admin_role(struct store *store)

@@ -177,7 +177,7 @@ static void print_usage(FILE *out)
 	fprintf(out, "Higher priority ACLs are evaluated first. rotate --grace keeps the old token working\n");
 	fprintf(out, "for that long (at most 7d). list fetches any number of tokens, 500 per request, and prints\n");
 	fprintf(out, "one table; --count N shows at most N, --offset N skips the first N.\n");
-	fprintf(out, "Lifecycle events: mosquitto_sub -t '$CONTROL/tokens/v1/events'.\n\n");
+	fprintf(out, "Lifecycle events: mosquitto_sub -t '" EVENTS_TOPIC "'.\n\n");
 }
 
 /* ---- the reply ---- */

@@ -11,10 +11,9 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#define EXIT_USAGE 2
+#include "control_topics.h"
 
-#define CONTROL_TOPIC "$CONTROL/tokens/v1"
-#define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
+#define EXIT_USAGE 2
 
 struct mosq_ctrl;
 struct ctrl_options;

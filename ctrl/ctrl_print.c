@@ -313,7 +313,7 @@ void ctrl_print_not_a_reply(const cJSON *reply)
 {
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
 	if(cJSON_IsString(error) && cJSON_GetObjectItemCaseSensitive(reply, "responses") == NULL){
-		fprintf(stderr, "Error: the broker answered \"%.200s\": nothing there serves $CONTROL/tokens/v1. "
+		fprintf(stderr, "Error: the broker answered \"%.200s\": nothing there serves " CONTROL_TOPIC ". "
 				"Is the mosquitto_tokens plugin loaded?\n", error->valuestring);
 		return;
 	}

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "changes.h"
+#include "control_topics.h"
 #include "expiry.h"
 #include "persist.h"
 #include "replies.h"
@@ -24,9 +25,6 @@
 
 #define TOKENS_VERSION "0.4.0"
 
-#define CONTROL_TOPIC "$CONTROL/tokens/v1"
-#define RESPONSE_TOPIC "$CONTROL/tokens/v1/response"
-#define EVENTS_TOPIC "$CONTROL/tokens/v1/events"
 #define METRICS_TOPIC_PREFIX "$SYS/broker/tokens/"
 
 #define DEFAULT_LAST_USED_SAVE_INTERVAL 60
