@@ -26,15 +26,26 @@
 
 #include "ctrl_layout.h"
 #include "ctrl_list.h"
+#include "rfc3339.h"
 #include "token_format.h"
+
+/* A validUntil argument as canonical UTC; false, with the error printed,
+ * for anything else. */
+static bool valid_until_argument(const char *text, char out[RFC3339_LEN + 1])
+{
+	if(ctrl_parse_valid_until(text, (int64_t)time(NULL), out)){
+		return true;
+	}
+	fprintf(stderr, "Error: validUntil \"%s\" is neither a duration (30d, 12h, 45m, 2w) "
+			"nor an RFC 3339 time (2027-01-01T00:00:00Z)\n", text);
+	return false;
+}
 
 static bool build_create(int argc, char *argv[], cJSON *command)
 {
 	(void)argc;
-	char valid_until[21];
-	if(!ctrl_parse_valid_until(argv[2], (int64_t)time(NULL), valid_until)){
-		fprintf(stderr, "Error: validUntil \"%s\" is neither a duration (30d, 12h, 45m, 2w) "
-				"nor an RFC 3339 time (2027-01-01T00:00:00Z)\n", argv[2]);
+	char valid_until[RFC3339_LEN + 1];
+	if(!valid_until_argument(argv[2], valid_until)){
 		return false;
 	}
 	return cJSON_AddStringToObject(command, "name", argv[0])
@@ -80,10 +91,8 @@ static bool build_rotate(int argc, char *argv[], cJSON *command)
 			cJSON_AddNumberToObject(command, "graceSeconds", (double)seconds);
 			i++;
 		}else if(!have_valid_until){
-			char valid_until[21];
-			if(!ctrl_parse_valid_until(argv[i], (int64_t)time(NULL), valid_until)){
-				fprintf(stderr, "Error: validUntil \"%s\" is neither a duration (30d, 12h, 45m, 2w) "
-						"nor an RFC 3339 time (2027-01-01T00:00:00Z)\n", argv[i]);
+			char valid_until[RFC3339_LEN + 1];
+			if(!valid_until_argument(argv[i], valid_until)){
 				return false;
 			}
 			cJSON_AddStringToObject(command, "validUntil", valid_until);

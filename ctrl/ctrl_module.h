@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "control_topics.h"
+#include "rfc3339.h"
 
 #define EXIT_USAGE 2
 
@@ -41,7 +42,7 @@ struct subcommand {
 
 /* "30d", "12h", "45m", "2w", "90s" from now, or an RFC 3339 time; the
  * result is written as canonical UTC. False for anything else. */
-bool ctrl_parse_valid_until(const char *text, int64_t now, char out[21]);
+bool ctrl_parse_valid_until(const char *text, int64_t now, char out[RFC3339_LEN + 1]);
 /* "30s", "10m", "12h", "30d", "2w" in seconds. */
 bool ctrl_parse_duration(const char *text, int64_t *seconds);
 
