@@ -115,9 +115,8 @@ void command_create_role(struct command_context *context)
 	if(!field_name(context, "rolename", ROLENAME_MAX_CHARS, &name)){
 		return;
 	}
-	const cJSON *acls = cJSON_GetObjectItemCaseSensitive(context->command, "acls");
-	if(acls && !cJSON_IsArray(acls)){
-		command_fail(context, CODE_INVALID, "Field 'acls' must be an array");
+	const cJSON *acls = NULL;
+	if(!field_optional_array(context, "acls", &acls)){
 		return;
 	}
 	if(store_find_role(store, name)){

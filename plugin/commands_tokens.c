@@ -36,30 +36,20 @@ static cJSON *token_metadata(const struct store *store, const struct token *toke
 /* Commands that act on one token name it by exactly one of hash and name. */
 static struct token *find_target_token(struct command_context *context)
 {
-	const cJSON *command = context->command;
-	bool has_hash = cJSON_GetObjectItemCaseSensitive(command, "hash") != NULL;
-	bool has_name = cJSON_GetObjectItemCaseSensitive(command, "name") != NULL;
-	const char *value;
+	const char *key, *value;
 	struct token *token;
 
-	if(has_hash == has_name){
-		command_fail(context, CODE_INVALID, "Give exactly one of the fields 'hash' and 'name'");
+	if(!field_one_string_of(context, "hash", "name", &key, &value)){
 		return NULL;
 	}
-	if(has_hash){
+	if(strcmp(key, "hash") == 0){
 		unsigned char hash[TOKEN_HASH_LEN];
-		if(!field_string(context, "hash", &value)){
-			return NULL;
-		}
 		if(!token_format_hash_from_hex(value, hash)){
 			command_fail(context, CODE_INVALID, "Field 'hash' must be 64 lowercase hex digits");
 			return NULL;
 		}
 		token = store_find_token_by_hash(&context->plugin->store, hash);
 	}else{
-		if(!field_string(context, "name", &value)){
-			return NULL;
-		}
 		token = store_find_token_by_name(&context->plugin->store, value);
 	}
 	if(token == NULL){
@@ -330,15 +320,12 @@ static struct previous_secret *grace_for(const struct token *old, int64_t grace,
 
 static bool rotation_valid_until(struct command_context *context, const struct token *old, int64_t *valid_until)
 {
-	if(cJSON_GetObjectItemCaseSensitive(context->command, "validUntil")){
-		if(!field_time(context, "validUntil", valid_until)){
-			return false;
-		}
-	}else{
-		/* The same lifetime as before, from now. */
-		int64_t lifetime = old->valid_until - old->issued_at;
-		*valid_until = context->now + (lifetime > 0 ? lifetime : 0);
-		if(*valid_until > RFC3339_MAX) *valid_until = RFC3339_MAX;
+	/* Without one, the same lifetime as before, from now. */
+	int64_t lifetime = old->valid_until - old->issued_at;
+	*valid_until = context->now + (lifetime > 0 ? lifetime : 0);
+	if(*valid_until > RFC3339_MAX) *valid_until = RFC3339_MAX;
+	if(!field_optional_time(context, "validUntil", valid_until)){
+		return false;
 	}
 	if(*valid_until <= context->now){
 		return command_fail(context, CODE_INVALID, "Field 'validUntil' must be in the future");

@@ -9,6 +9,11 @@
 #include "rfc3339.h"
 #include "store.h"
 
+static bool is_present(const cJSON *object, const char *key)
+{
+	return cJSON_GetObjectItemCaseSensitive(object, key) != NULL;
+}
+
 bool field_string_in(struct command_context *context, const cJSON *object, const char *key, const char **out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);
@@ -33,10 +38,18 @@ bool field_string(struct command_context *context, const char *key, const char *
 
 bool field_optional_string(struct command_context *context, const char *key, const char **out)
 {
-	if(cJSON_GetObjectItemCaseSensitive(context->command, key) == NULL){
-		return true;
+	return !is_present(context->command, key) || field_string(context, key, out);
+}
+
+bool field_one_string_of(struct command_context *context, const char *first, const char *second,
+		const char **key, const char **out)
+{
+	bool has_first = is_present(context->command, first);
+	if(has_first == is_present(context->command, second)){
+		return command_fail(context, CODE_INVALID, "Give exactly one of the fields '%s' and '%s'", first, second);
 	}
-	return field_string(context, key, out);
+	*key = has_first ? first : second;
+	return field_string(context, *key, out);
 }
 
 bool field_bool_in(struct command_context *context, const cJSON *object, const char *key, bool *out)
@@ -90,6 +103,24 @@ bool field_time(struct command_context *context, const char *key, int64_t *out)
 		return command_fail(context, CODE_INVALID,
 				"Field '%s' must be an RFC 3339 time between 1970 and 9999, such as 2027-01-01T00:00:00Z", key);
 	}
+	return true;
+}
+
+bool field_optional_time(struct command_context *context, const char *key, int64_t *out)
+{
+	return !is_present(context->command, key) || field_time(context, key, out);
+}
+
+bool field_optional_array(struct command_context *context, const char *key, const cJSON **out)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(context->command, key);
+	if(item == NULL){
+		return true;
+	}
+	if(!cJSON_IsArray(item)){
+		return command_fail(context, CODE_INVALID, "Field '%s' must be an array", key);
+	}
+	*out = item;
 	return true;
 }
 

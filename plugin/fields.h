@@ -20,9 +20,15 @@
 
 bool field_string(struct command_context *context, const char *key, const char **out);
 bool field_optional_string(struct command_context *context, const char *key, const char **out);
+/* Exactly one of two string fields, as for a token named by hash or by
+ * name: *key is the one given, *out its value. */
+bool field_one_string_of(struct command_context *context, const char *first, const char *second,
+		const char **key, const char **out);
 bool field_bool(struct command_context *context, const char *key, bool *out);
 bool field_optional_int(struct command_context *context, const char *key, int64_t min, int64_t max, int64_t *out);
 bool field_time(struct command_context *context, const char *key, int64_t *out);
+bool field_optional_time(struct command_context *context, const char *key, int64_t *out);
+bool field_optional_array(struct command_context *context, const char *key, const cJSON **out);
 /* A token or role name under NAME_MAX_CHARS / ROLENAME_MAX_CHARS rules. */
 bool field_name(struct command_context *context, const char *key, size_t max_chars, const char **out);
 /* Strings inside nested objects (ACLs in createRole) use these with the
