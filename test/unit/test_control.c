@@ -237,6 +237,16 @@ static void bad_fields_are_invalid(void **state)
 		{"{\"command\": \"addRoleACL\", \"rolename\": \"reader\", \"acltype\": \"subscribePattern\", \"topic\": \"a/#\", "
 			"\"allow\": true, \"priority\": 1.5}", "invalid", "'priority'"},
 		{"{\"command\": \"listRoles\", \"correlationData\": 42}", "invalid", "'correlationData'"},
+		/* The texts of the field getters, in full. */
+		{"{\"command\": \"rotateToken\"}", "invalid", "Give exactly one of the fields 'hash' and 'name'"},
+		{"{\"command\": \"rotateToken\", \"hash\": 5}", "invalid", "Field 'hash' must be a string"},
+		{"{\"command\": \"rotateToken\", \"name\": \"ci-bot\", \"validUntil\": 5}", "invalid",
+			"Field 'validUntil' must be a string"},
+		{"{\"command\": \"rotateToken\", \"name\": \"ci-bot\", \"validUntil\": \"soon\"}", "invalid",
+			"Field 'validUntil' must be an RFC 3339 time between 1970 and 9999, such as 2027-01-01T00:00:00Z"},
+		{"{\"command\": \"rotateToken\", \"name\": \"ci-bot\", \"validUntil\": \"2026-01-01T00:00:00Z\"}", "invalid",
+			"Field 'validUntil' must be in the future"},
+		{"{\"command\": \"createRole\", \"rolename\": \"w\", \"acls\": \"a/#\"}", "invalid", "Field 'acls' must be an array"},
 		{"{\"command\": \"frobnicate\"}", "invalid", "frobnicate"},
 		{"{\"command\": 3}", "invalid", "'command'"},
 		{"{\"name\": \"x\"}", "invalid", "'command'"},
