@@ -65,11 +65,6 @@ bool field_bool_in(struct command_context *context, const cJSON *object, const c
 	return true;
 }
 
-bool field_bool(struct command_context *context, const char *key, bool *out)
-{
-	return field_bool_in(context, context->command, key, out);
-}
-
 bool field_optional_int_in(struct command_context *context, const cJSON *object, const char *key,
 		int64_t min, int64_t max, int64_t *out)
 {

@@ -24,7 +24,6 @@ bool field_optional_string(struct command_context *context, const char *key, con
  * name: *key is the one given, *out its value. */
 bool field_one_string_of(struct command_context *context, const char *first, const char *second,
 		const char **key, const char **out);
-bool field_bool(struct command_context *context, const char *key, bool *out);
 bool field_optional_int(struct command_context *context, const char *key, int64_t min, int64_t max, int64_t *out);
 bool field_time(struct command_context *context, const char *key, int64_t *out);
 bool field_optional_time(struct command_context *context, const char *key, int64_t *out);

@@ -5,7 +5,6 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "acl.h"
@@ -105,54 +104,6 @@ cJSON *role_to_json(const struct role *role)
 		}
 	}
 	return object;
-}
-
-static bool add_sorted_roles(cJSON *array, const struct store *store)
-{
-	size_t count;
-	struct role **roles = store_sorted_roles(store, &count);
-	if(roles == NULL){
-		return false;
-	}
-	bool ok = true;
-	for(size_t i = 0; ok && i < count; i++){
-		cJSON *item = role_to_json(roles[i]);
-		ok = item && cJSON_AddItemToArray(array, item);
-		if(!ok) cJSON_Delete(item);
-	}
-	free(roles);
-	return ok;
-}
-
-static bool add_sorted_tokens(cJSON *array, const struct store *store)
-{
-	size_t count;
-	struct token **tokens = store_sorted_tokens(store, &count);
-	if(tokens == NULL){
-		return false;
-	}
-	bool ok = true;
-	for(size_t i = 0; ok && i < count; i++){
-		cJSON *item = token_state_to_json(store, tokens[i]);
-		ok = item && cJSON_AddItemToArray(array, item);
-		if(!ok) cJSON_Delete(item);
-	}
-	free(tokens);
-	return ok;
-}
-
-cJSON *state_to_json(const struct store *store)
-{
-	cJSON *document = cJSON_CreateObject();
-	bool versioned = cJSON_AddNumberToObject(document, "version", STATE_FORMAT_VERSION) != NULL;
-	cJSON *roles = cJSON_AddArrayToObject(document, "roles");
-	cJSON *tokens = cJSON_AddArrayToObject(document, "tokens");
-	if(!versioned || roles == NULL || tokens == NULL
-			|| !add_sorted_roles(roles, store) || !add_sorted_tokens(tokens, store)){
-		cJSON_Delete(document);
-		return NULL;
-	}
-	return document;
 }
 
 /* ---- loading ---- */

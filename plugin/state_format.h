@@ -33,8 +33,6 @@ cJSON *token_state_json_with(const struct token *token, const struct previous_se
 cJSON *role_acl_to_json(const struct role_acl *acl);
 cJSON *role_to_json(const struct role *role);
 
-cJSON *state_to_json(const struct store *store);
-
 /* Loading one item at a time: the state file's line-by-line reader and the
  * journal replay feed items as they read them. Each call checks the item
  * against the store as loaded so far (names and hashes unique, roles

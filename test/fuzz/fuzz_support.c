@@ -105,13 +105,34 @@ void fuzz_fail(const char *format, ...)
 	abort();
 }
 
-void fuzz_assert_same_state(const struct store *expected, const struct store *actual, const char *when)
+/* The store's roles and tokens as the snapshot writer prints them, in its order. */
+static cJSON *state_json(const struct store *store)
 {
-	cJSON *expected_json = state_to_json(expected);
-	cJSON *actual_json = state_to_json(actual);
-	if(expected_json == NULL || actual_json == NULL){
+	size_t role_count, token_count;
+	struct role **roles = store_sorted_roles(store, &role_count);
+	struct token **tokens = store_sorted_tokens(store, &token_count);
+	cJSON *document = cJSON_CreateObject();
+	cJSON *role_items = cJSON_AddArrayToObject(document, "roles");
+	cJSON *token_items = cJSON_AddArrayToObject(document, "tokens");
+	bool ok = roles && tokens && role_items && token_items;
+	for(size_t i = 0; ok && i < role_count; i++){
+		ok = cJSON_AddItemToArray(role_items, role_to_json(roles[i]));
+	}
+	for(size_t i = 0; ok && i < token_count; i++){
+		ok = cJSON_AddItemToArray(token_items, token_state_to_json(store, tokens[i]));
+	}
+	free(roles);
+	free(tokens);
+	if(!ok){
 		fuzz_fail("out of memory");
 	}
+	return document;
+}
+
+void fuzz_assert_same_state(const struct store *expected, const struct store *actual, const char *when)
+{
+	cJSON *expected_json = state_json(expected);
+	cJSON *actual_json = state_json(actual);
 	if(!cJSON_Compare(expected_json, actual_json, true)){
 		char *expected_text = cJSON_Print(expected_json);
 		char *actual_text = cJSON_Print(actual_json);

@@ -492,7 +492,7 @@ static void short_writes_still_write_everything(void **state)
 	assert_true(cJSON_IsString(id) && strlen(id->valuestring) == 32);
 	cJSON_DeleteItemFromObjectCaseSensitive(written, "journalId");
 	cJSON_DeleteItemFromObjectCaseSensitive(written, "previousJournalId");
-	cJSON *expected = state_to_json(&fixture->store);
+	cJSON *expected = test_state_json(&fixture->store);
 	assert_true(cJSON_Compare(written, expected, true));
 	cJSON_Delete(written);
 	cJSON_Delete(expected);

@@ -15,6 +15,7 @@
 #include "invariants.h"
 #include "control.h"
 #include "rfc3339.h"
+#include "state_format.h"
 #include "test_support.h"
 
 /* ---- formatting ---- */
@@ -385,6 +386,27 @@ struct token *test_add_token(struct store *store, const char *name, struct role 
 	assert_non_null(token);
 	store_link_token(store, token, role);
 	return token;
+}
+
+cJSON *test_state_json(const struct store *store)
+{
+	size_t role_count, token_count;
+	struct role **roles = store_sorted_roles(store, &role_count);
+	struct token **tokens = store_sorted_tokens(store, &token_count);
+	cJSON *document = cJSON_CreateObject();
+	assert_true(roles && tokens && cJSON_AddNumberToObject(document, "version", STATE_FORMAT_VERSION));
+	cJSON *role_items = cJSON_AddArrayToObject(document, "roles");
+	cJSON *token_items = cJSON_AddArrayToObject(document, "tokens");
+	assert_true(role_items && token_items);
+	for(size_t i = 0; i < role_count; i++){
+		assert_true(cJSON_AddItemToArray(role_items, role_to_json(roles[i])));
+	}
+	for(size_t i = 0; i < token_count; i++){
+		assert_true(cJSON_AddItemToArray(token_items, token_state_to_json(store, tokens[i])));
+	}
+	free(roles);
+	free(tokens);
+	return document;
 }
 
 /* ---- a plugin instance ---- */

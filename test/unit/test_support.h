@@ -116,6 +116,11 @@ struct token *test_add_token(struct store *store, const char *name, struct role 
 		int64_t issued_at, int64_t valid_until, int64_t last_used);
 void test_hash_of(const char *text, unsigned char hash[TOKEN_HASH_LEN]);
 
+/* The store as one state document (version, roles, tokens), built item by
+ * item with the snapshot writer's serialisers: what a saved file holds,
+ * less its journal fields and bindings. */
+cJSON *test_state_json(const struct store *store);
+
 /* ---- a plugin instance ---- */
 
 struct test_plugin {
