@@ -17,6 +17,11 @@
 #include "token_format.h"
 
 #define API_PREFIX "/api/"
+/* Under API_PREFIX: one token, by hash. */
+#define TOKEN_PATH_PREFIX "tokens/"
+#define BEARER_PREFIX "Bearer "
+/* Longer than any DNS name (253 bytes) with a port (":65535"). */
+#define HOST_HEADER_MAX_BYTES 260
 
 struct request_state {
 	char *body;
@@ -139,8 +144,8 @@ static enum MHD_Result send_asset(struct MHD_Connection *connection, const char 
 static const char *bearer_token(struct MHD_Connection *connection)
 {
 	const char *header = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if(header && strncasecmp(header, "Bearer ", 7) == 0){
-		return header + 7;
+	if(header && strncasecmp(header, BEARER_PREFIX, strlen(BEARER_PREFIX)) == 0){
+		return header + strlen(BEARER_PREFIX);
 	}
 	/* Accepted for compatibility, discouraged: URLs end up in logs. */
 	return MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "token");
@@ -256,7 +261,7 @@ static enum MHD_Result create_token(struct console *console, struct MHD_Connecti
 	}
 	cJSON *command = command_named("createToken");
 	static const char *const fields[] = {"name", "role", "validUntil"};
-	for(size_t i = 0; i < 3; i++){
+	for(size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++){
 		cJSON *field = cJSON_DetachItemFromObjectCaseSensitive(body, fields[i]);
 		if(field){
 			cJSON_AddItemToObject(command, fields[i], field);
@@ -286,7 +291,8 @@ static enum MHD_Result route_api(struct console *console, struct MHD_Connection 
 		const char *method, const struct request_state *state)
 {
 	const char *path = url + strlen(API_PREFIX);
-	bool known = strcmp(path, "tokens") == 0 || strcmp(path, "roles") == 0 || strncmp(path, "tokens/", 7) == 0;
+	bool is_token_path = strncmp(path, TOKEN_PATH_PREFIX, strlen(TOKEN_PATH_PREFIX)) == 0;
+	bool known = strcmp(path, "tokens") == 0 || strcmp(path, "roles") == 0 || is_token_path;
 	if(!known){
 		return send_error(connection, MHD_HTTP_NOT_FOUND, "notFound", "No such API path");
 	}
@@ -298,8 +304,8 @@ static enum MHD_Result route_api(struct console *console, struct MHD_Connection 
 		return send_error(connection, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 				"An application token is required: Authorization: Bearer mqtk_...");
 	}
-	if(strncmp(path, "tokens/", 7) == 0){
-		return on_token(console, connection, token, method, path + 7);
+	if(is_token_path){
+		return on_token(console, connection, token, method, path + strlen(TOKEN_PATH_PREFIX));
 	}
 	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 	if(strcmp(path, "roles") == 0){
@@ -347,15 +353,15 @@ static bool is_any(const char *address)
 
 static bool is_ip_literal(const char *name, size_t length)
 {
-	char copy[64];
-	unsigned char address[16];
+	char copy[INET6_ADDRSTRLEN + 2];   /* the longest IPv6 text, bracketed */
+	struct in6_addr address;           /* room for an IPv4 one too */
 	if(length >= sizeof(copy)){
 		return false;
 	}
 	bool bracketed = length >= 2 && name[0] == '[' && name[length - 1] == ']';
 	memcpy(copy, bracketed ? name + 1 : name, bracketed ? length - 2 : length);
 	copy[bracketed ? length - 2 : length] = '\0';
-	return bracketed ? inet_pton(AF_INET6, copy, address) == 1 : inet_pton(AF_INET, copy, address) == 1;
+	return bracketed ? inet_pton(AF_INET6, copy, &address) == 1 : inet_pton(AF_INET, copy, &address) == 1;
 }
 
 static bool same_name(const char *name, size_t length, const char *wanted)
@@ -369,7 +375,7 @@ static bool port_matches(const char *rest, int listen_port)
 	if(*rest == '\0'){
 		return true;
 	}
-	if(rest[0] != ':' || rest[1] < '0' || rest[1] > '9' || strlen(rest) > 6){
+	if(rest[0] != ':' || rest[1] < '0' || rest[1] > '9' || strlen(rest) > strlen(":65535")){
 		return false;
 	}
 	char *end;
@@ -401,7 +407,7 @@ static bool name_allowed(const struct allowed_hosts *hosts, const char *name, si
 
 bool console_host_allowed(const struct allowed_hosts *hosts, const char *host)
 {
-	if(host == NULL || *host == '\0' || strlen(host) > 260){
+	if(host == NULL || *host == '\0' || strlen(host) > HOST_HEADER_MAX_BYTES){
 		return false;
 	}
 	for(size_t i = 0; i < hosts->name_count; i++){

@@ -229,7 +229,7 @@ void ctrl_layout_options(const struct ctrl_layout *layout, struct mosq_ctrl *ctr
 	if(layout->tls_use_os_certs == ABSENT){
 		options->warn_unencrypted = !ca;
 	}else{
-		options->warn_unencrypted = !ca && !psk && !bool_at(ctrl, layout->tls_use_os_certs) && options->port != 8883;
+		options->warn_unencrypted = !ca && !psk && !bool_at(ctrl, layout->tls_use_os_certs) && options->port != CTRL_MQTT_TLS_PORT;
 	}
 	options->data_file = layout->data_file == ABSENT ? NULL : string_at(ctrl, layout->data_file);
 }

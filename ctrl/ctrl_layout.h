@@ -28,6 +28,10 @@ struct ctrl_layout;
 
 /* mosquitto_ctrl's PORT_UNDEFINED: no -p given. */
 #define CTRL_PORT_UNDEFINED (-1)
+/* MQTT's registered ports, which client_connect chooses from when no port
+ * is given. */
+#define CTRL_MQTT_PORT 1883
+#define CTRL_MQTT_TLS_PORT 8883
 
 /* What the module uses of mosquitto_ctrl's connection options. */
 struct ctrl_options {

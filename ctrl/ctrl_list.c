@@ -16,6 +16,7 @@
  * A mosquitto_ctrl without client_opts_set and client_connect gets one
  * request with a count, and a note when more tokens exist.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@
 #define LIST_PAGE_TOKENS 500
 /* As long as mosquitto_ctrl waits for its one reply. */
 #define REPLY_WAIT_MS 10000
+/* "list-page-" and any page number. */
+#define PAGE_CORRELATION_BYTES 32
 
 /* ---- arguments ---- */
 
@@ -35,7 +38,8 @@ static bool parse_count(const char *option, const char *text, int minimum, long 
 {
 	char *end;
 	long value = strtol(text, &end, 10);
-	if(end == text || *end != '\0' || value < minimum || value > 2147483647L){
+	/* The most listTokens takes for count and offset. */
+	if(end == text || *end != '\0' || value < minimum || value > INT32_MAX){
 		fprintf(stderr, "Error: %s needs a whole number of at least %d, not \"%s\"\n", option, minimum, text);
 		return false;
 	}
@@ -102,9 +106,9 @@ void ctrl_list_pager_free(struct list_pager *pager)
 	pager->rows = NULL;
 }
 
-static void page_correlation(const struct list_pager *pager, char out[32])
+static void page_correlation(const struct list_pager *pager, char out[PAGE_CORRELATION_BYTES])
 {
-	snprintf(out, 32, "list-page-%u", pager->page);
+	snprintf(out, PAGE_CORRELATION_BYTES, "list-page-%u", pager->page);
 }
 
 /* Tokens still wanted by --count, capped at a page. */
@@ -140,7 +144,7 @@ static char *list_request(const struct list_options *options, long count, long o
 
 char *ctrl_list_page_request(struct list_pager *pager)
 {
-	char correlation[32];
+	char correlation[PAGE_CORRELATION_BYTES];
 	pager->page++;
 	page_correlation(pager, correlation);
 	return list_request(&pager->options, page_count(pager), pager->next_offset, correlation);
@@ -151,7 +155,7 @@ char *ctrl_list_page_request(struct list_pager *pager)
 static bool answers_latest(const struct list_pager *pager, const cJSON *response)
 {
 	const cJSON *correlation = cJSON_GetObjectItemCaseSensitive(response, "correlationData");
-	char expected[32];
+	char expected[PAGE_CORRELATION_BYTES];
 	page_correlation(pager, expected);
 	return !cJSON_IsString(correlation) || strcmp(correlation->valuestring, expected) == 0;
 }
@@ -161,7 +165,7 @@ static enum page_outcome take_data(struct list_pager *pager, const cJSON *data)
 	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(data, "tokens");
 	const cJSON *total = cJSON_GetObjectItemCaseSensitive(data, "totalCount");
 	if(!cJSON_IsArray(tokens) || !cJSON_IsNumber(total) || !(total->valuedouble >= 0)
-			|| total->valuedouble > 2147483647.0){
+			|| total->valuedouble > (double)INT32_MAX){
 		ctrl_print_not_a_reply(NULL);
 		return PAGE_ERROR;
 	}

@@ -269,14 +269,18 @@ void ctrl_print_revoked(const cJSON *data)
 	printf(".\n");
 }
 
+/* An ACL line's columns: "allow" or "deny", the longest acltype
+ * (publishClientReceive), and room for most topics. */
+enum { ALLOW_WIDTH = 5, ACLTYPE_WIDTH = 20, TOPIC_WIDTH = 40 };
+
 static void print_acls(const cJSON *role)
 {
 	const cJSON *acl;
 	cJSON_ArrayForEach(acl, cJSON_GetObjectItemCaseSensitive(role, "acls")){
 		const cJSON *priority = cJSON_GetObjectItemCaseSensitive(acl, "priority");
-		printf("    %-5s %-20s %-40s priority %d\n",
-				cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(acl, "allow")) ? "allow" : "deny",
-				text_of(acl, "acltype"), text_of(acl, "topic"),
+		printf("    %-*s %-*s %-*s priority %d\n",
+				ALLOW_WIDTH, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(acl, "allow")) ? "allow" : "deny",
+				ACLTYPE_WIDTH, text_of(acl, "acltype"), TOPIC_WIDTH, text_of(acl, "topic"),
 				cJSON_IsNumber(priority) ? priority->valueint : 0);
 	}
 }
@@ -308,13 +312,16 @@ const cJSON *ctrl_reply_response(const cJSON *reply)
 }
 
 /* Mosquitto 2.1 itself answers a $CONTROL topic that no plugin serves
- * with {"error": "endpoint not available"}. */
+ * with {"error": "endpoint not available"}; a broker's answer is shown
+ * only up to this many bytes. */
+#define BROKER_ERROR_SHOWN 200
+
 void ctrl_print_not_a_reply(const cJSON *reply)
 {
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(reply, "error");
 	if(cJSON_IsString(error) && cJSON_GetObjectItemCaseSensitive(reply, "responses") == NULL){
-		fprintf(stderr, "Error: the broker answered \"%.200s\": nothing there serves " CONTROL_TOPIC ". "
-				"Is the mosquitto_tokens plugin loaded?\n", error->valuestring);
+		fprintf(stderr, "Error: the broker answered \"%.*s\": nothing there serves " CONTROL_TOPIC ". "
+				"Is the mosquitto_tokens plugin loaded?\n", BROKER_ERROR_SHOWN, error->valuestring);
 		return;
 	}
 	fprintf(stderr, "Error: the broker's reply is not a tokens plugin response\n");

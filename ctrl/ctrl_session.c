@@ -25,6 +25,11 @@
 
 /* mosquitto_ctrl's mqtt_protocol.h, which is not installed (or warns, on 2.1). */
 #define RC_UNSUPPORTED_PROTOCOL_VERSION 132
+/* MQTT 5 reason codes from 0x80 on are failures, a SUBACK's granted QoS too. */
+#define RC_FIRST_FAILURE 0x80
+/* The longest one mosquitto_loop call waits: libmosquitto's own default
+ * (mosquitto_loop_forever), so that keepalive pings keep their time. */
+#define LOOP_WAIT_MS 1000
 
 /* client_opts_set and client_connect: the same in every release from
  * 2.0.0 to 2.1.2. They read cfg in their own release's layout. */
@@ -103,7 +108,7 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_cou
 	(void)mosq;
 	(void)mid;
 	(void)props;
-	if(qos_count == 1 && granted_qos[0] < 128){
+	if(qos_count == 1 && granted_qos[0] < RC_FIRST_FAILURE){
 		session->subscribed = true;
 		return;
 	}
@@ -120,7 +125,7 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason_co
 	(void)mosq;
 	(void)mid;
 	(void)props;
-	if(reason_code > 127){
+	if(reason_code >= RC_FIRST_FAILURE){
 		fprintf(stderr, "Publish error: %s\n", mosquitto_reason_string(reason_code));
 		fail(obj, CTRL_NOT_PUBLISHED);
 	}
@@ -169,11 +174,11 @@ static char *broker_name(const struct ctrl_options *options)
 	int port = options->port;
 	if(port == CTRL_PORT_UNDEFINED){
 		/* As client_connect chooses it. */
-		port = options->tls_default_port ? 8883 : 1883;
+		port = options->tls_default_port ? CTRL_MQTT_TLS_PORT : CTRL_MQTT_PORT;
 	}
 	const char *host = options->host ? options->host : "localhost";
 	bool ipv6 = strchr(host, ':') != NULL;
-	size_t size = strlen(host) + 16;
+	size_t size = strlen(host) + sizeof("[]:-2147483648");   /* brackets, a colon, any int */
 	char *name = malloc(size);
 	if(name){
 		snprintf(name, size, ipv6 ? "[%s]:%d" : "%s:%d", host, port);
@@ -223,7 +228,7 @@ static enum ctrl_wait run_until(struct ctrl_session *session, bool (*done)(const
 		if(left <= 0){
 			return CTRL_TIMEOUT;
 		}
-		int rc = mosquitto_loop(session->mosq, left < 1000 ? (int)left : 1000, 1);
+		int rc = mosquitto_loop(session->mosq, left < LOOP_WAIT_MS ? (int)left : LOOP_WAIT_MS, 1);
 		if(rc != MOSQ_ERR_SUCCESS){
 			fail(session, CTRL_LOST);
 		}
