@@ -209,7 +209,7 @@ vendor-broker-%:
 # what does not depend on the release and runs against Debian's anyway:
 # the plugin's answers to malformed requests, the store against its reload,
 # kill -9 and write faults (the plugin's own files), valgrind, and the
-# console's limits against slow HTTP clients. What is left, 693 tests,
+# console's limits against slow HTTP clients. What is left, about 700 tests,
 # takes about 7 minutes against 2.0.22 and 6 against 2.1.2 on 2 cores
 # (2026-12-01). RELEASE_PYTEST_ARGS= runs everything. Without the vendor
 # archives a release is skipped with a warning.
