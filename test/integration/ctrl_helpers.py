@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import pytest
 
 import tokens_helpers
+from access_helpers import wait_until
 from tokens_helpers import (
-    REPO, TIMEOUT, Broker, check_token_format, free_port, mosquitto_env, parse_time, sha256_hex,
+    MOSQUITTO, REPO, TIMEOUT, Broker, check_token_format, free_port, mosquitto_env, parse_time, port_open, sha256_hex,
 )
 
 MOSQUITTO_CTRL = "/usr/bin/mosquitto_ctrl"
@@ -419,3 +420,21 @@ def gcc_multiarch():
     assert gcc, "gcc is needed to know the multiarch folder"
     return subprocess.run([gcc, "-print-multiarch"], capture_output=True, text=True,
                           check=True).stdout.strip()
+
+
+@pytest.fixture
+def broker_without_plugin(tmp_path):
+    """A plain mosquitto of the release under test that lets anyone publish
+    anything: nothing there serves the control topic. Its port."""
+    port = free_port()
+    conf = tmp_path / "plain.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    with open(tmp_path / "plain.log", "wb") as log:
+        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log, env=mosquitto_env(),
+                                   stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port), timeout=10, message="the plain broker listening")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)

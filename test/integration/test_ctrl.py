@@ -14,21 +14,16 @@ import json
 import os
 import re
 import stat
-import subprocess
 import time
 
 import pytest
 
 from ctrl_helpers import (  # noqa: F401  (fixtures)
-    ADMIN_ACLS, SUBCOMMANDS, TOKEN_IN_TEXT, admin, admin_factory, closed_port,
+    ADMIN_ACLS, SUBCOMMANDS, TOKEN_IN_TEXT, admin, admin_factory, broker_without_plugin, closed_port,
     expect_error, expect_ok, expect_usage_error, fields, init_state, processes, publish,
     role_lines, run_ctrl, seconds_between, table, the_token, wait_subscribed,
 )
-from access_helpers import wait_until
-from tokens_helpers import (
-    HASH_RE, MOSQUITTO, broker_version, free_port, kicked_log_re, mosquitto_env, parse_time, port_open, sha256_hex,
-    token_checksum,
-)
+from tokens_helpers import HASH_RE, broker_version, kicked_log_re, parse_time, sha256_hex, token_checksum
 
 DAY = 86400
 
@@ -547,28 +542,12 @@ def test_no_broker(tmp_path):
     assert result.stdout == ""
 
 
-@pytest.fixture
-def broker_without_the_plugin(tmp_path):
-    port = free_port()
-    conf = tmp_path / "plain.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    with open(tmp_path / "plain.log", "wb") as log:
-        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log, env=mosquitto_env(),
-                                   stdin=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: port_open(port), timeout=10, message="the plain broker listening")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
 @pytest.mark.parametrize("command", [["list"], ["get", "x"], ["createRole", "r"]])
-def test_a_broker_without_the_plugin(broker_without_the_plugin, command):
+def test_a_broker_without_the_plugin(broker_without_plugin, command):
     """2.0 answers nobody; 2.1 itself answers that nothing serves the
     topic, and the module says so rather than "not a tokens plugin
     response"."""
-    result = run_ctrl(*command, port=broker_without_the_plugin, username="admin", password="x", timeout=30)
+    result = run_ctrl(*command, port=broker_without_plugin, username="admin", password="x", timeout=30)
     if broker_version() >= (2, 1):
         expect_error(result, 'Error: the broker answered "endpoint not available": nothing there serves '
                              '$CONTROL/tokens/v1. Is the mosquitto_tokens plugin loaded?')

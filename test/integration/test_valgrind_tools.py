@@ -21,20 +21,16 @@ mosquitto_ctrl, libmosquitto or other libraries alone is a warning.
 import concurrent.futures
 import os
 import re
-import subprocess
 import threading
 
 import pytest
 
 from console_helpers import CONSOLE, Console
-from ctrl_helpers import (
-    CTRL_MODULE, DEFAULT_CTRL, TOKEN_IN_TEXT, closed_port, expect_error, expect_ok, expect_usage_error, fields,
-    finish_broker, run_ctrl, start_admin_broker, the_token,
+from ctrl_helpers import (  # noqa: F401  (fixtures)
+    CTRL_MODULE, DEFAULT_CTRL, TOKEN_IN_TEXT, broker_without_plugin, closed_port, expect_error, expect_ok,
+    expect_usage_error, fields, finish_broker, run_ctrl, start_admin_broker, the_token,
 )
-from access_helpers import wait_until
-from tokens_helpers import (
-    FUTURE, MOSQUITTO, broker_version, free_port, mosquitto_env, port_open, sha256_hex, token_checksum,
-)
+from tokens_helpers import FUTURE, broker_version, sha256_hex, token_checksum
 from valgrind_helpers import OursIn, check_reports, skip_without_valgrind, valgrind_command
 
 CTRL_CODE = OursIn("the mosquitto_ctrl module", [CTRL_MODULE], ["ctrl", "plugin"])
@@ -129,24 +125,6 @@ def admin(tmp_path):
     made = start_admin_broker(os.path.join(str(tmp_path), "setup"))
     yield made
     finish_broker(made.broker)
-
-
-@pytest.fixture
-def broker_without_plugin(tmp_path):
-    """A plain mosquitto that lets anyone publish anything: nobody answers
-    a control request."""
-    port = free_port()
-    conf = tmp_path / "plain.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    with open(tmp_path / "plain.log", "wb") as log:
-        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log, env=mosquitto_env(),
-                                   stdin=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: port_open(port), timeout=10, message="the plain broker listening")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def expect_no_reply(result):
