@@ -24,7 +24,7 @@
 #include "broker_api.h"
 
 #include "broker_callbacks.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 
 #define CLIENTS 1024
 

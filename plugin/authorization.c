@@ -9,7 +9,7 @@
 
 #include "acl.h"
 #include "broker_callbacks.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* The read check of 2.1's HTTP API, right after a token login there
  * (authentication.c): the role must allow the URL explicitly. */

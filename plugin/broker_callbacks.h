@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <mosquitto.h>
 
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* authentication.c */
 

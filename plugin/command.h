@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#include "tokens_plugin.h"
+#include "instance.h"
 
 enum command_code {
 	CODE_INVALID,

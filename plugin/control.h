@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* requester: the name recorded as requestedBy and in the log. Returns the
  * {"responses": [...]} document, or NULL when out of memory. */

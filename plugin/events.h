@@ -8,7 +8,7 @@
 #ifndef EVENTS_H
 #define EVENTS_H
 
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* by and previous_hash may be NULL. */
 void events_publish(struct tokens_plugin *plugin, const char *event, const struct token *token,

@@ -10,7 +10,7 @@
 #include "invariants.h"
 #include "journal.h"
 
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* A saved binding is restored when its secret still logs in: its token's
  * current secret, or a previous one in its grace period. */

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "store.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* Both indexes hold the same tokens; every token's role is linked and
  * counts it; every ACL is in its type's list, highest priority first;

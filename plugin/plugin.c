@@ -13,7 +13,7 @@
 #include "broker_features.h"
 
 #include "broker_callbacks.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 
 static int64_t wall_clock_now(void)
 {

@@ -12,7 +12,7 @@
 
 #include "broker_callbacks.h"
 #include "events.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 
 static void close_expired_tokens(struct tokens_plugin *plugin, int64_t now)
 {

@@ -23,7 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "control.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 #include "fuzz_support.h"
 
 #define HASH(c) c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c

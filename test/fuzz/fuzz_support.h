@@ -13,7 +13,7 @@
 
 #include "persist.h"
 #include "store.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* A new empty folder, under /dev/shm when there is one; lives until exit. */
 const char *fuzz_scratch_dir(void);

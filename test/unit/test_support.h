@@ -20,7 +20,7 @@
 
 #include "persist.h"
 #include "store.h"
-#include "tokens_plugin.h"
+#include "instance.h"
 
 /* ---- formatting ---- */
 

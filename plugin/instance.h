@@ -6,8 +6,8 @@
  * The clock and the logger are pointers so that tests can drive time and
  * read what would have been logged.
  */
-#ifndef TOKENS_PLUGIN_H
-#define TOKENS_PLUGIN_H
+#ifndef INSTANCE_H
+#define INSTANCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
