@@ -1,7 +1,10 @@
 /*
  * Persistence: how the store reaches the disk and comes back. The plugin
- * uses four calls (load; record one change durably; write a snapshot;
- * close), so that another backend can take the JSON files' place later.
+ * uses four calls: load (persist_load); record one change durably
+ * (persist_record); write a snapshot (persist_save, when
+ * persist_wants_snapshot); close. They are the interface a second backend
+ * implements in the JSON files' place; what is below them (the files, the
+ * journal's lines, the snapshot's layout) is the JSON backend's own.
  *
  * The JSON backend keeps two files:
  *
@@ -24,6 +27,10 @@
  * sequence is newer. A snapshot (at clean shutdown, or when the journal has
  * grown as large as the store) empties the journal. A lock file,
  * <state_file>.lock, keeps a second broker away.
+ *
+ * Where each part lives: plugin/persist.c ties them together; journal.c
+ * (the lines) and journal_file.c (the file); snapshot_reader.c and
+ * snapshot_writer.c; state_folder.c (safe opening, fsyncs, the lock).
  *
  * Beside the store, the files keep the bindings of persistent MQTT
  * sessions to the secret they logged in with (session_records.h): a

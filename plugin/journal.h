@@ -16,7 +16,7 @@
  *    "ended": ["<client id>", ...]}
  *
  * The first line of a journal also carries "journalId", the id of the
- * snapshot it follows (docs/state-file.md); persist.c adds and checks it.
+ * snapshot it follows (docs/state-file.md); journal_file.c adds and checks it.
  *
  * The changes are those of changes.h: a command's change and its replay
  * are applied by the same function.

@@ -724,37 +724,6 @@ static bool read_document(const char *path, struct text text, struct store *stor
 	return loaded;
 }
 
-/* ---- opening ---- */
-
-int state_open_regular(const char *path, int flags, mode_t mode, const char *kind, char *error, size_t error_len)
-{
-	int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-	int saved = errno;
-	struct stat info;
-	if(fd < 0 && saved == ELOOP){
-		snprintf(error, error_len, "%s %s is a symbolic link; the state folder's files must be "
-				"regular files (links are not followed)", kind, path);
-	}else if(fd < 0 && saved == ENXIO){
-		/* Opening a FIFO without a reader for writing. */
-		snprintf(error, error_len, "%s %s is not a regular file", kind, path);
-	}else if(fd < 0){
-		snprintf(error, error_len, "cannot open %s %s: %s", kind, path, strerror(saved));
-	}else if(fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)){
-		snprintf(error, error_len, "%s %s is not a regular file", kind, path);
-		saved = EINVAL;
-	}else if(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0){
-		saved = errno;
-		snprintf(error, error_len, "cannot open %s %s: %s", kind, path, strerror(saved));
-	}else{
-		return fd;
-	}
-	if(fd >= 0){
-		close(fd);
-	}
-	errno = saved;
-	return -1;
-}
-
 /* ---- reading ---- */
 
 static bool read_mapped(const char *path, struct text text, struct store *store, struct session_records *sessions,

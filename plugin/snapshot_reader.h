@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "session_records.h"
+#include "state_folder.h"
 #include "state_format.h"
 #include "store.h"
 
@@ -38,13 +39,5 @@ struct snapshot_header {
  * the problem, leaves the store and the table empty and returns false. */
 bool snapshot_read(const char *path, struct store *store, struct session_records *sessions,
 		struct snapshot_header *header, char *error, size_t error_len);
-
-/* Opens one of the state folder's files the one safe way: never through a
- * symbolic link (O_NOFOLLOW), never waiting on a FIFO or device
- * (O_NONBLOCK, cleared again once open), and only if it is a regular file;
- * O_CLOEXEC is added to flags too. kind names the file in the sentence
- * written to error ("state file", "journal", "lock file"). Returns the
- * descriptor, or -1 with errno set (ENOENT: it does not exist). */
-int state_open_regular(const char *path, int flags, mode_t mode, const char *kind, char *error, size_t error_len);
 
 #endif

@@ -1,0 +1,38 @@
+/*
+ * Writing a snapshot (the state file, docs/state-file.md): the whole
+ * store and the persistent sessions' bindings, one role, token or binding
+ * per line (still one JSON document), the layout snapshot_reader.c reads
+ * fastest: loading a million tokens then parses a million small objects
+ * instead of one huge tree.
+ *
+ * The snapshot is written to a new temporary file in the same folder,
+ * fsync'd and renamed over the old one: a crash leaves the old file or the
+ * new one, never a mix. Syncing the folder after the rename is the
+ * caller's, because until it succeeds the journal must stay.
+ */
+#ifndef SNAPSHOT_WRITER_H
+#define SNAPSHOT_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session_records.h"
+#include "state_folder.h"
+#include "store.h"
+
+/* The header's journal fields. */
+struct snapshot_ids {
+	int64_t sequence;       /* "journalSequence": the last change the snapshot holds */
+	const char *id;         /* "journalId": what the journal after it will carry */
+	const char *previous;   /* "previousJournalId": the journal it folds in ("": one without an id); NULL: none */
+};
+
+/* Writes store and the bindings in sessions (sorted by client id) as the
+ * state file at path, and renames it into place. On failure the old file
+ * is untouched, the temporary one removed, and error holds a sentence
+ * naming the file and the step that failed. */
+bool snapshot_write(const struct state_folder *folder, const char *path, const struct store *store,
+		const struct session_records *sessions, const struct snapshot_ids *ids, char *error, size_t error_len);
+
+#endif
