@@ -9,7 +9,7 @@
 #include "acl.h"
 #include "command.h"
 #include "fields.h"
-#include "state_format.h"
+#include "metadata_json.h"
 
 static struct role *find_target_role(struct command_context *context)
 {

@@ -12,7 +12,7 @@
 #include "events.h"
 #include "fields.h"
 #include "rfc3339.h"
-#include "state_format.h"
+#include "metadata_json.h"
 
 /* The protocol's metadata object: with status, and previousValidUntil
  * while a rotated token's old secret still works. */

@@ -9,7 +9,7 @@
 #include "events.h"
 #include "journal.h"
 #include "rfc3339.h"
-#include "state_format.h"
+#include "metadata_json.h"
 
 static cJSON *event_json(const char *event, const struct token *token, int64_t now,
 		const char *by, const unsigned char *previous_hash)

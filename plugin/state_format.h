@@ -1,7 +1,9 @@
 /*
- * The state file's JSON shape (SPEC section 5) and the token and role
- * objects it shares with the protocol. Converting in either direction is
- * kept apart from file I/O so that it can be tested and fuzzed on its own.
+ * The state file's JSON shape (SPEC section 5). Converting in either
+ * direction is kept apart from file I/O so that it can be tested and fuzzed
+ * on its own. The token and role objects the file shares with the protocol
+ * are metadata_json.h's: a role line is role_to_json's object, a token line
+ * token_to_json's with what only the file keeps.
  */
 #ifndef STATE_FORMAT_H
 #define STATE_FORMAT_H
@@ -12,6 +14,9 @@
 #include <cjson/cJSON.h>
 
 #include "log_text.h"
+/* The state file's writers (the snapshot's and the journal's role and ACL
+ * lines) use role_to_json and role_acl_to_json with this header. */
+#include "metadata_json.h"
 #include "session_records.h"
 #include "store.h"
 
@@ -22,16 +27,13 @@
  * bytes, written as 32 lowercase hex digits. */
 #define JOURNAL_ID_HEX_LEN 32
 
-/* The token's metadata as the protocol shows it (no "status"). */
-cJSON *token_to_json(const struct token *token);
-/* As the state file keeps it: also the previous secret during a rotation's
- * grace period (previousHash, previousValidUntil) and the marks that the
- * expiry notices were sent (expiringNotified, expiredNotified). */
+/* A token as the state file keeps it: token_to_json's object, and also the
+ * previous secret during a rotation's grace period (previousHash,
+ * previousValidUntil) and the marks that the expiry notices were sent
+ * (expiringNotified, expiredNotified). */
 cJSON *token_state_to_json(const struct store *store, const struct token *token);
 /* The same with the previous secret given (NULL: none). */
 cJSON *token_state_json_with(const struct token *token, const struct previous_secret *previous);
-cJSON *role_acl_to_json(const struct role_acl *acl);
-cJSON *role_to_json(const struct role *role);
 
 /* Loading one item at a time: the state file's line-by-line reader and the
  * journal replay feed items as they read them. Each call checks the item

@@ -9,6 +9,7 @@
 
 #include "invariants.h"
 #include "login.h"
+#include "metadata_json.h"
 #include "state_format.h"
 #include "fuzz_support.h"
 

@@ -26,7 +26,8 @@ printf '%-8s %12s %8s %9s %8s %7s %s\n' harness executions exec/s "edges" "of" f
 targets() {
 	case $1 in
 	control) echo plugin/control.c plugin/commands_tokens.c plugin/commands_roles.c plugin/fields.c ;;
-	state) echo plugin/snapshot_reader.c plugin/state_format.c plugin/journal.c plugin/journal_file.c plugin/persist.c plugin/session_records.c ;;
+	state) echo plugin/snapshot_reader.c plugin/state_format.c plugin/metadata_json.c plugin/journal.c plugin/journal_file.c \
+		plugin/persist.c plugin/session_records.c ;;
 	console) echo console/http_api.c ;;
 	ctrl) echo ctrl/ctrl_main.c ctrl/ctrl_print.c ctrl/ctrl_valid_until.c ;;
 	esac

@@ -14,6 +14,7 @@
 
 #include "invariants.h"
 #include "control.h"
+#include "metadata_json.h"
 #include "rfc3339.h"
 #include "state_format.h"
 #include "test_support.h"
