@@ -75,13 +75,16 @@ static enum MHD_Result send_text(struct MHD_Connection *connection, unsigned sta
 	return send_response(connection, status, type, body, length, is_api, NULL);
 }
 
+/* What send_json sends when it cannot build its reply. */
+static const char out_of_memory_reply[] = "{\"error\":\"out of memory\",\"code\":\"internal\"}";
+
 static enum MHD_Result send_json(struct MHD_Connection *connection, unsigned status, cJSON *body)
 {
 	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
 	enum MHD_Result result = text
 		? send_text(connection, status, "application/json", text, strlen(text), true)
 		: send_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
-				"{\"error\":\"out of memory\",\"code\":\"internal\"}", 44, true);
+				out_of_memory_reply, sizeof(out_of_memory_reply) - 1, true);
 	/* A reply may hold a new token: wipe our copy. */
 	if(text){
 		OPENSSL_cleanse(text, strlen(text));
@@ -209,7 +212,7 @@ static enum MHD_Result answer(struct console *console, struct MHD_Connection *co
 	}else{
 		cJSON *data = cJSON_GetObjectItemCaseSensitive(response, "data");
 		result = data ? send_json(connection, success_status, data)
-			: send_text(connection, success_status, "application/json", "{}", 2, true);
+			: send_text(connection, success_status, "application/json", "{}", sizeof("{}") - 1, true);
 	}
 	cJSON_Delete(reply);
 	return result;
@@ -343,7 +346,8 @@ static void take_upload(struct request_state *state, const char *data, size_t si
 
 static bool is_loopback(const char *address)
 {
-	return strncmp(address, "127.", 4) == 0;
+	static const char loopback_v4[] = "127.";
+	return strncmp(address, loopback_v4, sizeof(loopback_v4) - 1) == 0;
 }
 
 static bool is_any(const char *address)
