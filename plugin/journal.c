@@ -12,6 +12,7 @@
 
 #include "journal.h"
 #include "log_text.h"
+#include "metadata_json.h"
 #include "rfc3339.h"
 #include "state_format.h"
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "metadata_json.h"
 #include "snapshot_writer.h"
 #include "state_format.h"
 

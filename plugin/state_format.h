@@ -14,9 +14,6 @@
 #include <cjson/cJSON.h>
 
 #include "log_text.h"
-/* The state file's writers (the snapshot's and the journal's role and ACL
- * lines) use role_to_json and role_acl_to_json with this header. */
-#include "metadata_json.h"
 #include "session_records.h"
 #include "store.h"
 
