@@ -3,7 +3,9 @@
  * every message: MOSQ_EVT_BASIC_AUTH (a token login) with 1k, 100k and 1M
  * tokens in the store, and MOSQ_EVT_ACL_CHECK for a role of 10 ACLs: a
  * publish (10 publishClientSend ACLs) and a delivery (5 subscribePattern
- * and 5 publishClientReceive ACLs: receiving needs both).
+ * and 5 publishClientReceive ACLs: receiving needs both), for a role
+ * without placeholders and for a fleet's role whose every ACL has one
+ * (%t, %c or %u).
  *
  *   bench_callbacks [--quick]      ns per call (wall clock, best of 5 runs)
  *
@@ -30,6 +32,8 @@
 
 static char publisher;   /* the connection whose publishes are checked */
 static char subscriber;  /* the connection whose deliveries are checked */
+static char fleet_publisher;    /* the same with the fleet's roles */
+static char fleet_subscriber;
 
 const char *mosquitto_client_address(const struct mosquitto *client)
 {
@@ -98,7 +102,20 @@ static double seconds(void)
 	return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
 
-/* A plugin instance with `count` tokens of one role, without a state file. */
+/* 5 subscribePattern and 5 publishClientReceive ACLs. */
+static struct role *role_with_readers_acls(const char *name, const char *const topics[10])
+{
+	struct role *role = role_new(name);
+	for(int i = 0; i < 5; i++){
+		role_link_acl(role, role_acl_new(ACL_SUBSCRIBE_PATTERN, topics[i], 10 - i, true));
+		role_link_acl(role, role_acl_new(ACL_PUBLISH_CLIENT_RECEIVE, topics[5 + i], 10 - i, true));
+	}
+	return role;
+}
+
+/* A plugin instance with `count` tokens, without a state file: the second
+ * of the readers role, the third and fourth of the fleet's roles, the
+ * others of the devices role. */
 static struct tokens_plugin *plugin_with_tokens(size_t count, char (*secrets)[TOKEN_LEN + 1], size_t secret_count)
 {
 	struct tokens_plugin *plugin = calloc(1, sizeof(*plugin));
@@ -117,12 +134,20 @@ static struct tokens_plugin *plugin_with_tokens(size_t count, char (*secrets)[TO
 	for(int i = 0; i < 10; i++){
 		role_link_acl(role, role_acl_new(ACL_PUBLISH_CLIENT_SEND, topics[i], 10 - i, true));
 	}
-	struct role *readers = role_new("readers");
+	struct role *readers = role_with_readers_acls("readers", topics);
 	store_link_role(&plugin->store, readers);
-	for(int i = 0; i < 5; i++){
-		role_link_acl(readers, role_acl_new(ACL_SUBSCRIBE_PATTERN, topics[i], 10 - i, true));
-		role_link_acl(readers, role_acl_new(ACL_PUBLISH_CLIENT_RECEIVE, topics[5 + i], 10 - i, true));
+	/* The same shapes, each device confined to its own levels. */
+	static const char *const fleet_topics[10] = {
+		"fleet/%t/status", "fleet/%c/telemetry/#", "alerts/%u/#", "config/%t/get", "ota/%c/progress",
+		"logs/%t/+", "metrics/%u/#", "cmd/%c/reply", "presence/%t", "devices/%c/data",
+	};
+	struct role *fleet = role_new("fleet");
+	store_link_role(&plugin->store, fleet);
+	for(int i = 0; i < 10; i++){
+		role_link_acl(fleet, role_acl_new(ACL_PUBLISH_CLIENT_SEND, fleet_topics[i], 10 - i, true));
 	}
+	struct role *fleet_readers = role_with_readers_acls("fleet-readers", fleet_topics);
+	store_link_role(&plugin->store, fleet_readers);
 	for(size_t i = 0; i < count; i++){
 		char secret[TOKEN_LEN + 1], name[32];
 		unsigned char hash[TOKEN_HASH_LEN];
@@ -132,9 +157,9 @@ static struct tokens_plugin *plugin_with_tokens(size_t count, char (*secrets)[TO
 			memcpy(secrets[i], secret, sizeof(secret));
 		}
 		snprintf(name, sizeof(name), "device-%zu", i);
-		/* The second secret is the subscriber's, of the readers role. */
+		struct role *roles[4] = {role, readers, fleet, fleet_readers};
 		store_link_token(&plugin->store, token_new(name, "bench", hash, 1790000000, 1890000000, TIME_NEVER),
-				i == 1 ? readers : role);
+				roles[i < 4 ? i : 0]);
 	}
 	return plugin;
 }
@@ -175,12 +200,15 @@ static double login_ns(struct tokens_plugin *plugin, char (*secrets)[TOKEN_LEN +
 
 /* A check that the role allows: a publish whose topic its 5th ACL (by
  * priority) matches, or a delivery on a topic its 5th subscribePattern
- * covers and no publishClientReceive ACL matches (all 5 are tried). */
-static double acl_ns(struct tokens_plugin *plugin, long calls, int access)
+ * covers and no publishClientReceive ACL matches (all 5 are tried). The
+ * fleet's 5th ACL is "ota/%c/progress". */
+static double acl_ns(struct tokens_plugin *plugin, long calls, int access, bool fleet)
 {
 	struct mosquitto_evt_acl_check event = {0};
-	event.client = (struct mosquitto *)(access == MOSQ_ACL_WRITE ? &publisher : &subscriber);
-	event.topic = "ota/boiler-7/progress";
+	bool write = access == MOSQ_ACL_WRITE;
+	event.client = (struct mosquitto *)(fleet ? (write ? &fleet_publisher : &fleet_subscriber)
+			: (write ? &publisher : &subscriber));
+	event.topic = fleet ? "ota/bench-client/progress" : "ota/boiler-7/progress";
 	event.access = access;
 	double best = 1e9;
 	for(int run = 0; run < 5; run++){
@@ -289,14 +317,20 @@ int main(int argc, char *argv[])
 		}
 		if(s == 0){
 			/* Bind one connection to a token of each 10-ACL role. */
-			struct mosquitto_evt_basic_auth login = {.client = (struct mosquitto *)&publisher, .password = secrets[0]};
-			authentication_on_basic_auth(MOSQ_EVT_BASIC_AUTH, &login, plugin);
-			login = (struct mosquitto_evt_basic_auth){.client = (struct mosquitto *)&subscriber, .password = secrets[1]};
-			authentication_on_basic_auth(MOSQ_EVT_BASIC_AUTH, &login, plugin);
+			char *connections[4] = {&publisher, &subscriber, &fleet_publisher, &fleet_subscriber};
+			for(int i = 0; i < 4; i++){
+				struct mosquitto_evt_basic_auth login = {.client = (struct mosquitto *)connections[i],
+					.password = secrets[i]};
+				authentication_on_basic_auth(MOSQ_EVT_BASIC_AUTH, &login, plugin);
+			}
 			printf("ACL check, role of 10 ACLs, publish: %6.0f ns per call (%ld calls)\n",
-					acl_ns(plugin, calls * 10, MOSQ_ACL_WRITE), 5 * calls * 10);
+					acl_ns(plugin, calls * 10, MOSQ_ACL_WRITE, false), 5 * calls * 10);
 			printf("ACL check, role of 10 ACLs, receive: %6.0f ns per call (%ld calls)\n",
-					acl_ns(plugin, calls * 10, MOSQ_ACL_READ), 5 * calls * 10);
+					acl_ns(plugin, calls * 10, MOSQ_ACL_READ, false), 5 * calls * 10);
+			printf("ACL check, role of 10 ACLs with placeholders, publish: %6.0f ns per call (%ld calls)\n",
+					acl_ns(plugin, calls * 10, MOSQ_ACL_WRITE, true), 5 * calls * 10);
+			printf("ACL check, role of 10 ACLs with placeholders, receive: %6.0f ns per call (%ld calls)\n",
+					acl_ns(plugin, calls * 10, MOSQ_ACL_READ, true), 5 * calls * 10);
 		}
 		free_plugin(plugin);
 	}

@@ -43,6 +43,7 @@ struct role_acl {
 	char *topic;
 	int priority;
 	bool allow;
+	bool has_placeholder;   /* a whole level of topic is %t, %c or %u (acl.h) */
 	enum acl_type type;
 };
 
@@ -50,6 +51,7 @@ struct role {
 	char *name;
 	struct role_acl *acls[ACL_TYPE_COUNT];
 	size_t acl_count;
+	size_t placeholder_acls;   /* ACLs with has_placeholder: only then does a check need a subject */
 	size_t token_count;
 	UT_hash_handle hh;
 };

@@ -15,11 +15,6 @@ static size_t level_length(const char *text)
 	return slash ? (size_t)(slash - text) : strlen(text);
 }
 
-static bool level_is(const char *level, size_t length, const char *wanted)
-{
-	return length == strlen(wanted) && memcmp(level, wanted, length) == 0;
-}
-
 /* Moves past the level of the given length and its '/', if any. Returns
  * false when there was no further level. */
 static bool next_level(const char **cursor, size_t length)
@@ -32,61 +27,192 @@ static bool next_level(const char **cursor, size_t length)
 	return false;
 }
 
-bool topic_filter_covers(const char *granted, const char *requested)
+/* Which placeholder a whole level is (SPEC section 3), or -1. */
+static int placeholder_of(const char *level, size_t length)
 {
-	/* MQTT: a filter starting with a wildcard does not match "$" topics. */
-	if(requested[0] == '$' && (granted[0] == '+' || granted[0] == '#')){
+	if(length != 2 || level[0] != '%'){
+		return -1;
+	}
+	switch(level[1]){
+		case 't': return ACL_SUBJECT_TOKEN_NAME;
+		case 'c': return ACL_SUBJECT_CLIENT_ID;
+		case 'u': return ACL_SUBJECT_USERNAME;
+		default: return -1;
+	}
+}
+
+bool acl_topic_has_placeholder(const char *topic)
+{
+	for(const char *level = topic;;){
+		size_t length = level_length(level);
+		if(placeholder_of(level, length) >= 0){
+			return true;
+		}
+		if(!next_level(&level, length)){
+			return false;
+		}
+	}
+}
+
+/* A value that can stand for a level: not empty, and no '/', '+' or '#'
+ * (which would let a client choose a name that reaches other levels or
+ * matches like a wildcard). */
+static void set_value(struct acl_subject *subject, int kind, const char *value)
+{
+	bool usable = value && value[0] != '\0' && strpbrk(value, "/+#") == NULL;
+	subject->value[kind] = usable ? value : NULL;
+	subject->length[kind] = usable ? strlen(value) : 0;
+}
+
+void acl_subject_init(struct acl_subject *subject, const char *token_name, const char *client_id,
+		const char *username)
+{
+	set_value(subject, ACL_SUBJECT_TOKEN_NAME, token_name);
+	set_value(subject, ACL_SUBJECT_CLIENT_ID, client_id);
+	set_value(subject, ACL_SUBJECT_USERNAME, username);
+}
+
+static bool ends_level(char c)
+{
+	return c == '/' || c == '\0';
+}
+
+static bool is_whole_level(const char *level, char c)
+{
+	return level[0] == c && ends_level(level[1]);
+}
+
+/* Moves both cursors past a granted level of plain text or a placeholder
+ * (which needs a subject with that value) and the requested level, if
+ * they are equal as text; false if not. */
+static bool pass_equal_level(const char **granted, const char **requested, const struct acl_subject *subject)
+{
+	const char *g = *granted, *r = *requested;
+	int kind = g[0] == '%' && g[1] != '\0' && ends_level(g[2]) ? placeholder_of(g, 2) : -1;
+	if(kind >= 0){
+		const char *value = subject ? subject->value[kind] : NULL;
+		size_t length = subject ? subject->length[kind] : 0;
+		if(value == NULL || strncmp(r, value, length) != 0 || !ends_level(r[length])){
+			return false;
+		}
+		*granted = g + 2;
+		*requested = r + length;
+		return true;
+	}
+	while(!ends_level(*g) && *g == *r){
+		g++;
+		r++;
+	}
+	if(!ends_level(*g) || !ends_level(*r)){
+		return false;
+	}
+	*granted = g;
+	*requested = r;
+	return true;
+}
+
+/* MQTT: a filter starting with a wildcard does not match "$" topics. Nor
+ * does one starting with a placeholder: a client that names itself
+ * "$CONTROL" must not reach the control topic through "%c/#". */
+static bool reaches_dollar_topic(const char *granted)
+{
+	return granted[0] == '+' || granted[0] == '#' || placeholder_of(granted, level_length(granted)) >= 0;
+}
+
+/* One pass over both filters, level by level; no level is measured
+ * twice, since this runs for every ACL a check walks. */
+static bool covers(const char *granted, const char *requested, const struct acl_subject *subject)
+{
+	if(requested[0] == '$' && reaches_dollar_topic(granted)){
 		return false;
 	}
 	const char *g = granted, *r = requested;
 	for(;;){
-		size_t g_len = level_length(g), r_len = level_length(r);
-		if(level_is(g, g_len, "#")){
+		if(is_whole_level(g, '#')){
 			return true;
 		}
-		if(level_is(r, r_len, "#")){
+		if(is_whole_level(r, '#')){
 			return false;   /* only "#" covers "#" */
 		}
-		if(!level_is(g, g_len, "+") && (level_is(r, r_len, "+") || g_len != r_len || memcmp(g, r, g_len) != 0)){
+		if(is_whole_level(g, '+')){
+			g++;
+			while(!ends_level(*r)) r++;
+		}else if(is_whole_level(r, '+') || !pass_equal_level(&g, &r, subject)){
 			return false;
 		}
-		bool g_more = next_level(&g, g_len);
-		bool r_more = next_level(&r, r_len);
-		if(!r_more){
+		if(*r == '\0'){
 			/* "a/#" also matches "a" itself. */
-			return !g_more || strcmp(g, "#") == 0;
+			return *g == '\0' || strcmp(g, "/#") == 0;
 		}
-		if(!g_more){
+		if(*g == '\0'){
 			return false;
 		}
+		g++;
+		r++;
 	}
 }
 
-static const struct role_acl *first_matching_topic(const struct role_acl *acl, const char *topic)
+bool topic_filter_covers(const char *granted, const char *requested)
+{
+	return covers(granted, requested, NULL);
+}
+
+/* A literal ACL with placeholders equals the requested filter once they
+ * are substituted. */
+static bool literal_equals(const char *granted, const char *requested, const struct acl_subject *subject)
+{
+	if(requested[0] == '$' && reaches_dollar_topic(granted)){
+		return false;
+	}
+	const char *g = granted, *r = requested;
+	for(;;){
+		if(!pass_equal_level(&g, &r, subject) || *g != *r){
+			return false;
+		}
+		if(*g == '\0'){
+			return true;
+		}
+		g++;
+		r++;
+	}
+}
+
+static bool acl_matches_topic(const struct role_acl *acl, const char *topic, const struct acl_subject *subject)
+{
+	if(acl->has_placeholder){
+		return covers(acl->topic, topic, subject);
+	}
+	bool matches = false;
+	return mosquitto_topic_matches_sub(acl->topic, topic, &matches) == MOSQ_ERR_SUCCESS && matches;
+}
+
+static const struct role_acl *first_matching_topic(const struct role_acl *acl, const char *topic,
+		const struct acl_subject *subject)
 {
 	for(; acl; acl = acl->next){
-		bool matches = false;
-		if(mosquitto_topic_matches_sub(acl->topic, topic, &matches) == MOSQ_ERR_SUCCESS && matches){
+		if(acl_matches_topic(acl, topic, subject)){
 			return acl;
 		}
 	}
 	return NULL;
 }
 
-static const struct role_acl *first_literal(const struct role_acl *acl, const char *filter)
+static const struct role_acl *first_literal(const struct role_acl *acl, const char *filter,
+		const struct acl_subject *subject)
 {
 	for(; acl; acl = acl->next){
-		if(strcmp(acl->topic, filter) == 0){
+		if(acl->has_placeholder ? literal_equals(acl->topic, filter, subject) : strcmp(acl->topic, filter) == 0){
 			return acl;
 		}
 	}
 	return NULL;
 }
 
-static const struct role_acl *first_covering(const struct role_acl *acl, const char *filter)
+static const struct role_acl *first_covering(const struct role_acl *acl, const char *filter,
+		const struct acl_subject *subject)
 {
 	for(; acl; acl = acl->next){
-		if(topic_filter_covers(acl->topic, filter)){
+		if(covers(acl->topic, filter, subject)){
 			return acl;
 		}
 	}
@@ -99,11 +225,11 @@ static bool decide(const struct role_acl *acl, bool default_allow)
 }
 
 static bool subscription_allows(const struct role *role, enum acl_type literal, enum acl_type pattern,
-		const char *filter, bool default_allow)
+		const char *filter, const struct acl_subject *subject, bool default_allow)
 {
-	const struct role_acl *acl = first_literal(role->acls[literal], filter);
+	const struct role_acl *acl = first_literal(role->acls[literal], filter, subject);
 	if(acl == NULL){
-		acl = first_covering(role->acls[pattern], filter);
+		acl = first_covering(role->acls[pattern], filter, subject);
 	}
 	return decide(acl, default_allow);
 }
@@ -120,11 +246,12 @@ static const char *shared_filter(const char *filter)
 	return slash ? slash + 1 : NULL;
 }
 
-static const struct role_acl *first_shared_covering(const struct role_acl *acl, const char *topic)
+static const struct role_acl *first_shared_covering(const struct role_acl *acl, const char *topic,
+		const struct acl_subject *subject)
 {
 	for(; acl; acl = acl->next){
 		const char *filter = shared_filter(acl->topic);
-		if(filter && topic_filter_covers(filter, topic)){
+		if(filter && covers(filter, topic, subject)){
 			return acl;
 		}
 	}
@@ -139,33 +266,33 @@ static const struct role_acl *first_shared_covering(const struct role_acl *acl, 
  * patterns by priority, else a literal wildcard filter that matches it
  * (so that a literal grant of "a/#" still receives "a/b"), else a grant
  * of a shared subscription whose filter covers it. */
-static bool subscribe_grant_covers(const struct role *role, const char *topic)
+static bool subscribe_grant_covers(const struct role *role, const char *topic, const struct acl_subject *subject)
 {
-	const struct role_acl *acl = first_literal(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
+	const struct role_acl *acl = first_literal(role->acls[ACL_SUBSCRIBE_LITERAL], topic, subject);
 	if(acl == NULL){
-		acl = first_covering(role->acls[ACL_SUBSCRIBE_PATTERN], topic);
+		acl = first_covering(role->acls[ACL_SUBSCRIBE_PATTERN], topic, subject);
 	}
 	if(acl == NULL){
-		acl = first_matching_topic(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
+		acl = first_matching_topic(role->acls[ACL_SUBSCRIBE_LITERAL], topic, subject);
 	}
 	if(acl == NULL){
-		acl = first_shared_covering(role->acls[ACL_SUBSCRIBE_PATTERN], topic);
+		acl = first_shared_covering(role->acls[ACL_SUBSCRIBE_PATTERN], topic, subject);
 	}
 	if(acl == NULL){
-		acl = first_shared_covering(role->acls[ACL_SUBSCRIBE_LITERAL], topic);
+		acl = first_shared_covering(role->acls[ACL_SUBSCRIBE_LITERAL], topic, subject);
 	}
 	return decide(acl, false);
 }
 
-static bool receive_allowed(const struct role *role, const char *topic)
+static bool receive_allowed(const struct role *role, const char *topic, const struct acl_subject *subject)
 {
-	return subscribe_grant_covers(role, topic)
-		&& decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], topic), true);
+	return subscribe_grant_covers(role, topic, subject)
+		&& decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], topic, subject), true);
 }
 
-bool acl_allows_http_api(const struct role *role, const char *path)
+bool acl_allows_http_api(const struct role *role, const char *path, const struct acl_subject *subject)
 {
-	return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], path), false);
+	return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_RECEIVE], path, subject), false);
 }
 
 bool acl_topic_is_valid(const char *topic, enum acl_topic_origin origin)
@@ -180,17 +307,17 @@ bool acl_topic_is_valid(const char *topic, enum acl_topic_origin origin)
 	return mosquitto_sub_topic_check(topic) == MOSQ_ERR_SUCCESS;
 }
 
-bool acl_allows(const struct role *role, int access, const char *topic)
+bool acl_allows(const struct role *role, int access, const char *topic, const struct acl_subject *subject)
 {
 	switch(access){
 		case MOSQ_ACL_WRITE:
-			return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_SEND], topic), false);
+			return decide(first_matching_topic(role->acls[ACL_PUBLISH_CLIENT_SEND], topic, subject), false);
 		case MOSQ_ACL_READ:
-			return receive_allowed(role, topic);
+			return receive_allowed(role, topic, subject);
 		case MOSQ_ACL_SUBSCRIBE:
-			return subscription_allows(role, ACL_SUBSCRIBE_LITERAL, ACL_SUBSCRIBE_PATTERN, topic, false);
+			return subscription_allows(role, ACL_SUBSCRIBE_LITERAL, ACL_SUBSCRIBE_PATTERN, topic, subject, false);
 		case MOSQ_ACL_UNSUBSCRIBE:
-			return subscription_allows(role, ACL_UNSUBSCRIBE_LITERAL, ACL_UNSUBSCRIBE_PATTERN, topic, true);
+			return subscription_allows(role, ACL_UNSUBSCRIBE_LITERAL, ACL_UNSUBSCRIBE_PATTERN, topic, subject, true);
 		default:
 			return false;
 	}

@@ -9,24 +9,45 @@
 #define ACL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "store.h"
+
+/* What the placeholders of an ACL's topic stand for, for the connection
+ * being checked (SPEC section 3): a level that is exactly "%t" is the
+ * token's name, "%c" the client id, "%u" the username. A value that is
+ * missing, empty, or holds '/', '+' or '#' matches no placeholder level;
+ * a placeholder that is not a whole level is plain text. Like a wildcard,
+ * a placeholder as the first level never matches a topic starting with
+ * '$'. The strings are borrowed for the check. */
+enum acl_subject_field { ACL_SUBJECT_TOKEN_NAME, ACL_SUBJECT_CLIENT_ID, ACL_SUBJECT_USERNAME, ACL_SUBJECT_FIELDS };
+struct acl_subject {
+	const char *value[ACL_SUBJECT_FIELDS];   /* NULL: matches nothing */
+	size_t length[ACL_SUBJECT_FIELDS];
+};
+void acl_subject_init(struct acl_subject *subject, const char *token_name, const char *client_id,
+		const char *username);
+/* Whether some whole level of topic is a placeholder. */
+bool acl_topic_has_placeholder(const char *topic);
 
 /* access is one of the broker's MOSQ_ACL_READ, _WRITE, _SUBSCRIBE,
  * _UNSUBSCRIBE. topic is the published topic, or the requested filter.
  * READ (a message on its way to the session) needs both a subscribe grant
  * that covers the topic and publishClientReceive (default allow): no
- * subscription a session holds widens what its role lets it read. */
-bool acl_allows(const struct role *role, int access, const char *topic);
+ * subscription a session holds widens what its role lets it read.
+ * subject gives the placeholders' values (NULL: none matches); a literal
+ * subscribe ACL with placeholders compares after substitution. */
+bool acl_allows(const struct role *role, int access, const char *topic, const struct acl_subject *subject);
 
 /* True when every topic that `requested` can match is matched by `granted`
- * (both MQTT topic filters): "a/#" covers "a/+/b", "a/+" does not cover "a/#". */
+ * (both MQTT topic filters): "a/#" covers "a/+/b", "a/+" does not cover "a/#".
+ * A placeholder level in granted matches nothing here. */
 bool topic_filter_covers(const char *granted, const char *requested);
 
 /* Mosquitto 2.1's HTTP API (its http_api listener) checks a read of the
  * URL's path: only a publishClientReceive ACL whose topic matches the path
  * and allows lets a token read it (say "/api/v1/#"); by default, no. */
-bool acl_allows_http_api(const struct role *role, const char *path);
+bool acl_allows_http_api(const struct role *role, const char *path, const struct acl_subject *subject);
 
 /* MQTT's longest string: no filter can be longer. */
 #define ACL_TOPIC_MAX_BYTES 65535

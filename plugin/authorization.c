@@ -11,6 +11,18 @@
 #include "broker_callbacks.h"
 #include "instance.h"
 
+/* What the role's placeholders stand for; NULL when it has none, so that
+ * a role without them pays nothing for them. */
+static const struct acl_subject *subject_of(const struct token *token, struct mosquitto *client,
+		struct acl_subject *subject)
+{
+	if(token->role->placeholder_acls == 0){
+		return NULL;
+	}
+	acl_subject_init(subject, token->name, mosquitto_client_id(client), mosquitto_client_username(client));
+	return subject;
+}
+
 /* The read check of 2.1's HTTP API, right after a token login there
  * (authentication.c): the role must allow the URL explicitly. */
 static int check_http_api(struct tokens_plugin *plugin, const struct mosquitto_evt_acl_check *check)
@@ -24,8 +36,9 @@ static int check_http_api(struct tokens_plugin *plugin, const struct mosquitto_e
 		const struct previous_secret *previous = store_find_previous_by_hash(&plugin->store, plugin->http_login.hash);
 		token = previous ? previous->token : NULL;
 	}
+	struct acl_subject subject;
 	bool allowed = token && plugin->now() < token->valid_until && check->access == MOSQ_ACL_READ
-			&& acl_allows_http_api(token->role, check->topic);
+			&& acl_allows_http_api(token->role, check->topic, subject_of(token, check->client, &subject));
 	return allowed ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
@@ -55,5 +68,7 @@ int authorization_on_acl_check(int event, void *event_data, void *userdata)
 	if(token == NULL || plugin->now() >= token->valid_until){
 		return MOSQ_ERR_ACL_DENIED;
 	}
-	return acl_allows(token->role, check->access, check->topic) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	struct acl_subject subject;
+	return acl_allows(token->role, check->access, check->topic, subject_of(token, check->client, &subject))
+		? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }

@@ -9,6 +9,7 @@
 #include <uninorm.h>
 #include <unistr.h>
 
+#include "acl.h"
 #include "store.h"
 
 static const char *const acl_type_names[ACL_TYPE_COUNT] = {
@@ -427,6 +428,7 @@ struct role_acl *role_acl_new(enum acl_type type, const char *topic, int priorit
 	acl->type = type;
 	acl->priority = priority;
 	acl->allow = allow;
+	acl->has_placeholder = acl_topic_has_placeholder(topic);
 	return acl;
 }
 
@@ -468,6 +470,7 @@ struct role_acl *role_unlink_acl(struct role *role, struct role_acl *acl)
 	*link = acl->next;
 	acl->next = NULL;
 	role->acl_count--;
+	role->placeholder_acls -= acl->has_placeholder;
 	return previous;
 }
 
@@ -477,4 +480,5 @@ void role_relink_acl(struct role *role, struct role_acl *acl, struct role_acl *p
 	acl->next = *link;
 	*link = acl;
 	role->acl_count++;
+	role->placeholder_acls += acl->has_placeholder;
 }

@@ -1,10 +1,11 @@
 /* ACL evaluation: types, priorities, literal vs pattern, defaults, the
- * filter-covers-filter matcher used for subscribePattern, and the topic
- * rule for new and stored ACLs. */
+ * filter-covers-filter matcher used for subscribePattern, the placeholders
+ * %t, %c and %u, and the topic rule for new and stored ACLs. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -28,11 +29,11 @@ static void test_defaults_without_acls(void **state)
 {
 	(void)state;
 	struct role *role = role_new("empty");
-	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/b"));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/b", NULL));
 	/* Nothing it may subscribe to, so nothing it may receive. */
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "a/b"));
-	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/b"));
-	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "a/b"));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "a/b", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/b", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "a/b", NULL));
 	role_free(role);
 }
 
@@ -43,11 +44,11 @@ static void test_publish_send_matches_filters(void **state)
 		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "sensors/+/data", .allow = true},
 	};
 	struct role *role = role_with(acls, 1);
-	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data"));
-	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data/x"));
-	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/data"));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/boiler/data/x", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "sensors/data", NULL));
 	/* A send ACL grants no receiving. */
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "sensors/boiler/data"));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "sensors/boiler/data", NULL));
 	role_free(role);
 }
 
@@ -62,11 +63,11 @@ static void test_highest_priority_decides(void **state)
 		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "#", .allow = true},
 	};
 	struct role *role = role_with(acls, 5);
-	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/open"));
-	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/secret"));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/open", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/secret", NULL));
 	/* a/# (priority 0) outranks a/public (priority -1). */
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "a/public"));
-	assert_true(acl_allows(role, MOSQ_ACL_READ, "b/anything"));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "a/public", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "b/anything", NULL));
 	role_free(role);
 }
 
@@ -78,8 +79,8 @@ static void test_equal_priority_first_added_wins(void **state)
 		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "a/#", .allow = true},
 	};
 	struct role *role = role_with(acls, 2);
-	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/b"));
-	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/b/c"));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/b", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/b/c", NULL));
 	role_free(role);
 }
 
@@ -93,13 +94,13 @@ static void test_subscribe_literal_before_pattern(void **state)
 	};
 	struct role *role = role_with(acls, 3);
 	/* The literal ACL decides first, whatever the priorities. */
-	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/private/#"));
-	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/private/x"));
-	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/+/x"));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/private/#", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/private/x", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "a/+/x", NULL));
 	/* A literal ACL matches the filter string exactly, not as a pattern. */
-	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "b/+"));
-	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "b/x"));
-	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "#"));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "b/+", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "b/x", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "#", NULL));
 	role_free(role);
 }
 
@@ -112,9 +113,9 @@ static void test_unsubscribe_uses_its_own_types(void **state)
 		{.type = ACL_UNSUBSCRIBE_LITERAL, .topic = "locked/open", .allow = true},
 	};
 	struct role *role = role_with(acls, 3);
-	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "a/b"));
-	assert_false(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "locked/x"));
-	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "locked/open"));
+	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "a/b", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "locked/x", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "locked/open", NULL));
 	role_free(role);
 }
 
@@ -155,8 +156,8 @@ static void test_publish_wildcards_do_not_reach_dollar_topics(void **state)
 		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "#", .allow = true},
 	};
 	struct role *role = role_with(acls, 1);
-	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/b"));
-	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "$CONTROL/tokens/v1"));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/b", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "$CONTROL/tokens/v1", NULL));
 	role_free(role);
 }
 
@@ -174,14 +175,14 @@ static void test_receiving_needs_a_subscribe_grant(void **state)
 		{.type = ACL_PUBLISH_CLIENT_RECEIVE, .topic = "plant/quiet", .allow = false},
 	};
 	struct role *role = role_with(acls, 5);
-	assert_true(acl_allows(role, MOSQ_ACL_READ, "plant/a/x"));
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/secret/x"));    /* a deny pattern outranks */
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/open"));        /* a literal deny equal to it */
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/quiet"));       /* granted, but receive denied */
-	assert_true(acl_allows(role, MOSQ_ACL_READ, "feeds/x/news"));       /* a literal wildcard grant */
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "feeds/x/other"));
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "other/topic"));       /* nothing covers it */
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "$SYS/broker/uptime")); /* wildcards do not reach $ topics */
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "plant/a/x", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/secret/x", NULL));    /* a deny pattern outranks */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/open", NULL));        /* a literal deny equal to it */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "plant/quiet", NULL));       /* granted, but receive denied */
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "feeds/x/news", NULL));       /* a literal wildcard grant */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "feeds/x/other", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "other/topic", NULL));       /* nothing covers it */
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "$SYS/broker/uptime", NULL)); /* wildcards do not reach $ topics */
 	role_free(role);
 }
 
@@ -195,12 +196,12 @@ static void test_shared_subscription_grants_receive_their_filter(void **state)
 		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "$share/workers/tasks/+", .allow = true},
 	};
 	struct role *role = role_with(acls, 2);
-	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/g/jobs/#"));
-	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "jobs/#"));
-	assert_true(acl_allows(role, MOSQ_ACL_READ, "jobs/1"));
-	assert_true(acl_allows(role, MOSQ_ACL_READ, "tasks/7"));
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "tasks/7/x"));
-	assert_false(acl_allows(role, MOSQ_ACL_READ, "other/1"));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/g/jobs/#", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "jobs/#", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "jobs/1", NULL));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "tasks/7", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "tasks/7/x", NULL));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "other/1", NULL));
 	role_free(role);
 }
 
@@ -260,6 +261,184 @@ static void test_stored_topics_keep_what_new_ones_may_not_have(void **state)
 	assert_int_equal(acl_topic_is_valid("", ACL_TOPIC_STORED), mosquitto_sub_topic_check("") == MOSQ_ERR_SUCCESS);
 }
 
+/* ---- placeholders: %t, %c, %u as whole levels ---- */
+
+static struct acl_subject subject_of(const char *token_name, const char *client_id, const char *username)
+{
+	struct acl_subject subject;
+	acl_subject_init(&subject, token_name, client_id, username);
+	return subject;
+}
+
+/* One role for a fleet: each device under its own name only. */
+static struct role *fleet_role(void)
+{
+	const struct role_acl acls[] = {
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "devices/%t/#", .allow = true},
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "clients/%c/status", .allow = true},
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "users/%u", .allow = true},
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "devices/%t/commands/+", .allow = true},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "inbox/%c", .allow = true},
+		{.type = ACL_UNSUBSCRIBE_PATTERN, .topic = "devices/%t/#", .allow = false},
+	};
+	struct role *role = role_with(acls, sizeof(acls) / sizeof(acls[0]));
+	assert_int_equal(role->placeholder_acls, 6);
+	return role;
+}
+
+static void test_placeholders_stand_for_the_subject(void **state)
+{
+	(void)state;
+	struct role *role = fleet_role();
+	struct acl_subject one = subject_of("boiler-1", "client-1", "user-1");
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "devices/boiler-1/temp", &one));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "devices/boiler-1", &one));         /* "#" covers the parent */
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "devices/boiler-2/temp", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "devices/%t/temp", &one));         /* not the text "%t" */
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "clients/client-1/status", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "clients/client-2/status", &one));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "users/user-1", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "users/user-1/x", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "users/user-2", &one));
+	/* A prefix or an extension of the value is another level. */
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "devices/boiler-10/temp", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "devices/boiler-/temp", &one));
+	role_free(role);
+}
+
+static void test_placeholder_patterns_cover_filters(void **state)
+{
+	(void)state;
+	struct role *role = fleet_role();
+	struct acl_subject one = subject_of("boiler-1", "client-1", "user-1");
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/boiler-1/commands/+", &one));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/boiler-1/commands/reset", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/boiler-2/commands/+", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/+/commands/+", &one));   /* every device's */
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/#", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/boiler-1/commands/#", &one));
+	/* Deliveries follow the same grant. */
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "devices/boiler-1/commands/reset", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "devices/boiler-2/commands/reset", &one));
+	/* An unsubscribe pattern with a placeholder. */
+	assert_false(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "devices/boiler-1/x", &one));
+	assert_true(acl_allows(role, MOSQ_ACL_UNSUBSCRIBE, "devices/boiler-2/x", &one));
+	role_free(role);
+}
+
+/* A literal ACL compares after substitution: it equals one filter only. */
+static void test_placeholder_literals_compare_after_substitution(void **state)
+{
+	(void)state;
+	struct role *role = fleet_role();
+	struct acl_subject one = subject_of("boiler-1", "client-1", "user-1");
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/client-1", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/client-2", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/+", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/#", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/client-1/x", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/%c", &one));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "inbox/client-1", &one));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "inbox/client-2", &one));
+	role_free(role);
+}
+
+/* Client ids and usernames are the client's choice: one that is empty or
+ * holds '+', '#' or '/' must not widen the grant to other levels. */
+static void test_hostile_values_match_no_placeholder(void **state)
+{
+	(void)state;
+	struct role *role = fleet_role();
+	const char *hostile[] = {"", "+", "#", "a/b", "client-2/status", "a+", "#b", "/"};
+	for(size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++){
+		struct acl_subject bad = subject_of(hostile[i], hostile[i], hostile[i]);
+		const char *topics[] = {"devices//temp", "devices/+/temp", "devices/a/b/temp", "clients/client-2/status",
+			"clients//status", "clients/a/b/status", "users/", "users/a/b", "users/+", "users/#", "users/a+",
+			"users/#b", "users//"};
+		for(size_t j = 0; j < sizeof(topics) / sizeof(topics[0]); j++){
+			if(acl_allows(role, MOSQ_ACL_WRITE, topics[j], &bad)){
+				fail_msg("value \"%s\" let \"%s\" through", hostile[i], topics[j]);
+			}
+		}
+		assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/+", &bad));
+		assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "inbox/#", &bad));
+		assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/+/commands/+", &bad));
+		assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "devices/#", &bad));
+	}
+	/* Missing values (no username) match nothing either. */
+	struct acl_subject missing = subject_of("boiler-1", "client-1", NULL);
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "users/", &missing));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "users/(null)", &missing));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "devices/boiler-1/x", NULL));
+	role_free(role);
+}
+
+static void test_long_and_unusual_values_match_exactly(void **state)
+{
+	(void)state;
+	struct role *role = fleet_role();
+	size_t length = 65535;
+	char *long_id = malloc(length + 1);
+	char *topic = malloc(length + 32);
+	assert_non_null(long_id);
+	assert_non_null(topic);
+	memset(long_id, 'x', length);
+	long_id[length] = '\0';
+	struct acl_subject subject = subject_of("boiler-1", long_id, "\xff\xfe");
+	snprintf(topic, length + 32, "clients/%s/status", long_id);
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, topic, &subject));
+	topic[length + 7] = 'y';   /* the id's last byte */
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, topic, &subject));
+	snprintf(topic, length + 32, "clients/%.*s/status", (int)(length - 1), long_id);
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, topic, &subject));
+	/* Invalid UTF-8 is compared as bytes (the broker refuses such topics). */
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "users/\xff\xfe", &subject));
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "users/\xff", &subject));
+	free(long_id);
+	free(topic);
+	role_free(role);
+}
+
+/* A placeholder is a whole level or plain text; and like a wildcard, a
+ * first-level one never reaches a "$" topic, whatever the client calls
+ * itself. */
+static void test_placeholder_edges(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "%c/#", .allow = true},
+		{.type = ACL_PUBLISH_CLIENT_SEND, .topic = "a/x%c/%cx/%%c/%C/%", .allow = true},
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "%u/+", .allow = true},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "%t", .allow = true},
+	};
+	struct role *role = role_with(acls, 4);
+	assert_int_equal(role->placeholder_acls, 3);
+	struct acl_subject dollar = subject_of("$SYS", "$CONTROL", "$SYS");
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "$CONTROL/tokens/v1", &dollar));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$SYS/broker", &dollar));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "$SYS/broker", &dollar));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$SYS", &dollar));
+	struct acl_subject plain = subject_of("name", "dev", "me");
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "dev/x", &plain));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "dev", &plain));
+	assert_true(acl_allows(role, MOSQ_ACL_WRITE, "a/x%c/%cx/%%c/%C/%", &plain));   /* plain text */
+	assert_false(acl_allows(role, MOSQ_ACL_WRITE, "a/xdev/devx/%dev/%C/%", &plain));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "me/+", &plain));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "name", &plain));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "name/x", &plain));
+	assert_true(acl_topic_has_placeholder("%t"));
+	assert_true(acl_topic_has_placeholder("a/%u"));
+	assert_false(acl_topic_has_placeholder("a/%x/%%/%c%"));
+	assert_false(acl_topic_has_placeholder(""));
+	/* Removing the ACLs takes the count back. */
+	struct role_acl *literal = role->acls[ACL_SUBSCRIBE_LITERAL];
+	role_unlink_acl(role, literal);
+	role_acl_free(literal);
+	assert_int_equal(role->placeholder_acls, 2);
+	role_free(role);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +454,12 @@ int main(void)
 		cmocka_unit_test(test_shared_subscription_grants_receive_their_filter),
 		cmocka_unit_test(test_topic_rule_filters),
 		cmocka_unit_test(test_stored_topics_keep_what_new_ones_may_not_have),
+		cmocka_unit_test(test_placeholders_stand_for_the_subject),
+		cmocka_unit_test(test_placeholder_patterns_cover_filters),
+		cmocka_unit_test(test_placeholder_literals_compare_after_substitution),
+		cmocka_unit_test(test_hostile_values_match_no_placeholder),
+		cmocka_unit_test(test_long_and_unusual_values_match_exactly),
+		cmocka_unit_test(test_placeholder_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
