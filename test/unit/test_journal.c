@@ -44,72 +44,6 @@ static void assert_store_empty(const struct store *store)
 
 /* ---- driving the persist ---- */
 
-/* As a restarted broker: a new persist, an empty store, which must load.
- * The caller clears loaded. */
-static void restart_and_load(struct persist_fixture *fixture, struct store *loaded)
-{
-	test_persist_reopen(fixture);
-	store_init(loaded);
-	fixture->error[0] = '\0';
-	if(!persist_load(fixture->persist, loaded, fixture->error, sizeof(fixture->error))){
-		fail_msg("persist_load: %s", fixture->error);
-	}
-}
-
-/* Restarts and loads into a new store, which must equal fixture->store. */
-static void assert_restart_gives_the_same_store(struct persist_fixture *fixture)
-{
-	struct store loaded;
-	restart_and_load(fixture, &loaded);
-	test_assert_stores_equal(&fixture->store, &loaded);
-	store_clear(&loaded);
-}
-
-/* Restarts; loading must fail and leave the store empty. The error is in
- * fixture->error. */
-static void restart_and_refuse(struct persist_fixture *fixture)
-{
-	test_persist_reopen(fixture);
-	struct store loaded;
-	store_init(&loaded);
-	fixture->error[0] = '\0';
-	if(persist_load(fixture->persist, &loaded, fixture->error, sizeof(fixture->error))){
-		size_t tokens = store_token_count(&loaded);
-		store_clear(&loaded);
-		fail_msg("loaded (%zu tokens) instead of refusing", tokens);
-	}
-	assert_store_empty(&loaded);
-	assert_true(fixture->error[0] != '\0');
-}
-
-/* Records one change (deleted afterwards); it must succeed. */
-static void record(struct persist_fixture *fixture, cJSON *change)
-{
-	assert_non_null(change);
-	fixture->error[0] = '\0';
-	bool ok = persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error));
-	cJSON_Delete(change);
-	if(!ok){
-		fail_msg("persist_record: %s", fixture->error);
-	}
-}
-
-static void save(struct persist_fixture *fixture, const struct store *store)
-{
-	if(!persist_save(fixture->persist, store, fixture->error, sizeof(fixture->error))){
-		fail_msg("persist_save: %s", fixture->error);
-	}
-}
-
-static char *read_existing(const char *path, size_t *length)
-{
-	char *content = test_read_file(path, length);
-	if(content == NULL){
-		fail_msg("%s does not exist", path);
-	}
-	return content;
-}
-
 static size_t count_char(const char *text, size_t length, char c)
 {
 	size_t count = 0;
@@ -124,7 +58,7 @@ static size_t count_char(const char *text, size_t length, char c)
 static cJSON *journal_lines(const struct persist_fixture *fixture)
 {
 	size_t length;
-	char *text = read_existing(fixture->journal_path, &length);
+	char *text = test_read_existing(fixture->journal_path, &length);
 	cJSON *lines = cJSON_CreateArray();
 	assert_non_null(lines);
 	assert_true(length > 0);
@@ -148,19 +82,6 @@ static int64_t seq_of(const cJSON *change)
 	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(change, "seq");
 	assert_true(cJSON_IsNumber(seq));
 	return (int64_t)seq->valuedouble;
-}
-
-static int64_t snapshot_sequence(const struct persist_fixture *fixture)
-{
-	char *text = read_existing(fixture->path, NULL);
-	cJSON *document = cJSON_Parse(text);
-	free(text);
-	assert_non_null(document);
-	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(document, "journalSequence");
-	assert_true(cJSON_IsNumber(sequence));
-	int64_t value = (int64_t)sequence->valuedouble;
-	cJSON_Delete(document);
-	return value;
 }
 
 static char *hash_hex(const struct token *token)
@@ -193,50 +114,50 @@ static size_t record_history(struct persist_fixture *fixture)
 	test_add_acl(sensors, ACL_PUBLISH_CLIENT_SEND, "sensors/#", 5, false);
 	test_add_acl(sensors, ACL_PUBLISH_CLIENT_SEND, "sensors/secret/#", 10, false);
 	test_add_acl(sensors, ACL_SUBSCRIBE_PATTERN, "commands/+", -1, true);
-	record(fixture, encoded(change_create_role(sensors)));
+	test_persist_record(fixture, encoded(change_create_role(sensors)));
 	struct role *admin = test_add_role(store, "admin");
-	record(fixture, encoded(change_create_role(admin)));
+	test_persist_record(fixture, encoded(change_create_role(admin)));
 	struct role *unused = test_add_role(store, "unused role");
 	test_add_acl(unused, ACL_SUBSCRIBE_LITERAL, "a/b", 0, true);
-	record(fixture, encoded(change_create_role(unused)));
+	test_persist_record(fixture, encoded(change_create_role(unused)));
 
 	/* addRoleACL: equal priorities stay in the order they were added. */
 	struct role_acl *acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "b/#", 0, true);
-	record(fixture, encoded(change_add_role_acl(admin, acl)));
+	test_persist_record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "doomed/#", 0, false);
 	struct role_acl *doomed = acl;
-	record(fixture, encoded(change_add_role_acl(admin, acl)));
+	test_persist_record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "$CONTROL/tokens/v1", 0, true);
-	record(fixture, encoded(change_add_role_acl(admin, acl)));
+	test_persist_record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "a/#", 0, false);
-	record(fixture, encoded(change_add_role_acl(admin, acl)));
+	test_persist_record(fixture, encoded(change_add_role_acl(admin, acl)));
 	acl = test_add_acl(admin, ACL_PUBLISH_CLIENT_SEND, "high/#", 7, true);
-	record(fixture, encoded(change_add_role_acl(admin, acl)));
+	test_persist_record(fixture, encoded(change_add_role_acl(admin, acl)));
 
 	/* createToken x3. */
 	struct token *boiler = test_add_token(store, "boiler-7", sensors, t, t + 180 * 86400, TIME_NEVER);
-	record(fixture, encoded(change_create_token(boiler)));
+	test_persist_record(fixture, encoded(change_create_token(boiler)));
 	struct token *bot = test_add_token(store, "ci-bot", admin, t + 60, RFC3339_MAX, t + 120);
-	record(fixture, encoded(change_create_token(bot)));
+	test_persist_record(fixture, encoded(change_create_token(bot)));
 	unsigned char odd_hash[TOKEN_HASH_LEN];
 	memset(odd_hash, 0x5a, sizeof(odd_hash));
 	struct token *odd = token_new("Größe \"q\" ✓", "client \"x\" / é", odd_hash, t - 86400, t + 1, TIME_NEVER);
 	assert_non_null(odd);
 	store_link_token(store, odd, sensors);
-	record(fixture, encoded(change_create_token(odd)));
+	test_persist_record(fixture, encoded(change_create_token(odd)));
 
 	/* revokeToken. */
-	record(fixture, encoded(change_revoke_token(bot)));
+	test_persist_record(fixture, encoded(change_revoke_token(bot)));
 	store_unlink_token(store, bot);
 	token_free(bot);
 
 	/* removeRoleACL, between two ACLs of the same priority. */
-	record(fixture, encoded(change_remove_role_acl(admin, doomed)));
+	test_persist_record(fixture, encoded(change_remove_role_acl(admin, doomed)));
 	role_unlink_acl(admin, doomed);
 	role_acl_free(doomed);
 
 	/* deleteRole of a role no token uses. */
-	record(fixture, encoded(change_delete_role(unused)));
+	test_persist_record(fixture, encoded(change_delete_role(unused)));
 	store_unlink_role(store, unused);
 	role_free(unused);
 
@@ -246,7 +167,7 @@ static size_t record_history(struct persist_fixture *fixture)
 	const struct token *used[] = {boiler, odd};
 	cJSON *change = journal_last_used_of(used, 2);
 	assert_non_null(change);
-	record(fixture, change);
+	test_persist_record(fixture, change);
 	return HISTORY_RECORDS;
 }
 
@@ -270,7 +191,7 @@ static void recorded_changes_reload_into_the_same_store(void **state)
 	cJSON_Delete(lines);
 
 	struct store loaded;
-	restart_and_load(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
 	assert_null(persist_load_notice(fixture->persist));
 	test_assert_stores_equal(&fixture->store, &loaded);
 
@@ -300,7 +221,7 @@ static void recorded_changes_reload_into_the_same_store(void **state)
 
 	/* Loading wrote nothing: a second restart reads the same. */
 	assert_false(test_file_exists(fixture->path));
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 }
 
 /* ==== 2. a snapshot empties the journal ==== */
@@ -311,21 +232,21 @@ static void snapshot_empties_the_journal_and_later_changes_follow_it(void **stat
 	size_t records = record_history(fixture);
 	assert_true(persist_has_journal(fixture->persist));
 
-	save(fixture, &fixture->store);
+	test_persist_save(fixture, &fixture->store);
 	assert_false(test_file_exists(fixture->journal_path));
 	assert_false(persist_has_journal(fixture->persist));
-	assert_int_equal(snapshot_sequence(fixture), (int64_t)records);
+	assert_int_equal(test_persist_snapshot_sequence(fixture), (int64_t)records);
 	assert_int_equal(test_count_entries_containing(fixture->dir, ".tmp."), 0);
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 
 	/* Changes after the snapshot, on the persist that wrote it: a new
 	 * journal, numbered on from the snapshot. */
 	struct role *sensors = store_find_role(&fixture->store, "sensors");
 	struct token *late = test_add_token(&fixture->store, "late", sensors,
 			test_time("2026-12-01T00:00:00Z"), test_time("2027-12-01T00:00:00Z"), TIME_NEVER);
-	record(fixture, encoded(change_create_token(late)));
+	test_persist_record(fixture, encoded(change_create_token(late)));
 	struct token *boiler = store_find_token_by_name(&fixture->store, "boiler-7");
-	record(fixture, encoded(change_revoke_token(boiler)));
+	test_persist_record(fixture, encoded(change_revoke_token(boiler)));
 	store_unlink_token(&fixture->store, boiler);
 	token_free(boiler);
 
@@ -334,27 +255,27 @@ static void snapshot_empties_the_journal_and_later_changes_follow_it(void **stat
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, 0)), (int64_t)records + 1);
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, 1)), (int64_t)records + 2);
 	cJSON_Delete(lines);
-	assert_int_equal(snapshot_sequence(fixture), (int64_t)records);   /* the snapshot is untouched */
-	assert_restart_gives_the_same_store(fixture);
+	assert_int_equal(test_persist_snapshot_sequence(fixture), (int64_t)records);   /* the snapshot is untouched */
+	test_assert_restart_gives_the_same_store(fixture);
 
 	/* And on a persist that loaded snapshot + journal. */
 	struct role *admin = store_find_role(&fixture->store, "admin");
 	struct role_acl *acl = test_add_acl(admin, ACL_UNSUBSCRIBE_PATTERN, "x/#", 3, true);
-	record(fixture, encoded(change_add_role_acl(admin, acl)));
+	test_persist_record(fixture, encoded(change_add_role_acl(admin, acl)));
 	lines = journal_lines(fixture);
 	assert_int_equal(cJSON_GetArraySize(lines), 3);
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, 2)), (int64_t)records + 3);
 	cJSON_Delete(lines);
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 
 	/* A second snapshot holds all of it. */
 	struct store loaded;
-	restart_and_load(fixture, &loaded);
-	save(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
+	test_persist_save(fixture, &loaded);
 	store_clear(&loaded);
 	assert_false(test_file_exists(fixture->journal_path));
-	assert_int_equal(snapshot_sequence(fixture), (int64_t)records + 3);
-	assert_restart_gives_the_same_store(fixture);
+	assert_int_equal(test_persist_snapshot_sequence(fixture), (int64_t)records + 3);
+	test_assert_restart_gives_the_same_store(fixture);
 }
 
 /* ==== 3. a crash between the snapshot's rename and the journal's removal ==== */
@@ -367,20 +288,20 @@ static void journal_already_in_the_snapshot_is_skipped(void **state)
 	 * must be skipped too, not applied a second time. */
 	struct role *sensors = store_find_role(&fixture->store, "sensors");
 	struct token *last = test_add_token(&fixture->store, "last-before-snapshot", sensors, 900, 950, TIME_NEVER);
-	record(fixture, encoded(change_create_token(last)));
+	test_persist_record(fixture, encoded(change_create_token(last)));
 	records++;
 	size_t length;
-	char *journal = read_existing(fixture->journal_path, &length);
-	save(fixture, &fixture->store);
+	char *journal = test_read_existing(fixture->journal_path, &length);
+	test_persist_save(fixture, &fixture->store);
 	assert_false(test_file_exists(fixture->journal_path));
 	/* The crash: the journal is still there beside the new snapshot. */
 	test_write_file(fixture->journal_path, journal, length);
-	assert_int_equal(snapshot_sequence(fixture), (int64_t)records);
+	assert_int_equal(test_persist_snapshot_sequence(fixture), (int64_t)records);
 
 	/* Replaying it again would fail ("token exists", "duplicate rolename")
 	 * or change the store; it must be skipped. */
 	struct store loaded;
-	restart_and_load(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
 	test_assert_stores_equal(&fixture->store, &loaded);
 	assert_null(persist_load_notice(fixture->persist));
 	/* Nothing in it is pending: no reason for another snapshot. */
@@ -392,12 +313,12 @@ static void journal_already_in_the_snapshot_is_skipped(void **state)
 	/* The broker goes on: the next change is appended to that journal,
 	 * numbered after the snapshot, and replayed on the next start. */
 	struct token *late = test_add_token(&fixture->store, "late", sensors, 1000, 2000, TIME_NEVER);
-	record(fixture, encoded(change_create_token(late)));
+	test_persist_record(fixture, encoded(change_create_token(late)));
 	cJSON *lines = journal_lines(fixture);
 	assert_int_equal(cJSON_GetArraySize(lines), records + 1);
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, (int)records)), (int64_t)records + 1);
 	cJSON_Delete(lines);
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 	free(journal);
 }
 
@@ -419,11 +340,11 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 {
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
-	record(fixture, encoded(change_create_role(role)));
+	test_persist_record(fixture, encoded(change_create_role(role)));
 	struct token *first = test_add_token(&fixture->store, "first", role, 100, 200, TIME_NEVER);
-	record(fixture, encoded(change_create_token(first)));
+	test_persist_record(fixture, encoded(change_create_token(first)));
 	size_t complete_length;
-	char *complete = read_existing(fixture->journal_path, &complete_length);
+	char *complete = test_read_existing(fixture->journal_path, &complete_length);
 
 	/* The change that was being written: never acknowledged. */
 	struct token *torn = test_add_token(&fixture->store, "torn", role, 300, 400, TIME_NEVER);
@@ -443,7 +364,7 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 		free(journal);
 
 		struct store loaded;
-		restart_and_load(fixture, &loaded);
+		test_persist_restart_and_load(fixture, &loaded);
 		assert_non_null(persist_load_notice(fixture->persist));
 		assert_null(store_find_token_by_name(&loaded, "torn"));
 		test_assert_stores_equal(&fixture->store, &loaded);
@@ -455,9 +376,9 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 		free(name);
 		cJSON *change = encoded(change_create_token(next));
 		char *next_line = line_for(cJSON_Duplicate(change, true), 3);
-		record(fixture, change);
+		test_persist_record(fixture, change);
 		size_t length;
-		char *after = read_existing(fixture->journal_path, &length);
+		char *after = test_read_existing(fixture->journal_path, &length);
 		assert_int_equal(length, complete_length + strlen(next_line) + 1);
 		assert_memory_equal(after, complete, complete_length);
 		assert_memory_equal(after + complete_length, next_line, strlen(next_line));
@@ -466,7 +387,7 @@ static void torn_last_line_is_dropped_and_trimmed_before_the_next_change(void **
 		free(next_line);
 
 		/* Which reloads cleanly, without a notice. */
-		restart_and_load(fixture, &loaded);
+		test_persist_restart_and_load(fixture, &loaded);
 		assert_null(persist_load_notice(fixture->persist));
 		test_assert_stores_equal(&fixture->store, &loaded);
 		store_clear(&loaded);
@@ -491,15 +412,15 @@ static void torn_only_line_then_snapshot(void **state)
 	free(line);
 
 	struct store loaded;
-	restart_and_load(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
 	assert_non_null(persist_load_notice(fixture->persist));
 	assert_store_empty(&loaded);
 	assert_true(persist_has_journal(fixture->persist));
 	/* A snapshot instead of a change also gets rid of it. */
-	save(fixture, &loaded);
+	test_persist_save(fixture, &loaded);
 	store_clear(&loaded);
 	assert_false(test_file_exists(fixture->journal_path));
-	restart_and_load(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
 	assert_null(persist_load_notice(fixture->persist));
 	assert_store_empty(&loaded);
 	store_clear(&loaded);
@@ -607,9 +528,9 @@ static void write_base_snapshot(struct persist_fixture *fixture)
 	store_init(&store);
 	struct role *admin = test_add_role(&store, "admin");
 	test_add_token(&store, "ci-bot", admin, 100, 200, TIME_NEVER);
-	save(fixture, &store);
+	test_persist_save(fixture, &store);
 	store_clear(&store);
-	assert_int_equal(snapshot_sequence(fixture), 0);
+	assert_int_equal(test_persist_snapshot_sequence(fixture), 0);
 	/* As written before snapshots had journal ids: the hand-written
 	 * journals below have none either (an old pair, accepted). */
 	test_strip_journal_ids(fixture->path);
@@ -629,7 +550,7 @@ static void assert_journal_refused(struct persist_fixture *fixture, const char *
 	struct test_snapshot snapshot_before, journal_before;
 	test_snapshot_take(&snapshot_before, fixture->path);
 	test_snapshot_take(&journal_before, fixture->journal_path);
-	restart_and_refuse(fixture);
+	test_persist_restart_and_refuse(fixture);
 	char *where = test_format("journal %s line %d: ", fixture->journal_path, line);
 	if(strstr(fixture->error, where) == NULL || strstr(fixture->error, problem) == NULL){
 		fail_msg("%s: the error \"%s\" does not say \"%s\" and \"%s\"", what, fixture->error, where, problem);
@@ -650,7 +571,7 @@ static void a_valid_base_journal_loads(void **state)
 	write_base_snapshot(fixture);
 	write_journal_with_line4(fixture, "{\"op\":\"lastUsed\",\"tokens\":[[\"" HASH_C "\",\"2026-11-28T04:45:00Z\"]],\"seq\":4}");
 	struct store loaded;
-	restart_and_load(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
 	assert_int_equal(store_token_count(&loaded), 2);
 	assert_int_equal(store_role_count(&loaded), 3);
 	const struct token *boiler = store_find_token_by_name(&loaded, "boiler-7");
@@ -719,19 +640,19 @@ static void journal_that_skips_changes_is_refused(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
-	record(fixture, encoded(change_create_role(role)));                        /* seq 1 */
+	test_persist_record(fixture, encoded(change_create_role(role)));      /* seq 1 */
 	struct token *stolen = test_add_token(&fixture->store, "stolen", role, 100, RFC3339_MAX, TIME_NEVER);
-	record(fixture, encoded(change_create_token(stolen)));                     /* seq 2 */
-	save(fixture, &fixture->store);                                    /* snapshot at 2 */
+	test_persist_record(fixture, encoded(change_create_token(stolen)));   /* seq 2 */
+	test_persist_save(fixture, &fixture->store);                          /* snapshot at 2 */
 	size_t backup_length;
-	char *backup = read_existing(fixture->path, &backup_length);
+	char *backup = test_read_existing(fixture->path, &backup_length);
 
-	record(fixture, encoded(change_revoke_token(stolen)));                     /* seq 3 */
+	test_persist_record(fixture, encoded(change_revoke_token(stolen)));   /* seq 3 */
 	store_unlink_token(&fixture->store, stolen);
 	token_free(stolen);
-	save(fixture, &fixture->store);                                    /* snapshot at 3 */
+	test_persist_save(fixture, &fixture->store);                          /* snapshot at 3 */
 	struct token *other = test_add_token(&fixture->store, "other", role, 200, RFC3339_MAX, TIME_NEVER);
-	record(fixture, encoded(change_create_token(other)));                      /* seq 4, journal line 1 */
+	test_persist_record(fixture, encoded(change_create_token(other)));    /* seq 4, journal line 1 */
 
 	/* The backup (journalSequence 2) put back beside the journal that
 	 * starts at 4: change 3, the revoke, is in neither file. */
@@ -779,9 +700,9 @@ static void failed_record_leaves_the_journal_as_it_was(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
-	record(fixture, encoded(change_create_role(role)));
+	test_persist_record(fixture, encoded(change_create_role(role)));
 	struct token *first = test_add_token(&fixture->store, "first", role, 100, 200, TIME_NEVER);
-	record(fixture, encoded(change_create_token(first)));
+	test_persist_record(fixture, encoded(change_create_token(first)));
 
 	int64_t seq = 2;
 	for(size_t i = 0; i < sizeof(failing_ios) / sizeof(failing_ios[0]); i++){
@@ -814,13 +735,13 @@ static void failed_record_leaves_the_journal_as_it_was(void **state)
 		char *name = test_format("after-%zu", i);
 		struct token *after = test_add_token(&fixture->store, name, role, 500 + (int64_t)i, 600, TIME_NEVER);
 		free(name);
-		record(fixture, encoded(change_create_token(after)));
+		test_persist_record(fixture, encoded(change_create_token(after)));
 		seq++;
 		cJSON *lines = journal_lines(fixture);
 		assert_int_equal(cJSON_GetArraySize(lines), seq);
 		assert_int_equal(seq_of(cJSON_GetArrayItem(lines, (int)seq - 1)), seq);
 		cJSON_Delete(lines);
-		assert_restart_gives_the_same_store(fixture);   /* and the persist now is a restarted one */
+		test_assert_restart_gives_the_same_store(fixture);   /* and the persist now is a restarted one */
 	}
 }
 
@@ -842,16 +763,16 @@ static void failed_first_record_leaves_no_change(void **state)
 		assert_int_equal(length, 0);
 		free(journal);
 		struct store loaded;
-		restart_and_load(fixture, &loaded);
+		test_persist_restart_and_load(fixture, &loaded);
 		assert_store_empty(&loaded);
 		store_clear(&loaded);
 	}
-	record(fixture, encoded(change_create_role(role)));
+	test_persist_record(fixture, encoded(change_create_role(role)));
 	cJSON *lines = journal_lines(fixture);
 	assert_int_equal(cJSON_GetArraySize(lines), 1);
 	assert_int_equal(seq_of(cJSON_GetArrayItem(lines, 0)), 1);
 	cJSON_Delete(lines);
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 }
 
 /* A snapshot whose journal cannot be removed leaves the old lines (all in
@@ -863,14 +784,14 @@ static void journal_that_cannot_be_removed_is_emptied_before_the_next_change(voi
 	struct persist_fixture *fixture = *state;
 	record_history(fixture);
 	persist_set_io(fixture->persist, &test_io_unlink_eio);
-	save(fixture, &fixture->store);
+	test_persist_save(fixture, &fixture->store);
 	assert_true(test_io_calls > 0);
 	assert_true(test_file_exists(fixture->journal_path));
 	persist_set_io(fixture->persist, NULL);
 
 	struct role *role = store_find_role(&fixture->store, "sensors");
 	struct token *acknowledged = test_add_token(&fixture->store, "acknowledged", role, 1, 2, TIME_NEVER);
-	record(fixture, encoded(change_create_token(acknowledged)));
+	test_persist_record(fixture, encoded(change_create_token(acknowledged)));
 	struct token *refused = test_add_token(&fixture->store, "refused", role, 3, 4, TIME_NEVER);
 	cJSON *change = encoded(change_create_token(refused));
 	store_unlink_token(&fixture->store, refused);
@@ -880,7 +801,7 @@ static void journal_that_cannot_be_removed_is_emptied_before_the_next_change(voi
 	cJSON_Delete(change);
 	persist_set_io(fixture->persist, NULL);
 
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 	cJSON *lines = journal_lines(fixture);
 	assert_int_equal(cJSON_GetArraySize(lines), 1);   /* the old lines went first */
 	cJSON_Delete(lines);
@@ -894,10 +815,10 @@ static void record_with_short_writes_is_whole(void **state)
 	persist_set_io(fixture->persist, &test_io_short_writes);
 	test_io_calls = 0;
 	struct token *token = test_add_token(&fixture->store, "one-byte-at-a-time", role, 1, 2, TIME_NEVER);
-	record(fixture, encoded(change_create_token(token)));
+	test_persist_record(fixture, encoded(change_create_token(token)));
 	assert_true(test_io_calls > 100);
 	persist_set_io(fixture->persist, NULL);
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 }
 
 /* ==== 7. when to snapshot ==== */
@@ -915,7 +836,7 @@ static void record_last_used(struct persist_fixture *fixture, const struct token
 	free(used);
 	assert_non_null(change);
 	assert_int_equal(journal_change_count(change), count);
-	record(fixture, change);
+	test_persist_record(fixture, change);
 }
 
 static void failed_snapshot_is_retried_once_the_journal_has_doubled(void **state)
@@ -931,7 +852,7 @@ static void failed_snapshot_is_retried_once_the_journal_has_doubled(void **state
 	struct token *ghost = token_new("ghost", "tester", hash, 1, 2, 3);
 	assert_non_null(ghost);
 
-	record(fixture, encoded(change_create_role(role)));
+	test_persist_record(fixture, encoded(change_create_role(role)));
 	record_last_used(fixture, ghost, 1);
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));      /* 2 changes */
 	persist_set_io(fixture->persist, &test_io_rename_eacces);
@@ -945,7 +866,7 @@ static void failed_snapshot_is_retried_once_the_journal_has_doubled(void **state
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));      /* 5 */
 
 	/* A snapshot that works puts the usual rule back. */
-	save(fixture, &fixture->store);
+	test_persist_save(fixture, &fixture->store);
 	record_last_used(fixture, ghost, 1);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
 	record_last_used(fixture, ghost, 1);
@@ -970,7 +891,7 @@ static void wants_snapshot_after_as_many_changes_as_items(void **state)
 
 	/* The floor: 10,000 changes for a small store. */
 	struct role *role = test_add_role(&fixture->store, "r");
-	record(fixture, encoded(change_create_role(role)));
+	test_persist_record(fixture, encoded(change_create_role(role)));
 	record_last_used(fixture, ghost, 9998);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));   /* 9,999 */
 	record_last_used(fixture, ghost, 1);
@@ -978,13 +899,13 @@ static void wants_snapshot_after_as_many_changes_as_items(void **state)
 
 	/* The count survives a restart (replayed changes count too). */
 	struct store loaded;
-	restart_and_load(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
 	assert_true(persist_wants_snapshot(fixture->persist, &loaded));
 	/* And a snapshot resets it. */
-	save(fixture, &loaded);
+	test_persist_save(fixture, &loaded);
 	assert_false(persist_wants_snapshot(fixture->persist, &loaded));
 	store_clear(&loaded);
-	restart_and_load(fixture, &loaded);
+	test_persist_restart_and_load(fixture, &loaded);
 	assert_false(persist_wants_snapshot(fixture->persist, &loaded));
 	store_clear(&loaded);
 
@@ -1011,25 +932,25 @@ static void wants_snapshot_after_a_set_number_of_changes(void **state)
 	persist_set_snapshot_after(fixture->persist, 3);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
 	struct role *role = test_add_role(&fixture->store, "r");
-	record(fixture, encoded(change_create_role(role)));
+	test_persist_record(fixture, encoded(change_create_role(role)));
 	struct token *token = test_add_token(&fixture->store, "t", role, 1, 2, TIME_NEVER);
-	record(fixture, encoded(change_create_token(token)));
+	test_persist_record(fixture, encoded(change_create_token(token)));
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
-	record(fixture, encoded(change_revoke_token(token)));
+	test_persist_record(fixture, encoded(change_revoke_token(token)));
 	store_unlink_token(&fixture->store, token);
 	token_free(token);
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));
-	save(fixture, &fixture->store);
+	test_persist_save(fixture, &fixture->store);
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
 	/* A lastUsed of several tokens counts each. */
 	struct token *a = test_add_token(&fixture->store, "a", role, 1, 2, 5);
 	struct token *b = test_add_token(&fixture->store, "b", role, 1, 2, 6);
 	const struct token *both[] = {a, b};
 	cJSON *change = journal_last_used_of(both, 2);
-	record(fixture, change);   /* the tokens themselves are not recorded: lastUsed is advisory */
+	test_persist_record(fixture, change);   /* the tokens themselves are not recorded: lastUsed is advisory */
 	assert_false(persist_wants_snapshot(fixture->persist, &fixture->store));
 	change = journal_last_used_of(both, 1);
-	record(fixture, change);
+	test_persist_record(fixture, change);
 	assert_true(persist_wants_snapshot(fixture->persist, &fixture->store));
 	/* Back to the default rule. */
 	persist_set_snapshot_after(fixture->persist, 0);
@@ -1074,7 +995,7 @@ struct lines {
 static void lines_read(struct lines *lines, const char *path)
 {
 	size_t length;
-	char *text = read_existing(path, &length);
+	char *text = test_read_existing(path, &length);
 	assert_int_equal(text[length - 1], '\n');
 	lines->count = count_char(text, length, '\n');
 	lines->line = calloc(lines->count, sizeof(*lines->line));
@@ -1147,7 +1068,7 @@ static void lines_replace(struct lines *lines, size_t index, const char *from, c
 static void write_big_snapshot(struct persist_fixture *fixture, struct lines *lines, size_t *first_token)
 {
 	fill_big_store(&fixture->store);
-	save(fixture, &fixture->store);
+	test_persist_save(fixture, &fixture->store);
 	lines_read(lines, fixture->path);
 	*first_token = lines_find(lines, "\"tokens\": [") + 1;
 	assert_int_equal(lines->count, *first_token + BIG_TOKENS + 2);   /* then "]" and "}" */
@@ -1160,7 +1081,7 @@ static void check_refused(struct persist_fixture *fixture, const char *what, con
 {
 	struct test_snapshot before;
 	test_snapshot_take(&before, fixture->path);
-	restart_and_refuse(fixture);
+	test_persist_restart_and_refuse(fixture);
 	if(strstr(fixture->error, fixture->path) == NULL || strstr(fixture->error, problem) == NULL){
 		fail_msg("%s: the error \"%s\" does not name the file and \"%s\"", what, fixture->error, problem);
 	}
@@ -1175,10 +1096,10 @@ static void written_and_pretty_printed_snapshots_load_the_same(void **state)
 	size_t first_token;
 	write_big_snapshot(fixture, &lines, &first_token);
 	lines_free(&lines);
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 
 	/* Re-indented by a JSON pretty-printer: the whole-document path. */
-	char *text = read_existing(fixture->path, NULL);
+	char *text = test_read_existing(fixture->path, NULL);
 	cJSON *document = cJSON_Parse(text);
 	free(text);
 	assert_non_null(document);
@@ -1188,38 +1109,38 @@ static void written_and_pretty_printed_snapshots_load_the_same(void **state)
 	assert_null(strstr(pretty, "\n\"tokens\": [\n"));   /* not the writer's layout */
 	test_write_file(fixture->path, pretty, strlen(pretty));
 	free(pretty);
-	assert_restart_gives_the_same_store(fixture);
-	assert_int_equal(snapshot_sequence(fixture), 0);
+	test_assert_restart_gives_the_same_store(fixture);
+	assert_int_equal(test_persist_snapshot_sequence(fixture), 0);
 
 	/* The writer's layout with whitespace after it: valid JSON, read whole. */
 	size_t length;
-	save(fixture, &fixture->store);
-	text = read_existing(fixture->path, &length);
+	test_persist_save(fixture, &fixture->store);
+	text = test_read_existing(fixture->path, &length);
 	char *spaced = test_format("%s \n\n", text);
 	free(text);
 	test_write_file(fixture->path, spaced, length + 3);
 	free(spaced);
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 }
 
 static void small_snapshots_load_on_the_fast_path_too(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	/* No roles, no tokens; one role; one token; two tokens. */
-	save(fixture, &fixture->store);
-	assert_restart_gives_the_same_store(fixture);
+	test_persist_save(fixture, &fixture->store);
+	test_assert_restart_gives_the_same_store(fixture);
 	struct role *role = test_add_role(&fixture->store, "only");
-	save(fixture, &fixture->store);
-	assert_restart_gives_the_same_store(fixture);
+	test_persist_save(fixture, &fixture->store);
+	test_assert_restart_gives_the_same_store(fixture);
 	test_add_token(&fixture->store, "one", role, 1, 2, TIME_NEVER);
-	save(fixture, &fixture->store);
-	assert_restart_gives_the_same_store(fixture);
+	test_persist_save(fixture, &fixture->store);
+	test_assert_restart_gives_the_same_store(fixture);
 	test_add_token(&fixture->store, "two", role, 3, 4, 3);
-	save(fixture, &fixture->store);
-	assert_restart_gives_the_same_store(fixture);
+	test_persist_save(fixture, &fixture->store);
+	test_assert_restart_gives_the_same_store(fixture);
 	test_add_token(&fixture->store, "three", role, 5, 6, TIME_NEVER);
-	save(fixture, &fixture->store);
-	assert_restart_gives_the_same_store(fixture);
+	test_persist_save(fixture, &fixture->store);
+	test_assert_restart_gives_the_same_store(fixture);
 }
 
 static void broken_layouts_are_refused_as_not_json(void **state)
@@ -1276,7 +1197,7 @@ static void broken_layouts_are_refused_as_not_json(void **state)
 	free(lines.line[first_token + 1500]);
 	lines.line[first_token + 1500] = original;
 	/* Still valid JSON (a newline between members): read whole, and loads. */
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 
 	/* Two tokens on one line: with their comma, valid JSON read whole... */
 	char *second = lines.line[first_token + 1501];
@@ -1285,7 +1206,7 @@ static void broken_layouts_are_refused_as_not_json(void **state)
 	lines.line[first_token + 1500] = joined;
 	lines.line[first_token + 1501] = NULL;
 	lines_write(&lines, fixture->path, "");
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 	free(joined);
 	/* ...without it, refused. */
 	joined = test_format("%.*s%s", (int)strlen(original) - 1, original, second);
@@ -1375,7 +1296,7 @@ static void bad_token_lines_are_refused_in_either_half(void **state)
 
 	/* Put back as written, it loads. */
 	lines_write(&lines, fixture->path, "");
-	assert_restart_gives_the_same_store(fixture);
+	test_assert_restart_gives_the_same_store(fixture);
 	lines_free(&lines);
 }
 
@@ -1414,9 +1335,9 @@ static void nul_after_the_document_is_refused(void **state)
 	struct persist_fixture *fixture = *state;
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	test_add_token(&fixture->store, "one", role, 1, 2, TIME_NEVER);
-	save(fixture, &fixture->store);
+	test_persist_save(fixture, &fixture->store);
 	size_t length;
-	char *text = read_existing(fixture->path, &length);
+	char *text = test_read_existing(fixture->path, &length);
 	text = realloc(text, length + 2);
 	assert_non_null(text);
 	memcpy(text + length, "\0\n", 2);
@@ -1442,7 +1363,7 @@ static void last_token_on_the_closing_bracket_line_is_not_lost(void **state)
 			snprintf(name, sizeof(name), "token-%d", tokens);
 			test_add_token(&fixture->store, name, role, tokens, tokens + 1, TIME_NEVER);
 		}
-		save(fixture, &fixture->store);
+		test_persist_save(fixture, &fixture->store);
 		struct lines lines;
 		lines_read(&lines, fixture->path);
 		size_t bracket = lines.count - 2;
@@ -1456,13 +1377,13 @@ static void last_token_on_the_closing_bracket_line_is_not_lost(void **state)
 		lines_free(&lines);
 
 		/* Valid JSON with every token: it must load them all. */
-		char *text = read_existing(fixture->path, NULL);
+		char *text = test_read_existing(fixture->path, NULL);
 		cJSON *document = cJSON_Parse(text);
 		free(text);
 		assert_non_null(document);
 		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(document, "tokens")), tokens);
 		cJSON_Delete(document);
-		assert_restart_gives_the_same_store(fixture);
+		test_assert_restart_gives_the_same_store(fixture);
 	}
 }
 

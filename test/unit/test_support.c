@@ -208,6 +208,15 @@ char *test_read_file(const char *path, size_t *length)
 	return content;
 }
 
+char *test_read_existing(const char *path, size_t *length)
+{
+	char *content = test_read_file(path, length);
+	if(content == NULL){
+		fail_msg("%s does not exist", path);
+	}
+	return content;
+}
+
 bool test_file_exists(const char *path)
 {
 	struct stat info;
@@ -639,4 +648,69 @@ void test_persist_reopen(struct persist_fixture *fixture)
 	if(fixture->persist == NULL){
 		fail_msg("persist_open: %s", fixture->error);
 	}
+}
+
+void test_persist_save(struct persist_fixture *fixture, const struct store *store)
+{
+	if(!persist_save(fixture->persist, store, fixture->error, sizeof(fixture->error))){
+		fail_msg("persist_save: %s", fixture->error);
+	}
+}
+
+void test_persist_record(struct persist_fixture *fixture, cJSON *change)
+{
+	assert_non_null(change);
+	fixture->error[0] = '\0';
+	bool ok = persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error));
+	cJSON_Delete(change);
+	if(!ok){
+		fail_msg("persist_record: %s", fixture->error);
+	}
+}
+
+void test_persist_restart_and_load(struct persist_fixture *fixture, struct store *loaded)
+{
+	test_persist_reopen(fixture);
+	store_init(loaded);
+	fixture->error[0] = '\0';
+	if(!persist_load(fixture->persist, loaded, fixture->error, sizeof(fixture->error))){
+		fail_msg("persist_load: %s", fixture->error);
+	}
+}
+
+void test_assert_restart_gives_the_same_store(struct persist_fixture *fixture)
+{
+	struct store loaded;
+	test_persist_restart_and_load(fixture, &loaded);
+	test_assert_stores_equal(&fixture->store, &loaded);
+	store_clear(&loaded);
+}
+
+void test_persist_restart_and_refuse(struct persist_fixture *fixture)
+{
+	test_persist_reopen(fixture);
+	struct store loaded;
+	store_init(&loaded);
+	fixture->error[0] = '\0';
+	if(persist_load(fixture->persist, &loaded, fixture->error, sizeof(fixture->error))){
+		size_t tokens = store_token_count(&loaded);
+		store_clear(&loaded);
+		fail_msg("loaded (%zu tokens) instead of refusing", tokens);
+	}
+	assert_int_equal(store_token_count(&loaded), 0);
+	assert_int_equal(store_role_count(&loaded), 0);
+	assert_true(fixture->error[0] != '\0');
+}
+
+int64_t test_persist_snapshot_sequence(const struct persist_fixture *fixture)
+{
+	char *text = test_read_existing(fixture->path, NULL);
+	cJSON *document = cJSON_Parse(text);
+	free(text);
+	assert_non_null(document);
+	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(document, "journalSequence");
+	assert_true(cJSON_IsNumber(sequence));
+	int64_t value = (int64_t)sequence->valuedouble;
+	cJSON_Delete(document);
+	return value;
 }

@@ -59,6 +59,8 @@ char *test_path(const char *dir, const char *name);
 void test_write_file(const char *path, const char *content, size_t length);
 /* The file's bytes (NUL-terminated for convenience), or NULL if it does not exist. */
 char *test_read_file(const char *path, size_t *length);
+/* The same for a file that must exist: fails the test if it does not. */
+char *test_read_existing(const char *path, size_t *length);
 bool test_file_exists(const char *path);
 /* Rewrites a snapshot in the writer's layout as it was before journal
  * ids: without its "journalId" and "previousJournalId" lines. */
@@ -100,6 +102,21 @@ struct persist_fixture {
 
 /* Closes and opens the fixture's persist again, as a restarted broker. */
 void test_persist_reopen(struct persist_fixture *fixture);
+/* persist_save of store, which must succeed. */
+void test_persist_save(struct persist_fixture *fixture, const struct store *store);
+/* persist_record of one change (deleted afterwards), which must not be
+ * NULL and must be recorded. */
+void test_persist_record(struct persist_fixture *fixture, cJSON *change);
+/* As a restarted broker: reopens, then loads into loaded (initialised
+ * here), which must work. The caller clears loaded. */
+void test_persist_restart_and_load(struct persist_fixture *fixture, struct store *loaded);
+/* Restarts and loads into a new store, which must equal fixture->store. */
+void test_assert_restart_gives_the_same_store(struct persist_fixture *fixture);
+/* Restarts; loading must fail, leave the new store empty and say why in
+ * fixture->error. */
+void test_persist_restart_and_refuse(struct persist_fixture *fixture);
+/* The "journalSequence" of the snapshot at fixture->path. */
+int64_t test_persist_snapshot_sequence(const struct persist_fixture *fixture);
 /* Fails the test unless text contains fragment. */
 void test_assert_contains(const char *text, const char *fragment);
 
