@@ -34,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from access_helpers import acl, attempt_login, device, issue, make_role, refused
-from beyond_helpers import SECRET_RE, mosquitto_persistence
+from events_metrics_helpers import SECRET_RE, mosquitto_persistence
 from tokens_helpers import CONTROL_TOPIC, FUTURE, TIMEOUT, V5, V311, check_created
 
 

@@ -16,7 +16,7 @@ import pytest
 from access_helpers import (
     NOT_AUTHORIZED, SUBACK_FAILURE_V311, acl, issue, issue_short_lived, make_role,
 )
-from beyond_helpers import (
+from events_metrics_helpers import (
     ACL_EVENTS_PATTERN, EVENTS_TOPIC, EventWatcher, mosquitto_persistence, seconds,
 )
 from ctrl_helpers import (  # noqa: F401  (admin_factory is a fixture)

@@ -14,7 +14,7 @@ import pytest
 from access_helpers import (
     attempt_login, device, forge_token, issue, issue_short_lived, make_role, refused, wait_until,
 )
-from beyond_helpers import (
+from events_metrics_helpers import (
     ACL_WITH_SYS, DECIMAL_RE, METRIC_NAMES, METRICS_PREFIX, read_metrics, wait_metrics,
 )
 from tokens_helpers import FUTURE, V5, V311

@@ -34,7 +34,7 @@ import pytest
 from access_helpers import (
     Device, MosquittoSub, acl, attempt_login, issue, issue_short_lived, make_role, refused, reload, wait_until,
 )
-from beyond_helpers import mosquitto_persistence, read_metrics, seconds, wait_metrics
+from events_metrics_helpers import mosquitto_persistence, read_metrics, seconds, wait_metrics
 from session_helpers import (
     DEV_ROLE, FILE_USERS, OFFLINE_METRIC, PUBLIC_ROLE, SESSION_EXPIRY, disconnects, expected, file_session,
     publish_all, queued_before_marker, session_broker_config, token_session, wait_offline, watcher,

@@ -28,7 +28,7 @@ from access_helpers import (
     NOT_AUTHORIZED, Device, acl, attempt_login, device, forge_token, issue,
     issue_short_lived, make_role, refused, wait_until,
 )
-from beyond_helpers import ACL_WITH_SYS, EventWatcher, read_metrics
+from events_metrics_helpers import ACL_WITH_SYS, EventWatcher, read_metrics
 from tokens_helpers import (
     FUTURE, PLUGIN, V5, V311, Broker, format_time, response_properties,
 )
