@@ -47,18 +47,11 @@ static void fill_store(struct store *store)
 	store_link_token(store, odd, admin);
 }
 
-static void save(struct persist_fixture *fixture)
-{
-	if(!persist_save(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error))){
-		fail_msg("persist_save: %s", fixture->error);
-	}
-}
-
 static void saved_state_loads_back_equal(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
-	save(fixture);
+	test_persist_save(fixture, &fixture->store);
 	assert_true(test_file_exists(fixture->path));
 
 	/* As a restarted broker: a new persist, an empty store. */
@@ -97,7 +90,7 @@ static void saved_file_has_the_documented_shape(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
-	save(fixture);
+	test_persist_save(fixture, &fixture->store);
 
 	/* Read back with cJSON directly, independent of persist_load. */
 	char *text = test_read_file(fixture->path, NULL);
@@ -155,7 +148,7 @@ static void state_file_is_private(void **state)
 	assert_int_equal(info.st_mode & 07777, 0600);
 
 	/* Still 0600 after it is replaced. */
-	save(fixture);
+	test_persist_save(fixture, &fixture->store);
 	assert_int_equal(stat(fixture->path, &info), 0);
 	assert_int_equal(info.st_mode & 07777, 0600);
 	assert_int_equal(test_count_entries_containing(fixture->dir, ".tmp."), 0);
@@ -176,7 +169,7 @@ static void missing_file_is_an_empty_store(void **state)
 static void empty_store_round_trips(void **state)
 {
 	struct persist_fixture *fixture = *state;
-	save(fixture);
+	test_persist_save(fixture, &fixture->store);
 	assert_true(test_file_exists(fixture->path));
 	bool ok = persist_load(fixture->persist, &fixture->store, fixture->error, sizeof(fixture->error));
 	/* PLUGIN BUG: load refuses every file, see the top of this file. */
@@ -351,6 +344,22 @@ static void state_format_names_each_problem(void **state)
 	}
 }
 
+/* The document text through the format layer alone, which must accept it
+ * into store (initialised here; the caller clears it). */
+static void load_through_the_format(const char *text, const char *what, struct store *store)
+{
+	cJSON *document = cJSON_Parse(text);
+	if(document == NULL){
+		fail_msg("%s: test document is not JSON", what);
+	}
+	store_init(store);
+	char problem[512] = "";
+	if(!state_from_json(document, store, problem, sizeof(problem))){
+		fail_msg("%s refused: %s", what, problem);
+	}
+	cJSON_Delete(document);
+}
+
 static void a_valid_document_with_unknown_fields_is_accepted(void **state)
 {
 	(void)state;
@@ -359,14 +368,8 @@ static void a_valid_document_with_unknown_fields_is_accepted(void **state)
 		" \"version\": 1, \"comment\": \"x\","
 		" \"roles\": [{\"acls\": [{\"acltype\": \"subscribeLiteral\", \"topic\": \"a/b\", \"priority\": 0, \"allow\": false}],"
 		" \"rolename\": \"admin\"}]}";
-	cJSON *document = cJSON_Parse(text);
-	assert_non_null(document);
 	struct store store;
-	store_init(&store);
-	char problem[512] = "";
-	if(!state_from_json(document, &store, problem, sizeof(problem))){
-		fail_msg("refused: %s", problem);
-	}
+	load_through_the_format(text, "the document", &store);
 	struct token *token = store_find_token_by_name(&store, "ci-bot");
 	assert_non_null(token);
 	assert_string_equal(token->role->name, "admin");
@@ -375,7 +378,6 @@ static void a_valid_document_with_unknown_fields_is_accepted(void **state)
 	assert_int_equal(token->valid_until, test_time("2027-01-01T00:00:00Z"));
 	assert_non_null(role_find_acl(token->role, ACL_SUBSCRIBE_LITERAL, "a/b"));
 	store_clear(&store);
-	cJSON_Delete(document);
 }
 
 /* ---- the lock ---- */
@@ -411,7 +413,7 @@ static void assert_failed_save_changes_nothing(struct persist_fixture *fixture, 
 		const char *step, const char *reason)
 {
 	fill_store(&fixture->store);
-	save(fixture);
+	test_persist_save(fixture, &fixture->store);
 	struct test_snapshot before;
 	test_snapshot_take(&before, fixture->path);
 	struct stat info_before, info_after;
@@ -437,7 +439,7 @@ static void assert_failed_save_changes_nothing(struct persist_fixture *fixture, 
 
 	/* With the real calls back, the same state saves. */
 	persist_set_io(fixture->persist, NULL);
-	save(fixture);
+	test_persist_save(fixture, &fixture->store);
 	char *text = test_read_file(fixture->path, NULL);
 	assert_non_null(strstr(text, "added-later"));
 	free(text);
@@ -477,13 +479,10 @@ static void short_writes_still_write_everything(void **state)
 	struct persist_fixture *fixture = *state;
 	fill_store(&fixture->store);
 	persist_set_io(fixture->persist, &test_io_short_writes);
-	save(fixture);
+	test_persist_save(fixture, &fixture->store);
 	assert_true(test_io_calls > 100);   /* one byte per call */
 
-	char *text = test_read_file(fixture->path, NULL);
-	cJSON *written = cJSON_Parse(text);
-	free(text);
-	assert_non_null(written);
+	cJSON *written = test_read_json(fixture->path);
 	/* The snapshot also says which journal changes it holds. */
 	assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(written, "journalSequence")));
 	cJSON_DeleteItemFromObjectCaseSensitive(written, "journalSequence");
@@ -514,17 +513,12 @@ static void stored_topics_no_command_accepts_still_load(void **state)
 	for(size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++){
 		char *text = test_format(DOCUMENT(ACL_ROLE("{\"acltype\": \"subscribePattern\", \"topic\": \"%s\", "
 				"\"priority\": 0, \"allow\": true}"), ""), topics[i].json);
-		cJSON *document = cJSON_Parse(text);
-		assert_non_null(document);
+		char *what = test_format("topic %zu", i);
 		struct store store;
-		store_init(&store);
-		char problem[512] = "";
-		if(!state_from_json(document, &store, problem, sizeof(problem))){
-			fail_msg("topic %zu refused: %s", i, problem);
-		}
+		load_through_the_format(text, what, &store);
 		assert_non_null(role_find_acl(store_find_role(&store, "admin"), ACL_SUBSCRIBE_PATTERN, topics[i].topic));
 		store_clear(&store);
-		cJSON_Delete(document);
+		free(what);
 		free(text);
 	}
 }

@@ -134,23 +134,13 @@ static void assert_refused(struct persist_fixture *fixture, const char *file, co
 	persist_set_session_sink(fixture->persist, NULL);
 }
 
-static void record(struct persist_fixture *fixture, cJSON *change)
-{
-	assert_non_null(change);
-	bool ok = persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error));
-	cJSON_Delete(change);
-	if(!ok){
-		fail_msg("persist_record: %s", fixture->error);
-	}
-}
-
 static void record_text(struct persist_fixture *fixture, const char *line)
 {
 	cJSON *change = cJSON_Parse(line);
 	if(change == NULL){
 		fail_msg("test line is not JSON: %s", line);
 	}
-	record(fixture, change);
+	test_persist_record(fixture, change);
 }
 
 /* Replaces the first from in the file by to. */
@@ -417,10 +407,7 @@ static void files_without_sessions_load_as_no_bindings(void **state)
 
 static void rewrite_snapshot(struct persist_fixture *fixture, char *(*print)(const cJSON *))
 {
-	char *text = test_read_file(fixture->path, NULL);
-	cJSON *document = cJSON_Parse(text);
-	free(text);
-	assert_non_null(document);
+	cJSON *document = test_read_json(fixture->path);
 	char *printed = print(document);
 	cJSON_Delete(document);
 	assert_non_null(printed);
@@ -577,7 +564,7 @@ static void record_changes(struct persist_fixture *fixture, struct session_recor
 	cJSON *change = journal_sessions_of(changes, SIZE_MAX);
 	assert_non_null(change);
 	assert_int_equal(journal_change_count(change), session_records_count(changes));
-	record(fixture, change);
+	test_persist_record(fixture, change);
 	session_records_clear(changes);
 }
 

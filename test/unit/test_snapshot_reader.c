@@ -176,10 +176,7 @@ static void written_and_pretty_printed_snapshots_load_the_same(void **state)
 	test_assert_restart_gives_the_same_store(fixture);
 
 	/* Re-indented by a JSON pretty-printer: the whole-document path. */
-	char *text = test_read_existing(fixture->path, NULL);
-	cJSON *document = cJSON_Parse(text);
-	free(text);
-	assert_non_null(document);
+	cJSON *document = test_read_json(fixture->path);
 	char *pretty = cJSON_Print(document);
 	cJSON_Delete(document);
 	assert_non_null(pretty);
@@ -192,7 +189,7 @@ static void written_and_pretty_printed_snapshots_load_the_same(void **state)
 	/* The writer's layout with whitespace after it: valid JSON, read whole. */
 	size_t length;
 	test_persist_save(fixture, &fixture->store);
-	text = test_read_existing(fixture->path, &length);
+	char *text = test_read_existing(fixture->path, &length);
 	char *spaced = test_format("%s \n\n", text);
 	free(text);
 	test_write_file(fixture->path, spaced, length + 3);
@@ -454,10 +451,7 @@ static void last_token_on_the_closing_bracket_line_is_not_lost(void **state)
 		lines_free(&lines);
 
 		/* Valid JSON with every token: it must load them all. */
-		char *text = test_read_existing(fixture->path, NULL);
-		cJSON *document = cJSON_Parse(text);
-		free(text);
-		assert_non_null(document);
+		cJSON *document = test_read_json(fixture->path);
 		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(document, "tokens")), tokens);
 		cJSON_Delete(document);
 		test_assert_restart_gives_the_same_store(fixture);

@@ -61,19 +61,7 @@ static void record_role(struct persist_fixture *fixture, const char *name)
 	char *line = test_format("{\"op\":\"createRole\",\"role\":{\"rolename\":\"%s\",\"acls\":[]}}", role->name);
 	cJSON *change = cJSON_Parse(line);
 	free(line);
-	assert_non_null(change);
-	bool ok = persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error));
-	cJSON_Delete(change);
-	if(!ok){
-		fail_msg("persist_record: %s", fixture->error);
-	}
-}
-
-static void save(struct persist_fixture *fixture, const struct store *store)
-{
-	if(!persist_save(fixture->persist, store, fixture->error, sizeof(fixture->error))){
-		fail_msg("persist_save: %s", fixture->error);
-	}
+	test_persist_record(fixture, change);
 }
 
 /* A snapshot with one role and one token. */
@@ -81,7 +69,7 @@ static void write_snapshot(struct persist_fixture *fixture)
 {
 	struct role *role = test_add_role(&fixture->store, "sensors");
 	test_add_token(&fixture->store, "boiler-7", role, 100, 200, TIME_NEVER);
-	save(fixture, &fixture->store);
+	test_persist_save(fixture, &fixture->store);
 }
 
 static char *lock_path(const struct persist_fixture *fixture)
@@ -161,7 +149,7 @@ static void link_planted_as_the_journal_while_running_is_not_followed(void **sta
 	test_assert_contains(fixture->error, fixture->journal_path);
 	assert_false(test_file_exists(target));
 	/* A snapshot leaves someone else's file where it is. */
-	save(fixture, &loaded);
+	test_persist_save(fixture, &loaded);
 	struct stat info;
 	assert_int_equal(lstat(fixture->journal_path, &info), 0);
 	assert_true(S_ISLNK(info.st_mode));
@@ -216,7 +204,7 @@ static void journal_of_another_state_file_is_refused_and_kept(void **state)
 	struct persist_fixture *fixture = *state;
 	record_role(fixture, "one");
 	record_role(fixture, "two");
-	save(fixture, &fixture->store);   /* journalSequence 2 */
+	test_persist_save(fixture, &fixture->store);   /* journalSequence 2 */
 
 	char *other_dir = test_temp_dir();
 	char *other_path = test_path(other_dir, "tokens.json");
@@ -254,9 +242,7 @@ static void journal_of_another_state_file_is_refused_and_kept(void **state)
 
 static char *journal_id_of_snapshot(const struct persist_fixture *fixture)
 {
-	char *text = test_read_file(fixture->path, NULL);
-	cJSON *document = cJSON_Parse(text);
-	free(text);
+	cJSON *document = test_read_json(fixture->path);
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(document, "journalId");
 	char *copy = cJSON_IsString(id) ? strdup(id->valuestring) : NULL;
 	cJSON_Delete(document);
@@ -364,7 +350,7 @@ static void old_pair_without_ids_loads_and_the_next_snapshot_adds_one(void **sta
 	record_role(fixture, "appended");
 	load_ok(fixture, &loaded);
 	test_assert_stores_equal(&fixture->store, &loaded);
-	save(fixture, &loaded);
+	test_persist_save(fixture, &loaded);
 	store_clear(&loaded);
 	char *id = journal_id_of_snapshot(fixture);
 	assert_non_null(id);
@@ -395,7 +381,7 @@ static void journal_that_appears_while_running_is_left_alone(void **state)
 	assert_false(persist_record(fixture->persist, change, fixture->error, sizeof(fixture->error)));
 	cJSON_Delete(change);
 	test_assert_contains(fixture->error, fixture->journal_path);
-	save(fixture, &loaded);
+	test_persist_save(fixture, &loaded);
 	test_snapshot_assert_unchanged(&before, fixture->journal_path);
 	test_snapshot_free(&before);
 	store_clear(&loaded);
@@ -428,11 +414,8 @@ static void every_layout_loads_the_same_store(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	fill(&fixture->store, 301);
-	save(fixture, &fixture->store);
-	char *text = test_read_file(fixture->path, NULL);
-	cJSON *document = cJSON_Parse(text);
-	free(text);
-	assert_non_null(document);
+	test_persist_save(fixture, &fixture->store);
+	cJSON *document = test_read_json(fixture->path);
 	for(int pretty = 0; pretty < 2; pretty++){
 		write_layout(fixture, document, pretty);
 		struct store loaded;

@@ -217,6 +217,17 @@ char *test_read_existing(const char *path, size_t *length)
 	return content;
 }
 
+cJSON *test_read_json(const char *path)
+{
+	char *text = test_read_existing(path, NULL);
+	cJSON *document = cJSON_Parse(text);
+	free(text);
+	if(document == NULL){
+		fail_msg("%s is not JSON", path);
+	}
+	return document;
+}
+
 bool test_file_exists(const char *path)
 {
 	struct stat info;
@@ -704,10 +715,7 @@ void test_persist_restart_and_refuse(struct persist_fixture *fixture)
 
 int64_t test_persist_snapshot_sequence(const struct persist_fixture *fixture)
 {
-	char *text = test_read_existing(fixture->path, NULL);
-	cJSON *document = cJSON_Parse(text);
-	free(text);
-	assert_non_null(document);
+	cJSON *document = test_read_json(fixture->path);
 	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(document, "journalSequence");
 	assert_true(cJSON_IsNumber(sequence));
 	int64_t value = (int64_t)sequence->valuedouble;

@@ -61,6 +61,9 @@ void test_write_file(const char *path, const char *content, size_t length);
 char *test_read_file(const char *path, size_t *length);
 /* The same for a file that must exist: fails the test if it does not. */
 char *test_read_existing(const char *path, size_t *length);
+/* The file as one JSON document, failing the test if it does not exist or
+ * is not JSON. The caller deletes it. */
+cJSON *test_read_json(const char *path);
 bool test_file_exists(const char *path);
 /* Rewrites a snapshot in the writer's layout as it was before journal
  * ids: without its "journalId" and "previousJournalId" lines. */
