@@ -277,14 +277,32 @@ static void tick_at(struct tokens_plugin *plugin, int64_t t)
 	events_send_due_notices(plugin, test_clock_now());
 }
 
+/* A token of a new role "reader", never used, its notices scheduled as a
+ * created token's are. */
+static struct token *scheduled_token(struct tokens_plugin *plugin, const char *name, int64_t issued_at,
+		int64_t valid_until)
+{
+	struct role *role = test_add_role(&plugin->store, "reader");
+	struct token *token = test_add_token(&plugin->store, name, role, issued_at, valid_until, TIME_NEVER);
+	tokens_plugin_schedule_notices(plugin, token);
+	return token;
+}
+
+/* The event at index is a kind event whose key is value. */
+static void assert_event(size_t index, const char *kind, const char *key, const char *value)
+{
+	cJSON *event = event_at(index);
+	assert_string_equal(test_string(event, "event"), kind);
+	assert_string_equal(test_string(event, key), value);
+	cJSON_Delete(event);
+}
+
 static void expiring_is_sent_once_at_warning_days_before_valid_until(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
-	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t valid_until = test_time("2026-12-28T10:00:00Z");
 	int64_t warning_at = valid_until - WARNING_DAYS * DAY;   /* 2026-12-21T10:00:00Z */
-	struct token *token = test_add_token(&plugin->store, "ci-bot", role, test_clock_now(), valid_until, TIME_NEVER);
-	tokens_plugin_schedule_notices(plugin, token);
+	struct token *token = scheduled_token(plugin, "ci-bot", test_clock_now(), valid_until);
 
 	tick_at(plugin, test_clock_now());
 	tick_at(plugin, warning_at - 1);
@@ -333,10 +351,8 @@ static void expiring_is_sent_once_at_warning_days_before_valid_until(void **stat
 static void notices_are_recorded_in_the_journal(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
-	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t valid_until = test_clock_now() + 3 * DAY;
-	struct token *token = test_add_token(&plugin->store, "ci-bot", role, test_clock_now(), valid_until, TIME_NEVER);
-	tokens_plugin_schedule_notices(plugin, token);
+	struct token *token = scheduled_token(plugin, "ci-bot", test_clock_now(), valid_until);
 	char hex[TOKEN_HASH_HEX_LEN + 1];
 	hex_of(token->hash, hex);
 
@@ -367,17 +383,12 @@ static void notices_are_recorded_in_the_journal(void **state)
 static void token_inside_the_window_is_warned_at_once(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
-	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t valid_until = test_clock_now() + 2 * DAY;
-	struct token *token = test_add_token(&plugin->store, "short", role, test_clock_now(), valid_until, TIME_NEVER);
-	tokens_plugin_schedule_notices(plugin, token);
+	scheduled_token(plugin, "short", test_clock_now(), valid_until);
 
 	tick_at(plugin, test_clock_now());
 	assert_int_equal(message_count, 1);
-	cJSON *event = event_at(0);
-	assert_string_equal(test_string(event, "event"), "tokenExpiring");
-	assert_string_equal(test_string(event, "at"), "2026-11-28T10:00:00Z");
-	cJSON_Delete(event);
+	assert_event(0, "tokenExpiring", "at", "2026-11-28T10:00:00Z");
 	tick_at(plugin, valid_until - 1);
 	assert_int_equal(message_count, 1);
 }
@@ -386,17 +397,12 @@ static void token_inside_the_window_is_warned_at_once(void **state)
 static void token_expired_while_down_gets_only_expired(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
-	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t valid_until = test_clock_now() - DAY;
-	struct token *token = test_add_token(&plugin->store, "stale", role, valid_until - 30 * DAY, valid_until, TIME_NEVER);
-	tokens_plugin_schedule_notices(plugin, token);
+	struct token *token = scheduled_token(plugin, "stale", valid_until - 30 * DAY, valid_until);
 
 	tick_at(plugin, test_clock_now());
 	assert_int_equal(message_count, 1);
-	cJSON *event = event_at(0);
-	assert_string_equal(test_string(event, "event"), "tokenExpired");
-	assert_string_equal(test_string(event, "status"), "invalid");
-	cJSON_Delete(event);
+	assert_event(0, "tokenExpired", "status", "invalid");
 	assert_true(token->expiring_noticed);
 	assert_true(token->expired_noticed);
 	assert_int_equal(plugin->expired_tokens, 1);
@@ -437,10 +443,7 @@ static void warning_follows_the_configured_days(void **state)
 	assert_int_equal(message_count, 0);
 	tick_at(plugin, valid_until - 2 * DAY);
 	assert_int_equal(message_count, 1);
-	cJSON *event = event_at(0);
-	assert_string_equal(test_string(event, "event"), "tokenExpiring");
-	assert_string_equal(test_string(event, "at"), "2026-12-06T10:00:00Z");
-	cJSON_Delete(event);
+	assert_event(0, "tokenExpiring", "at", "2026-12-06T10:00:00Z");
 }
 
 /* ---- metrics ---- */
@@ -504,10 +507,8 @@ static void metrics_of_an_empty_store_are_zero(void **state)
 static void metrics_follow_expiry(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
-	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t now = test_clock_now();
-	struct token *token = test_add_token(&plugin->store, "soon", role, now, now + DAY, TIME_NEVER);
-	tokens_plugin_schedule_notices(plugin, token);
+	scheduled_token(plugin, "soon", now, now + DAY);
 
 	events_publish_metrics(plugin);
 	assert_metric(1, "valid", "1");
@@ -528,10 +529,8 @@ static void without_a_publisher_notices_are_still_marked(void **state)
 {
 	struct tokens_plugin *plugin = plugin_of(state);
 	plugin->publish = NULL;
-	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t now = test_clock_now();
-	struct token *token = test_add_token(&plugin->store, "stale", role, now - 30 * DAY, now - DAY, TIME_NEVER);
-	tokens_plugin_schedule_notices(plugin, token);
+	struct token *token = scheduled_token(plugin, "stale", now - 30 * DAY, now - DAY);
 
 	events_publish(plugin, "tokenCreated", token, "alice", NULL);
 	events_publish_metrics(plugin);
