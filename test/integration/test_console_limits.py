@@ -32,7 +32,7 @@ import pytest
 from console_helpers import CONSOLE, Console, FakeBroker
 from ctrl_helpers import finish_broker, start_admin_broker
 from tokens_helpers import free_port
-from test_console_api import expect_error, expect_json, well_formed_unknown_token
+from test_console_api import expect_error, expect_json, finish_setup, well_formed_unknown_token
 
 SLOW_CONNECTIONS = 1100
 GOOD_REQUESTS = 30
@@ -78,12 +78,7 @@ def start(tmp_path):
 
     yield make
     for env in made:
-        try:
-            code = env.console.stop()
-            env.console.check_no_secret_written()
-            assert code == 0, f"the console exited with status {code}:\n{env.console.output}"
-        finally:
-            finish_broker(env.broker)
+        finish_setup(env)
 
 
 def connect_from(address, port, timeout=5.0):
