@@ -36,17 +36,10 @@ static struct tokens_plugin *plugin_of(void **state)
 	return &((struct test_plugin *)*state)->plugin;
 }
 
-/* Runs a createToken that must succeed and returns its secret (malloc'd). */
+/* A createToken in role "reader" that must succeed; returns its secret (malloc'd). */
 static char *create_token(struct tokens_plugin *plugin, const char *name, const char *valid_until)
 {
-	char *command = test_format("{\"command\": \"createToken\", \"name\": \"%s\", \"role\": \"reader\", "
-			"\"validUntil\": \"%s\"}", name, valid_until);
-	cJSON *data = test_command_ok(plugin, "alice", command);
-	free(command);
-	char *secret = strdup(test_string(data, "token"));
-	assert_non_null(secret);
-	cJSON_Delete(data);
-	return secret;
+	return test_create_token(plugin, name, "reader", valid_until);
 }
 
 static int total_count(struct tokens_plugin *plugin, const char *list_command)

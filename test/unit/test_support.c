@@ -530,6 +530,18 @@ cJSON *test_command_ok(struct tokens_plugin *plugin, const char *requester, cons
 	return data;
 }
 
+char *test_create_token(struct tokens_plugin *plugin, const char *name, const char *role, const char *valid_until)
+{
+	char *command = test_format("{\"command\": \"createToken\", \"name\": \"%s\", \"role\": \"%s\", "
+			"\"validUntil\": \"%s\"}", name, role, valid_until);
+	cJSON *data = test_command_ok(plugin, "alice", command);
+	free(command);
+	char *secret = strdup(test_string(data, "token"));
+	assert_non_null(secret);
+	cJSON_Delete(data);
+	return secret;
+}
+
 const char *test_string(const cJSON *object, const char *key)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, key);

@@ -170,6 +170,10 @@ cJSON *test_command(struct tokens_plugin *plugin, const char *requester, const c
  * the command returns none). The caller deletes it. */
 cJSON *test_command_ok(struct tokens_plugin *plugin, const char *requester, const char *command_json);
 
+/* Runs a createToken of name in role, valid until valid_until (RFC 3339),
+ * requested by "alice", which must succeed; returns the secret (malloc'd). */
+char *test_create_token(struct tokens_plugin *plugin, const char *name, const char *role, const char *valid_until);
+
 /* The string member key of object, failing the test if it is not a string. */
 const char *test_string(const cJSON *object, const char *key);
 /* Fails the test if the response carries an error. */
