@@ -25,16 +25,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	test_plugin_free(*state);
-	return 0;
-}
-
-static struct tokens_plugin *plugin_of(void **state)
-{
-	return &((struct test_plugin *)*state)->plugin;
-}
 
 /* A createToken in role "reader" that must succeed; returns its secret (malloc'd). */
 static char *create_token(struct tokens_plugin *plugin, const char *name, const char *valid_until)
@@ -144,7 +134,7 @@ static void create_token_returns_metadata_and_secret_once(void **state)
 
 static void each_created_token_is_new(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	char *first = create_token(plugin, "one", "2027-01-01T00:00:00Z");
 	char *second = create_token(plugin, "two", "2027-01-01T00:00:00Z");
 	assert_string_not_equal(first, second);
@@ -529,7 +519,7 @@ static void failed_save_of_role_changes_changes_nothing(void **state)
 
 static void log_records_changes_and_never_a_secret(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	test_log_reset();
 
 	cJSON *created = test_command_ok(plugin, "alice", CREATE_CI_BOT);
@@ -701,7 +691,7 @@ static void payload_with_trailing_data_is_not_json(void **state)
 
 static void commands_run_in_order_and_a_failure_does_not_stop_the_rest(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	cJSON *reply = test_request(plugin, "alice", "{\"commands\": ["
 			CREATE_CI_BOT ","
 			"{\"command\": \"createToken\", \"name\": \"ci-bot\", \"role\": \"reader\", "
@@ -742,7 +732,7 @@ static void commands_run_in_order_and_a_failure_does_not_stop_the_rest(void **st
 
 static void list_tokens_follows_the_clock(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	int64_t start = test_clock_now();
 	free(create_token(plugin, "short", "2026-11-28T10:01:40Z"));   /* start + 100 */
 	test_clock_advance(50);
@@ -804,7 +794,7 @@ static cJSON *only_response(cJSON *reply)
 
 static void requests_over_the_limits_are_refused_whole(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	plugin->limits.commands = 2;
 	plugin->limits.request_bytes = 200;
 
@@ -856,7 +846,7 @@ static size_t reply_length(const cJSON *reply)
  * request's other answers still arrive. */
 static void replies_never_outgrow_the_reply_limit(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	create_many_tokens(plugin, 100);
 	plugin->limits.reply_bytes = 16384;
 
@@ -877,7 +867,7 @@ static void replies_never_outgrow_the_reply_limit(void **state)
  * reply is full, the rest of the request does not run. */
 static void commands_that_would_not_fit_the_reply_do_not_run(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	create_many_tokens(plugin, 30);
 	plugin->limits.reply_bytes = 16384;
 	/* Pages of 30 tokens fill the reply; the revoke after them must not run. */
@@ -904,7 +894,7 @@ static void commands_that_would_not_fit_the_reply_do_not_run(void **state)
  * however much the other responses echo (review of issue 13). */
 static void a_change_never_loses_its_answer_to_the_reply_limit(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	create_many_tokens(plugin, 30);
 	plugin->limits.reply_bytes = 16384;
 	char padding[6001];
@@ -940,7 +930,7 @@ static void a_change_never_loses_its_answer_to_the_reply_limit(void **state)
 
 static void stores_and_roles_over_the_limits_are_refused(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	plugin->limits.tokens = 1;
 	plugin->limits.acls_per_role = 2;
 	plugin->limits.topic_bytes = 10;
@@ -980,7 +970,7 @@ static void stores_and_roles_over_the_limits_are_refused(void **state)
 	cJSON_Delete(response);
 }
 
-#define CONTROL_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define CONTROL_TEST(f) cmocka_unit_test_setup_teardown(f, setup, test_plugin_teardown)
 
 int main(void)
 {

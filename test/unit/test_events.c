@@ -68,10 +68,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct tokens_plugin *plugin_of(void **state)
-{
-	return &((struct test_plugin *)*state)->plugin;
-}
 
 static const char *journal_path_of(void **state)
 {
@@ -120,7 +116,7 @@ static void assert_no_message_contains(const char *fragment)
 
 static void event_with_by_and_previous_hash_has_every_field(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	struct role *role = test_add_role(&plugin->store, "reader");
 	struct token *token = test_add_token(&plugin->store, "ci-bot", role,
 			test_time("2026-11-01T08:00:00Z"), test_time("2027-01-01T00:00:00Z"), TIME_NEVER);
@@ -155,7 +151,7 @@ static void event_with_by_and_previous_hash_has_every_field(void **state)
 
 static void event_without_by_has_no_by_nor_previous_hash(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	struct role *role = test_add_role(&plugin->store, "reader");
 	/* Expired an hour ago, last used yesterday. */
 	struct token *token = test_add_token(&plugin->store, "old-bot", role,
@@ -178,7 +174,7 @@ static void event_without_by_has_no_by_nor_previous_hash(void **state)
 /* At validUntil exactly the token no longer logs in: "invalid". */
 static void status_turns_invalid_at_valid_until(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t now = test_clock_now();
 	struct token *token = test_add_token(&plugin->store, "edge", role, now - DAY, now + 1, TIME_NEVER);
@@ -200,7 +196,7 @@ static void status_turns_invalid_at_valid_until(void **state)
  * secrets that createToken and rotateToken return are in none of them. */
 static void command_events_never_carry_the_secret(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	cJSON_Delete(test_command_ok(plugin, "alice", "{\"command\": \"createRole\", \"rolename\": \"reader\"}"));
 	assert_int_equal(message_count, 0);
 
@@ -299,7 +295,7 @@ static void assert_event(size_t index, const char *kind, const char *key, const 
 
 static void expiring_is_sent_once_at_warning_days_before_valid_until(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	int64_t valid_until = test_time("2026-12-28T10:00:00Z");
 	int64_t warning_at = valid_until - WARNING_DAYS * DAY;   /* 2026-12-21T10:00:00Z */
 	struct token *token = scheduled_token(plugin, "ci-bot", test_clock_now(), valid_until);
@@ -350,7 +346,7 @@ static void expiring_is_sent_once_at_warning_days_before_valid_until(void **stat
 /* The marks go to the journal first, so a restart does not send them again. */
 static void notices_are_recorded_in_the_journal(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	int64_t valid_until = test_clock_now() + 3 * DAY;
 	struct token *token = scheduled_token(plugin, "ci-bot", test_clock_now(), valid_until);
 	char hex[TOKEN_HASH_HEX_LEN + 1];
@@ -382,7 +378,7 @@ static void notices_are_recorded_in_the_journal(void **state)
 /* Created (or rotated) inside the warning window: tokenExpiring at once. */
 static void token_inside_the_window_is_warned_at_once(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	int64_t valid_until = test_clock_now() + 2 * DAY;
 	scheduled_token(plugin, "short", test_clock_now(), valid_until);
 
@@ -396,7 +392,7 @@ static void token_inside_the_window_is_warned_at_once(void **state)
 /* Expired while the broker was down: no warning, only tokenExpired. */
 static void token_expired_while_down_gets_only_expired(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	int64_t valid_until = test_clock_now() - DAY;
 	struct token *token = scheduled_token(plugin, "stale", valid_until - 30 * DAY, valid_until);
 
@@ -415,7 +411,7 @@ static void token_expired_while_down_gets_only_expired(void **state)
  * from the state file) gets only tokenExpired, at validUntil. */
 static void warning_sent_before_a_restart_is_not_repeated(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t valid_until = test_clock_now() + 3 * DAY;
 	struct token *token = test_add_token(&plugin->store, "warned", role, test_clock_now(), valid_until, TIME_NEVER);
@@ -433,7 +429,7 @@ static void warning_sent_before_a_restart_is_not_repeated(void **state)
 /* The warning lead is the configured one, not a fixed 7 days. */
 static void warning_follows_the_configured_days(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t valid_until = test_clock_now() + 10 * DAY;
 	test_add_token(&plugin->store, "ci-bot", role, test_clock_now(), valid_until, TIME_NEVER);
@@ -460,7 +456,7 @@ static void assert_metric(size_t index, const char *name, const char *value)
 
 static void metrics_are_retained_decimal_numbers(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	struct role *role = test_add_role(&plugin->store, "reader");
 	int64_t now = test_clock_now();
 	test_add_token(&plugin->store, "a", role, now, now + 30 * DAY, TIME_NEVER);
@@ -493,7 +489,7 @@ static void metrics_are_retained_decimal_numbers(void **state)
 /* An empty store publishes zeros, not nothing. */
 static void metrics_of_an_empty_store_are_zero(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	events_publish_metrics(plugin);
 	assert_int_equal(message_count, 7);
 	static const char *const names[] = {"total", "valid", "invalid", "connections", "sessions/offline",
@@ -506,7 +502,7 @@ static void metrics_of_an_empty_store_are_zero(void **state)
 /* A token expiring between two refreshes moves from valid to invalid. */
 static void metrics_follow_expiry(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	int64_t now = test_clock_now();
 	scheduled_token(plugin, "soon", now, now + DAY);
 
@@ -527,7 +523,7 @@ static void metrics_follow_expiry(void **state)
  * (and counted) so they are not owed forever. */
 static void without_a_publisher_notices_are_still_marked(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	plugin->publish = NULL;
 	int64_t now = test_clock_now();
 	struct token *token = scheduled_token(plugin, "stale", now - 30 * DAY, now - DAY);

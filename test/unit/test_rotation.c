@@ -38,16 +38,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	test_plugin_free(*state);
-	return 0;
-}
-
-static struct tokens_plugin *plugin_of(void **state)
-{
-	return &((struct test_plugin *)*state)->plugin;
-}
 
 static char *copy_of(const char *text)
 {
@@ -154,7 +144,7 @@ static struct tokens_plugin *restarted(struct tokens_plugin *running, const char
 
 static void without_grace_the_new_secret_logs_in_and_the_old_one_stops(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	char *old = create_token(plugin, "boiler-7", "2027-01-01T00:00:00Z");
 	assert_logs_in(plugin, old, "boiler-7", false);
 
@@ -175,7 +165,7 @@ static void without_grace_the_new_secret_logs_in_and_the_old_one_stops(void **st
 
 static void with_grace_the_old_secret_logs_in_until_the_grace_ends(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	char *old = create_token(plugin, "boiler-7", "2027-01-01T00:00:00Z");
 	int64_t rotated_at = test_clock_now();
 
@@ -215,7 +205,7 @@ static void with_grace_the_old_secret_logs_in_until_the_grace_ends(void **state)
  * the new one's. */
 static void grace_ends_at_the_latest_at_either_validity(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	char *old = create_token(plugin, "boiler-7", "2026-11-28T10:30:00Z");
 	cJSON *data = rotate(plugin, "boiler-7", ", \"graceSeconds\": 3600, \"validUntil\": \"2027-01-01T00:00:00Z\"");
 	assert_string_equal(test_string(data, "previousValidUntil"), "2026-11-28T10:30:00Z");
@@ -241,7 +231,7 @@ static void grace_ends_at_the_latest_at_either_validity(void **state)
 
 static void the_token_keeps_its_name_and_role_and_its_lifetime(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	free(create_token(plugin, "boiler-7", "2026-12-28T10:00:00Z"));   /* a 30-day lifetime */
 	struct token *before = store_find_token_by_name(&plugin->store, "boiler-7");
 	struct role *role = before->role;
@@ -323,7 +313,7 @@ static void rotating_a_token_that_is_not_there_is_not_found(void **state)
  * a grace period ends the first one's grace at once. */
 static void a_second_rotation_during_the_grace_gives_it_to_the_secret_it_replaces(void **state)
 {
-	struct tokens_plugin *plugin = plugin_of(state);
+	struct tokens_plugin *plugin = test_plugin_of(state);
 	char *first = create_token(plugin, "boiler-7", "2027-01-01T00:00:00Z");
 	char *second = rotate_secret(plugin, "boiler-7", ", \"graceSeconds\": 3600");
 	test_clock_advance(10 * 60);
@@ -396,7 +386,7 @@ static void the_rotation_and_its_grace_survive_a_restart(void **state)
 	free(new);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, test_plugin_teardown)
 
 int main(void)
 {

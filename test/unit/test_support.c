@@ -478,6 +478,17 @@ void test_plugin_free(struct test_plugin *test_plugin)
 	test_log_reset();
 }
 
+int test_plugin_teardown(void **state)
+{
+	test_plugin_free(*state);
+	return 0;
+}
+
+struct tokens_plugin *test_plugin_of(void **state)
+{
+	return &((struct test_plugin *)*state)->plugin;
+}
+
 /* ---- control requests ---- */
 
 cJSON *test_request(struct tokens_plugin *plugin, const char *requester, const char *payload)

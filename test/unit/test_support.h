@@ -154,6 +154,10 @@ struct test_plugin {
  * fake clock (set to 2026-11-28T10:00:00Z) and the captured log (emptied). */
 struct test_plugin *test_plugin_new(void);
 void test_plugin_free(struct test_plugin *test_plugin);
+/* For cmocka groups whose state is a test_plugin: frees it, and the plugin
+ * inside it. */
+int test_plugin_teardown(void **state);
+struct tokens_plugin *test_plugin_of(void **state);
 
 /* ---- control requests ---- */
 
