@@ -28,7 +28,7 @@ import pytest
 from access_helpers import (
     NOT_AUTHORIZED, SUBACK_FAILURE_V311, Device, MosquittoSub, acl, issue, make_role, mosquitto_pub,
 )
-from session_helpers import disconnects, token_session, wait_offline
+from session_helpers import disconnects, queued_before_marker, token_session, wait_offline
 from tokens_helpers import CONTROL_TOPIC, FUTURE, QUIET_PERIOD, RESPONSE_TOPIC, TIMEOUT, V5, V311
 
 PROTOCOLS = pytest.mark.parametrize("protocol", [V5, V311], ids=["mqtt5", "mqtt311"])
@@ -245,6 +245,24 @@ def test_taking_over_another_devices_session_gives_none_of_its_messages(fleet):
     assert a.received() == []
 
 
+@PROTOCOLS
+def test_an_offline_device_gets_what_was_queued_for_its_own_topics(fleet, protocol):
+    """A persistent session away from the broker is checked with its own
+    token's values: its commands are queued, and delivered when it comes
+    back."""
+    broker, secret = fleet.broker, fleet.secrets["dev-a"]
+    a = fleet.keep(token_session(broker, "dev-a", secret, protocol, client_id="dev-a-persistent"))
+    assert a.subscribe_code("devices/dev-a/#") == 1
+    a.leave()
+    publisher = fleet.anonymous()
+    publisher.publish("devices/dev-a/cmd", "reboot", qos=1)
+    publisher.publish("devices/dev-b/cmd", "not for dev-a", qos=1)
+    back = fleet.keep(token_session(broker, "dev-a", secret, protocol, client_id="dev-a-persistent"))
+    assert back.session_present
+    assert queued_before_marker(publisher, back, marker_topic="devices/dev-a/marker") == [
+        ("devices/dev-a/cmd", "reboot", 1)]
+
+
 # ---------------------------------------------------------------- %t: retained messages
 
 def test_retained_messages_of_another_device_are_not_delivered(fleet):
@@ -279,6 +297,23 @@ def test_will_on_its_own_topic_only(fleet, protocol):
     drop(fleet.broker, own)
     assert dash.expect("devices/dev-a/status", "offline") == [("devices/dev-a/status", b"offline")]
     assert dash.received() == []
+
+
+def test_delayed_will_of_an_offline_session(fleet):
+    """An MQTT 5 Will Delay: the broker publishes the Will after the
+    connection is gone, and checks it then with the session's token."""
+    broker, secret = fleet.broker, fleet.secrets["dev-a"]
+    dash = fleet.dashboard()
+    common = dict(protocol=V5, will_delay=1, session_expiry=30)
+    own = fleet.keep(token_session(broker, "dev-a", secret, client_id="dev-a-will",
+                                   will=("devices/dev-a/status", "late", 1), **common))
+    forged = fleet.keep(token_session(broker, "dev-a", secret, client_id="dev-a-forged",
+                                      will=("devices/dev-b/status", "late", 1), **common))
+    forged.drop()
+    own.drop()
+    seen = dash.expect("devices/dev-a/status", "late", timeout=5)
+    seen += dash.received(1.5)
+    assert seen == [("devices/dev-a/status", b"late")]
 
 
 # ---------------------------------------------------------------- %c
@@ -485,6 +520,21 @@ def test_placeholders_in_receive_and_unsubscribe_acls(broker, admin):
         assert b.unsubscribe_code("alerts/dev-a/x") == 0
         assert b.subscribe_code("alerts/dev-b/x") == 1
         assert b.unsubscribe_code("alerts/dev-b/x") == NOT_AUTHORIZED
+
+
+def test_shared_subscription_grant_with_a_placeholder(broker, admin):
+    """Workers that share their own job queue: $share/<any group>/jobs/%t/#."""
+    make_role(admin, "worker", [acl("subscribePattern", "$share/+/jobs/%t/#")])
+    secrets = {name: issue(admin, name, "worker")[0] for name in ("w-1", "w-2")}
+    with Device(broker.port, username="w-1", password=secrets["w-1"]) as w1, Device(broker.port) as publisher:
+        assert w1.subscribe_code("$share/pool/jobs/w-2/#") == NOT_AUTHORIZED
+        assert w1.subscribe_code("$share/pool/#") == NOT_AUTHORIZED
+        assert w1.subscribe_code("jobs/w-1/#") == NOT_AUTHORIZED      # only shared
+        assert w1.subscribe_code("$share/pool/jobs/w-1/#") == 1
+        publisher.publish_code("jobs/w-2/1", "not mine")
+        publisher.publish_code("jobs/w-1/1", "mine")
+        assert w1.expect("jobs/w-1/1") == [("jobs/w-1/1", b"mine")]
+        assert w1.received() == []
 
 
 # ---------------------------------------------------------------- commands
