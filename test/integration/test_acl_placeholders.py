@@ -411,6 +411,20 @@ def test_username_with_wildcards_or_slashes_gets_nothing_from_placeholders(fleet
     assert dev.received() == []
 
 
+@pytest.mark.parametrize("name", ["site-1/boiler", "+"])
+def test_token_name_with_a_slash_or_wildcard_gets_nothing_from_t(broker, admin, name):
+    """The name rule lets a token's name hold '/', '+' or '#': such a
+    token gets nothing from %t (docs/protocol.md says so to admins)."""
+    make_role(admin, "device", FLEET_ACLS)
+    secret, _ = issue(admin, name, "device")
+    with Device(broker.port, username="someone", password=secret) as dev:
+        for topic in valid_filters(f"devices/{name}/#", "devices/+/#", "devices/#"):
+            assert dev.subscribe_code(topic) == NOT_AUTHORIZED, topic
+        if not has_wildcard(name):
+            assert dev.publish_code(f"devices/{name}/x", "x") == NOT_AUTHORIZED
+        assert dev.publish_code("users/someone/x", "x") == 0
+
+
 def test_username_decides_users_topics(fleet):
     observer = fleet.anonymous(subscriptions=["users/#"])
     alice = fleet.device("dev-a", username="alice")
