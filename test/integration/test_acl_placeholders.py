@@ -509,6 +509,21 @@ def test_placeholder_never_reaches_the_control_topic(broker, admin, placeholder,
         assert dev.received() == []
 
 
+def test_a_dollar_first_level_written_by_the_admin_is_not_guarded(broker, admin):
+    """The rule is about a placeholder as the first level only: an ACL that
+    starts with $CONTROL/ itself hands the rest to the client's choice (as
+    docs/protocol.md warns)."""
+    make_role(admin, "self", [acl("publishClientSend", "$CONTROL/%c/v1")])
+    secret, _ = issue(admin, "selfie", "self")
+    with Device(broker.port, username="selfie", password=secret, client_id="tokens") as dev:
+        assert dev.publish_code(CONTROL_TOPIC, json.dumps({"commands": [{"command": "listRoles"}]})) == 0
+        reply = json.loads(dev.next_message().payload)
+        assert reply["responses"][0]["command"] == "listRoles"
+    with Device(broker.port, username="selfie", password=secret, client_id="other") as dev:
+        assert dev.publish_code(CONTROL_TOPIC, json.dumps({"commands": [{"command": "listRoles"}]})) \
+            == NOT_AUTHORIZED
+
+
 # ---------------------------------------------------------------- the other ACL types
 
 def test_placeholders_in_receive_and_unsubscribe_acls(broker, admin):
