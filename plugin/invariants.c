@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "invariants.h"
 
 static bool broken(char *problem, size_t problem_len, const char *format, ...) __attribute__((format(printf, 3, 4)));
@@ -33,10 +34,15 @@ struct role_tally {
 
 static bool check_acls(const struct role *role, char *problem, size_t problem_len)
 {
-	size_t count = 0;
+	size_t count = 0, with_placeholders = 0;
 	for(int type = 0; type < ACL_TYPE_COUNT; type++){
 		for(const struct role_acl *acl = role->acls[type]; acl; acl = acl->next){
 			count++;
+			with_placeholders += acl->has_placeholder;
+			if(acl->has_placeholder != acl_topic_has_placeholder(acl->topic)){
+				return broken(problem, problem_len, "role \"%s\": ACL \"%s\" is marked %s placeholders",
+						role->name, acl->topic, acl->has_placeholder ? "with" : "without");
+			}
 			if(acl->type != (enum acl_type)type){
 				return broken(problem, problem_len, "role \"%s\": ACL \"%s\" is in the wrong list", role->name, acl->topic);
 			}
@@ -48,6 +54,12 @@ static bool check_acls(const struct role *role, char *problem, size_t problem_le
 	}
 	if(count != role->acl_count){
 		return broken(problem, problem_len, "role \"%s\" counts %zu ACLs but has %zu", role->name, role->acl_count, count);
+	}
+	if(with_placeholders != role->placeholder_acls){
+		/* A role that counts none is checked without the client's values:
+		 * its placeholders would match nothing. */
+		return broken(problem, problem_len, "role \"%s\" counts %zu ACLs with placeholders but has %zu",
+				role->name, role->placeholder_acls, with_placeholders);
 	}
 	return true;
 }

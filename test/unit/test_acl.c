@@ -12,6 +12,7 @@
 #include "broker_api.h"
 
 #include "acl.h"
+#include "invariants.h"
 
 static struct role *role_with(const struct role_acl *acls, size_t count)
 {
@@ -439,6 +440,26 @@ static void test_placeholder_edges(void **state)
 	role_free(role);
 }
 
+/* The count decides whether a check builds the client's values at all: a
+ * wrong one would make the role's placeholders match nothing. */
+static void test_invariants_check_the_placeholder_count(void **state)
+{
+	(void)state;
+	struct store store;
+	store_init(&store);
+	struct role *role = fleet_role();
+	store_link_role(&store, role);
+	char problem[256];
+	assert_true(invariants_check_store(&store, problem, sizeof(problem)));
+	role->placeholder_acls--;
+	assert_false(invariants_check_store(&store, problem, sizeof(problem)));
+	assert_non_null(strstr(problem, "placeholders"));
+	role->placeholder_acls++;
+	role->acls[ACL_SUBSCRIBE_LITERAL]->has_placeholder = false;
+	assert_false(invariants_check_store(&store, problem, sizeof(problem)));
+	store_clear(&store);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_values_match_no_placeholder),
 		cmocka_unit_test(test_long_and_unusual_values_match_exactly),
 		cmocka_unit_test(test_placeholder_edges),
+		cmocka_unit_test(test_invariants_check_the_placeholder_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
