@@ -62,6 +62,7 @@ struct token {
 	unsigned char hash[TOKEN_HASH_LEN];
 	const char *name;
 	const char *requested_by;
+	const char *client_id;      /* the one client id it logs in with; NULL: any */
 	struct role *role;
 	int64_t issued_at;
 	int64_t valid_until;
@@ -75,7 +76,7 @@ struct token {
 	bool expired_noticed;       /* tokenExpired sent for this lifetime */
 	UT_hash_handle hh_hash;
 	UT_hash_handle hh_name;
-	char text[];                /* name and requested_by point here */
+	char text[];                /* name, requested_by and client_id point here */
 };
 
 /* The secret a token had before a rotation with a grace period: it keeps
@@ -108,6 +109,12 @@ const char *name_problem(const char *name, size_t max_chars);
  * nothing that makes it look like another name or like none (see
  * docs/protocol.md, the name rule). */
 const char *new_name_problem(const char *name, size_t max_chars);
+/* The client id a token may be bound to (createToken's clientId, SPEC
+ * section 4): 1 to CLIENT_ID_MAX_BYTES bytes of UTF-8 that the broker
+ * accepts as a client id (mosquitto_validate_utf8: no NUL, no control
+ * characters), without '+', '#' or '/'. NULL if valid, else the reason. */
+#define CLIENT_ID_MAX_BYTES 65535
+const char *client_id_problem(const char *client_id);
 
 void store_init(struct store *store);
 void store_clear(struct store *store);
@@ -117,6 +124,11 @@ size_t store_role_count(const struct store *store);
 
 /* Copies its strings into the token; NULL when out of memory. */
 struct token *token_new(const char *name, const char *requested_by,
+		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
+		int64_t valid_until, int64_t last_used);
+/* The same, bound to client_id (NULL: not bound), which is copied into the
+ * token's own allocation too: an unbound token costs only the pointer. */
+struct token *token_new_bound(const char *name, const char *requested_by, const char *client_id,
 		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
 		int64_t valid_until, int64_t last_used);
 void token_free(struct token *token);

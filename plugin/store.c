@@ -149,15 +149,38 @@ size_t store_role_count(const struct store *store)
 	return HASH_CNT(hh, store->roles);
 }
 
-/* One allocation per token: the struct, then its name and requester, so a
- * million tokens cost a million mallocs, not three million. */
-struct token *token_new(const char *name, const char *requested_by,
+const char *client_id_problem(const char *client_id)
+{
+	size_t bytes = strlen(client_id);
+	if(bytes == 0){
+		return "must not be empty";
+	}
+	if(bytes > CLIENT_ID_MAX_BYTES){
+		return "is longer than 65535 bytes";
+	}
+	/* What the broker checks every client id against, so that a token is
+	 * never bound to one no client can connect with. */
+	if(mosquitto_validate_utf8(client_id, (int)bytes) != MOSQ_ERR_SUCCESS){
+		return "must be valid UTF-8 without control characters";
+	}
+	/* Topic separators and wildcards: a client id may stand in a topic
+	 * (ACL patterns, logs of topics), where these would change its meaning. */
+	if(strpbrk(client_id, "+#/")){
+		return "must not hold '+', '#' or '/'";
+	}
+	return NULL;
+}
+
+/* One allocation per token: the struct, then its name, requester and
+ * client id, so a million tokens cost a million mallocs, not three million. */
+struct token *token_new_bound(const char *name, const char *requested_by, const char *client_id,
 		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
 		int64_t valid_until, int64_t last_used)
 {
 	size_t name_size = strlen(name) + 1;
 	size_t requester_size = strlen(requested_by) + 1;
-	struct token *token = calloc(1, sizeof(*token) + name_size + requester_size);
+	size_t client_id_size = client_id ? strlen(client_id) + 1 : 0;
+	struct token *token = calloc(1, sizeof(*token) + name_size + requester_size + client_id_size);
 	if(token == NULL){
 		return NULL;
 	}
@@ -165,11 +188,22 @@ struct token *token_new(const char *name, const char *requested_by,
 	memcpy(token->text, name, name_size);
 	token->requested_by = token->text + name_size;
 	memcpy(token->text + name_size, requested_by, requester_size);
+	if(client_id){
+		token->client_id = token->text + name_size + requester_size;
+		memcpy(token->text + name_size + requester_size, client_id, client_id_size);
+	}
 	memcpy(token->hash, hash, TOKEN_HASH_LEN);
 	token->issued_at = issued_at;
 	token->valid_until = valid_until;
 	token->last_used = last_used;
 	return token;
+}
+
+struct token *token_new(const char *name, const char *requested_by,
+		const unsigned char hash[TOKEN_HASH_LEN], int64_t issued_at,
+		int64_t valid_until, int64_t last_used)
+{
+	return token_new_bound(name, requested_by, NULL, hash, issued_at, valid_until, last_used);
 }
 
 void token_free(struct token *token)
