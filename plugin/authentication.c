@@ -141,7 +141,7 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 		return refuse(plugin, login->client, "could not hash the token", NULL);
 	}
 	int64_t now = plugin->now();
-	struct login_answer answer = login_answer_for(&plugin->store, hash, now);
+	struct login_answer answer = login_answer_for(&plugin->store, hash, mosquitto_client_id(login->client), now);
 	if(answer.verdict == LOGIN_UNKNOWN){
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 		token_format_hash_to_hex(hash, hash_hex);
@@ -149,6 +149,9 @@ int authentication_on_basic_auth(int event, void *event_data, void *userdata)
 	}
 	if(answer.verdict == LOGIN_EXPIRED){
 		return refuse(plugin, login->client, "expired token ", answer.token->name);
+	}
+	if(answer.verdict == LOGIN_CLIENT_ID_REFUSED){
+		return refuse(plugin, login->client, "client id not allowed for token ", answer.token->name);
 	}
 	if(is_http_api(login->client)){
 		plugin->http_login.context = login->client;

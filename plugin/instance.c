@@ -9,11 +9,13 @@
 
 #include "invariants.h"
 #include "journal.h"
+#include "login.h"
 
 #include "instance.h"
 
-/* A saved binding is restored when its secret still logs in: its token's
- * current secret, or a previous one in its grace period. */
+/* A saved binding is restored when its secret still logs in, with its
+ * client id: its token's current secret, or a previous one in its grace
+ * period, and a token bound to a client id only for that client id. */
 static bool restore_session(struct tokens_plugin *plugin, const struct session_record *record)
 {
 	struct session_login login = {record->client_id, record->username, record->hash, false, true, true};
@@ -25,6 +27,9 @@ static bool restore_session(struct tokens_plugin *plugin, const struct session_r
 		}
 		token = previous->token;
 		login.via_previous = true;
+	}
+	if(!login_client_id_allowed(token, record->client_id)){
+		return true;   /* no login with this client id could have made it */
 	}
 	return sessions_restore(&plugin->sessions, token, &login) && expiry_add(&plugin->expiry, token);
 }

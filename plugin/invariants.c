@@ -8,6 +8,7 @@
 
 #include "acl.h"
 #include "invariants.h"
+#include "login.h"
 
 static bool broken(char *problem, size_t problem_len, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
@@ -86,6 +87,24 @@ static bool check_roles(const struct store *store, struct role_tally *tallies, c
 	return true;
 }
 
+/* A bound token's client id lives in its own allocation, after its
+ * requester (a pointer into another token's would dangle once that one is
+ * freed, as after a rotation), and is one a token may be bound to. */
+static bool check_client_id(const struct token *token, char *problem, size_t problem_len)
+{
+	if(token->client_id == NULL){
+		return true;
+	}
+	if(token->client_id != token->requested_by + strlen(token->requested_by) + 1){
+		return broken(problem, problem_len, "token \"%s\": its client id is not in its own record", token->name);
+	}
+	const char *why = client_id_problem(token->client_id);
+	if(why){
+		return broken(problem, problem_len, "token \"%s\": its client id %s", token->name, why);
+	}
+	return true;
+}
+
 /* Counts each role's tokens into tallies (one entry per role, from the
  * caller's array). */
 static bool check_tokens(const struct store *store, struct role_tally *entries, struct role_tally **tallies,
@@ -101,6 +120,9 @@ static bool check_tokens(const struct store *store, struct role_tally *entries, 
 		}
 		if(token->role == NULL){
 			return broken(problem, problem_len, "token \"%s\" has no role", token->name);
+		}
+		if(!check_client_id(token, problem, problem_len)){
+			return false;
 		}
 		struct role_tally *tally;
 		HASH_FIND_PTR(*tallies, &token->role, tally);
@@ -167,6 +189,10 @@ static bool check_session(const struct tokens_plugin *plugin, const struct sessi
 	}
 	if(!is_linked(&plugin->store, token)){
 		return broken(problem, problem_len, "client %s is bound to a token that is not in the store", session->client_id);
+	}
+	if(!login_client_id_allowed(token, session->client_id)){
+		return broken(problem, problem_len, "client %s is bound to token \"%s\", which only client %s may use",
+				session->client_id, token->name, token->client_id);
 	}
 	if(session->via_previous && store_find_previous(&plugin->store, token) == NULL){
 		return broken(problem, problem_len, "client %s is bound through a previous secret of \"%s\" that is gone",

@@ -19,16 +19,17 @@
 #include "instance.h"
 
 /* Both indexes hold the same tokens; every token's role is linked and
- * counts it; every ACL is in its type's list, highest priority first;
+ * counts it; a bound token's client id is a valid one, in the token's own
+ * record; every ACL is in its type's list, highest priority first;
  * every previous secret belongs to a linked token and is nobody's current
  * secret. */
 bool invariants_check_store(const struct store *store, char *problem, size_t problem_len);
 
 /* The store, and: every connection bound to a token is on that token's
  * list and the token is linked (a connection through a previous secret
- * only while that secret lives); the expiry and notice queues hold linked
- * tokens at the positions they record, in heap order; the counters match
- * what they count. */
+ * only while that secret lives; to a bound token only with its client
+ * id); the expiry and notice queues hold linked tokens at the positions
+ * they record, in heap order; the counters match what they count. */
 bool invariants_check_plugin(const struct tokens_plugin *plugin, char *problem, size_t problem_len);
 
 #endif

@@ -1,9 +1,17 @@
 /*
  * The login decision. See plugin/login.h.
  */
+#include <string.h>
+
 #include "login.h"
 
-struct login_answer login_answer_for(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN], int64_t now)
+bool login_client_id_allowed(const struct token *token, const char *client_id)
+{
+	return token->client_id == NULL || (client_id != NULL && strcmp(token->client_id, client_id) == 0);
+}
+
+struct login_answer login_answer_for(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN],
+		const char *client_id, int64_t now)
 {
 	struct login_answer answer = {.verdict = LOGIN_UNKNOWN};
 	answer.token = store_find_token_by_hash(store, hash);
@@ -16,7 +24,9 @@ struct login_answer login_answer_for(const struct store *store, const unsigned c
 		}
 	}
 	if(answer.token){
-		answer.verdict = now < answer.token->valid_until ? LOGIN_ACCEPTED : LOGIN_EXPIRED;
+		answer.verdict = now >= answer.token->valid_until ? LOGIN_EXPIRED
+			: !login_client_id_allowed(answer.token, client_id) ? LOGIN_CLIENT_ID_REFUSED
+			: LOGIN_ACCEPTED;
 	}
 	return answer;
 }

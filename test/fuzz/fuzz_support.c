@@ -152,11 +152,13 @@ void fuzz_assert_invariants(const struct tokens_plugin *plugin, const char *when
 	}
 }
 
+/* client_id: the one the secret's token is bound to (NULL: none), which
+ * must log in the same way before and after. */
 static void assert_same_login(const struct store *expected, const struct store *actual,
-		const unsigned char hash[TOKEN_HASH_LEN], int64_t now, const char *when)
+		const unsigned char hash[TOKEN_HASH_LEN], const char *client_id, int64_t now, const char *when)
 {
-	struct login_answer before = login_answer_for(expected, hash, now);
-	struct login_answer after = login_answer_for(actual, hash, now);
+	struct login_answer before = login_answer_for(expected, hash, client_id, now);
+	struct login_answer after = login_answer_for(actual, hash, client_id, now);
 	if(before.verdict != after.verdict || before.via_previous != after.via_previous
 			|| (before.token && strcmp(before.token->name, after.token->name) != 0)){
 		char hex[TOKEN_HASH_HEX_LEN + 1];
@@ -171,10 +173,10 @@ static void assert_logins_of(const struct store *source, const struct store *exp
 		int64_t now, const char *when)
 {
 	for(const struct token *token = source->tokens_by_hash; token; token = token->hh_hash.next){
-		assert_same_login(expected, actual, token->hash, now, when);
+		assert_same_login(expected, actual, token->hash, token->client_id, now, when);
 	}
 	for(const struct previous_secret *previous = source->previous_by_hash; previous; previous = previous->hh_hash.next){
-		assert_same_login(expected, actual, previous->hash, now, when);
+		assert_same_login(expected, actual, previous->hash, previous->token->client_id, now, when);
 	}
 }
 

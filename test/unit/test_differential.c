@@ -160,8 +160,12 @@ static void create_token(struct sequence *sequence)
 	char *until = time_after(60 + pick(sequence, 20000));
 	int name = pick(sequence, TOKEN_NAMES);
 	int role = pick(sequence, ROLE_NAMES);
+	/* A third of them bound to one of the contexts' client ids. */
+	int bound = pick(sequence, 3) == 0 ? pick(sequence, CLIENT_IDS) : -1;
+	char *client_id = bound >= 0 ? test_format(", \"clientId\": \"%s\"", client_ids[bound]) : test_format("%s", "");
 	run_formatted(sequence, test_format("{\"commands\": [{\"command\": \"createToken\", \"name\": \"t%d\", "
-			"\"role\": \"r%d\", \"validUntil\": \"%s\"}]}", name, role, until));
+			"\"role\": \"r%d\", \"validUntil\": \"%s\"%s}]}", name, role, until, client_id));
+	free(client_id);
 	free(until);
 }
 
@@ -324,7 +328,9 @@ static int pick_secret(struct sequence *sequence)
 	for(int i = 0; i < sequence->secret_count; i++){
 		unsigned char hash[TOKEN_HASH_LEN];
 		token_format_hash(sequence->secrets[i], hash);
-		if(login_answer_for(store, hash, test_clock_now()).verdict == LOGIN_ACCEPTED){
+		/* A bound token's secret works, for its own client id. */
+		enum login_verdict verdict = login_answer_for(store, hash, NULL, test_clock_now()).verdict;
+		if(verdict == LOGIN_ACCEPTED || verdict == LOGIN_CLIENT_ID_REFUSED){
 			working[count++] = i;
 		}
 	}
@@ -341,7 +347,7 @@ static bool token_login(struct sequence *sequence, int index, const struct broke
 	struct tokens_plugin *plugin = &sequence->live->plugin;
 	unsigned char hash[TOKEN_HASH_LEN];
 	token_format_hash(sequence->secrets[context->secret], hash);
-	struct login_answer answer = login_answer_for(&plugin->store, hash, test_clock_now());
+	struct login_answer answer = login_answer_for(&plugin->store, hash, context->client_id, test_clock_now());
 	if(answer.verdict != LOGIN_ACCEPTED){
 		sessions_unbind(&plugin->sessions, context_at(index));
 		return false;
@@ -434,7 +440,7 @@ static void recheck(struct sequence *sequence)
 		}
 		unsigned char hash[TOKEN_HASH_LEN];
 		token_format_hash(sequence->secrets[context->secret], hash);
-		struct login_answer answer = login_answer_for(&plugin->store, hash, test_clock_now());
+		struct login_answer answer = login_answer_for(&plugin->store, hash, context->client_id, test_clock_now());
 		if(answer.verdict != LOGIN_ACCEPTED){
 			sessions_unbind(&plugin->sessions, context_at(i));
 			disconnect(sequence, i, context->persists, true);
@@ -527,13 +533,18 @@ static void assert_same_login_answers(struct sequence *sequence, const struct to
 	for(int i = 0; i < sequence->secret_count; i++){
 		unsigned char hash[TOKEN_HASH_LEN];
 		token_format_hash(sequence->secrets[i], hash);
-		struct login_answer before = login_answer_for(live, hash, test_clock_now());
-		struct login_answer after = login_answer_for(&restarted->store, hash, test_clock_now());
-		if(before.verdict != after.verdict || before.via_previous != after.via_previous
-				|| (before.token && strcmp(before.token->name, after.token->name) != 0)){
-			fail_msg("sequence %d: secret %d logs in as %s (verdict %d) live but as %s (verdict %d) after a restart",
-					sequence->number, i, before.token ? before.token->name : "nobody", before.verdict,
-					after.token ? after.token->name : "nobody", after.verdict);
+		/* With every client id a context may have, and with none. */
+		for(int c = -1; c < CLIENT_IDS; c++){
+			const char *client_id = c < 0 ? NULL : client_ids[c];
+			struct login_answer before = login_answer_for(live, hash, client_id, test_clock_now());
+			struct login_answer after = login_answer_for(&restarted->store, hash, client_id, test_clock_now());
+			if(before.verdict != after.verdict || before.via_previous != after.via_previous
+					|| (before.token && strcmp(before.token->name, after.token->name) != 0)){
+				fail_msg("sequence %d: secret %d logs in as %s (verdict %d) live but as %s (verdict %d) after a "
+						"restart, as client %s", sequence->number, i, before.token ? before.token->name : "nobody",
+						before.verdict, after.token ? after.token->name : "nobody", after.verdict,
+						client_id ? client_id : "(none)");
+			}
 		}
 	}
 }
@@ -636,8 +647,10 @@ static void assert_same_bindings(struct sequence *sequence, const struct tokens_
 static void assert_bindings_still_log_in(struct sequence *sequence, const struct tokens_plugin *restarted)
 {
 	for(const struct session *session = restarted->sessions.by_id; session; session = session->hh_id.next){
-		struct login_answer answer = login_answer_for(&restarted->store, session->hash, test_clock_now());
-		struct login_answer live = login_answer_for(&sequence->live->plugin.store, session->hash, test_clock_now());
+		struct login_answer answer = login_answer_for(&restarted->store, session->hash, session->client_id,
+				test_clock_now());
+		struct login_answer live = login_answer_for(&sequence->live->plugin.store, session->hash, session->client_id,
+				test_clock_now());
 		if(answer.verdict != LOGIN_ACCEPTED || answer.token != session->token
 				|| answer.via_previous != session->via_previous || live.verdict != LOGIN_ACCEPTED
 				|| strcmp(live.token->name, session->token->name) != 0){
@@ -746,7 +759,7 @@ static void revoked_token_with_a_grace_period_stays_revoked_after_a_restart(void
 	for(int i = 0; i < 2; i++){
 		unsigned char hash[TOKEN_HASH_LEN];
 		token_format_hash(sequence.secrets[i], hash);
-		assert_int_equal(login_answer_for(&restarted->store, hash, test_clock_now()).verdict, LOGIN_UNKNOWN);
+		assert_int_equal(login_answer_for(&restarted->store, hash, NULL, test_clock_now()).verdict, LOGIN_UNKNOWN);
 	}
 	assert_null(restarted->store.previous_by_hash);
 	tokens_plugin_free(restarted);
