@@ -11,6 +11,7 @@
 #include "command.h"
 #include "events.h"
 #include "fields.h"
+#include "log_text.h"
 #include "rfc3339.h"
 #include "metadata_json.h"
 
@@ -87,12 +88,13 @@ static cJSON *created_token_data(const struct store *store, const struct token *
 void command_create_token(struct command_context *context)
 {
 	struct store *store = &context->plugin->store;
-	const char *name, *role_name;
+	const char *name, *role_name, *client_id = NULL;
 	int64_t valid_until;
 
 	if(!field_name(context, "name", NAME_MAX_CHARS, &name)
 			|| !field_string(context, "role", &role_name)
-			|| !field_time(context, "validUntil", &valid_until)){
+			|| !field_time(context, "validUntil", &valid_until)
+			|| !field_optional_client_id(context, "clientId", &client_id)){
 		return;
 	}
 	struct role *role = store_find_role(store, role_name);
@@ -119,7 +121,8 @@ void command_create_token(struct command_context *context)
 	if(!new_secret(context, secret, hash)){
 		return;
 	}
-	struct token *token = token_new(name, context->requester, hash, context->now, valid_until, TIME_NEVER);
+	struct token *token = token_new_bound(name, context->requester, client_id, hash, context->now, valid_until,
+			TIME_NEVER);
 	if(token == NULL){
 		OPENSSL_cleanse(secret, sizeof(secret));
 		command_fail(context, CODE_INTERNAL, "Out of memory");
@@ -131,7 +134,10 @@ void command_create_token(struct command_context *context)
 		command_reply(context, created_token_data(store, token, secret, context->now));
 		char hash_hex[TOKEN_HASH_HEX_LEN + 1];
 		token_format_hash_to_hex(token->hash, hash_hex);
-		command_log_change(context, "name=%s role=%s hash=%s", token->name, role->name, hash_hex);
+		char client_id_text[LOG_TEXT_SIZE];
+		command_log_change(context, "name=%s role=%s hash=%s%s%s", token->name, role->name, hash_hex,
+				token->client_id ? " clientId=" : "",
+				token->client_id ? log_text_escape(token->client_id, client_id_text) : "");
 		events_publish(context->plugin, "tokenCreated", token, context->requester, NULL);
 	}
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -367,7 +373,9 @@ void command_rotate_token(struct command_context *context)
 		return;
 	}
 	memcpy(old_hash, old->hash, TOKEN_HASH_LEN);
-	struct token *replacement = token_new(old->name, context->requester, hash, context->now, valid_until, old->last_used);
+	/* The same name, role and client id: only the secret and its times change. */
+	struct token *replacement = token_new_bound(old->name, context->requester, old->client_id, hash, context->now,
+			valid_until, old->last_used);
 	struct previous_secret *previous = grace_for(old, grace, valid_until, context->now, &failed);
 	if(replacement == NULL || failed){
 		OPENSSL_cleanse(secret, sizeof(secret));

@@ -131,3 +131,19 @@ bool field_name(struct command_context *context, const char *key, size_t max_cha
 	}
 	return true;
 }
+
+bool field_optional_client_id(struct command_context *context, const char *key, const char **out)
+{
+	if(!is_present(context->command, key)){
+		return true;
+	}
+	if(!field_string(context, key, out)){
+		return false;
+	}
+	const char *problem = client_id_problem(*out);
+	if(problem){
+		return command_fail(context, CODE_INVALID, "Field '%s' %s (1 to %d bytes of UTF-8, no control characters, "
+				"'+', '#' or '/')", key, problem, CLIENT_ID_MAX_BYTES);
+	}
+	return true;
+}

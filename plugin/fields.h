@@ -30,6 +30,8 @@ bool field_optional_time(struct command_context *context, const char *key, int64
 bool field_optional_array(struct command_context *context, const char *key, const cJSON **out);
 /* A token or role name under NAME_MAX_CHARS / ROLENAME_MAX_CHARS rules. */
 bool field_name(struct command_context *context, const char *key, size_t max_chars, const char **out);
+/* An optional client id a token may be bound to (client_id_problem). */
+bool field_optional_client_id(struct command_context *context, const char *key, const char **out);
 /* Strings inside nested objects (ACLs in createRole) use these with the
  * object to read from. */
 bool field_string_in(struct command_context *context, const cJSON *object, const char *key, const char **out);

@@ -30,7 +30,8 @@ cJSON *token_to_json(const struct token *token)
 			|| !(token->last_used == TIME_NEVER
 				? cJSON_AddNullToObject(object, "lastUsed")
 				: metadata_add_time(object, "lastUsed", token->last_used))
-			|| !cJSON_AddStringToObject(object, "hash", hash_hex)){
+			|| !cJSON_AddStringToObject(object, "hash", hash_hex)
+			|| (token->client_id && !cJSON_AddStringToObject(object, "clientId", token->client_id))){
 		cJSON_Delete(object);
 		return NULL;
 	}

@@ -16,8 +16,9 @@
 #include "store.h"
 
 /* The token's metadata: name, role, requestedBy, issuedAt, validUntil,
- * lastUsed (null if never) and hash; no "status", which depends on the
- * time of asking (callers add it). NULL when out of memory. */
+ * lastUsed (null if never), hash, and clientId only when it is bound to
+ * one; no "status", which depends on the time of asking (callers add it).
+ * NULL when out of memory. */
 cJSON *token_to_json(const struct token *token);
 /* {"acltype", "topic", "priority", "allow"}: the dynamic-security plugin's
  * shape. */
