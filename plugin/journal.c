@@ -364,8 +364,8 @@ static bool decode_create_token(struct replay *replay)
 	return true;
 }
 
-/* A rotation keeps the name and the role; only the old secret can live
- * on as the previous one. */
+/* A rotation keeps the name, the role and the client id; only the old
+ * secret can live on as the previous one. */
 static bool rotation_fits(struct replay *replay, const struct token *old, const struct token *replacement,
 		const struct previous_secret *previous)
 {
@@ -374,6 +374,10 @@ static bool rotation_fits(struct replay *replay, const struct token *old, const 
 	}
 	if(replacement->role != old->role){
 		return refuse(replay, "a rotation changed the role of token \"%s\"", old->name);
+	}
+	if((replacement->client_id == NULL) != (old->client_id == NULL)
+			|| (old->client_id && strcmp(replacement->client_id, old->client_id) != 0)){
+		return refuse(replay, "a rotation changed the client id of token \"%s\"", old->name);
 	}
 	if(previous->token && CRYPTO_memcmp(previous->hash, old->hash, TOKEN_HASH_LEN) != 0){
 		return refuse(replay, "token \"%s\": 'previousHash' is not the rotated secret", old->name);

@@ -102,12 +102,13 @@ static bool time_value(struct state_loader *loader, const cJSON *item, const cha
  * load at start-up; looking each key up again costs more than the rest). */
 enum token_field {
 	FIELD_NAME, FIELD_ROLE, FIELD_REQUESTED_BY, FIELD_ISSUED_AT, FIELD_VALID_UNTIL, FIELD_LAST_USED,
-	FIELD_HASH, FIELD_EXPIRING, FIELD_EXPIRED, FIELD_PREVIOUS_HASH, FIELD_PREVIOUS_VALID_UNTIL, FIELD_COUNT
+	FIELD_HASH, FIELD_EXPIRING, FIELD_EXPIRED, FIELD_PREVIOUS_HASH, FIELD_PREVIOUS_VALID_UNTIL, FIELD_CLIENT_ID,
+	FIELD_COUNT
 };
 
 static const char *const token_field_names[FIELD_COUNT] = {
 	"name", "role", "requestedBy", "issuedAt", "validUntil", "lastUsed",
-	"hash", "expiringNotified", "expiredNotified", "previousHash", "previousValidUntil",
+	"hash", "expiringNotified", "expiredNotified", "previousHash", "previousValidUntil", "clientId",
 };
 
 /* Like cJSON_GetObjectItemCaseSensitive for each name: the first wins. */
@@ -228,6 +229,24 @@ static bool optional_true(struct state_loader *loader, const cJSON *item, const 
 	return item == NULL || cJSON_IsBool(item) || fail(loader, "'%s' is not a boolean", key);
 }
 
+/* The optional clientId: absent (not bound), or one a token may be bound to. */
+static bool client_id_field(struct state_loader *loader, const cJSON *item, const char **client_id)
+{
+	*client_id = NULL;
+	if(item == NULL){
+		return true;
+	}
+	if(!cJSON_IsString(item)){
+		return fail(loader, "'clientId' is not a string");
+	}
+	const char *problem = client_id_problem(item->valuestring);
+	if(problem){
+		return fail(loader, "'clientId' %s", problem);
+	}
+	*client_id = item->valuestring;
+	return true;
+}
+
 /* previousHash and previousValidUntil: both or neither. */
 static bool previous_fields(struct state_loader *loader, const cJSON *hash, const cJSON *until,
 		struct previous_secret *previous)
@@ -287,12 +306,14 @@ struct token *state_parse_token(struct state_loader *loader, const cJSON *item, 
 		return NULL;
 	}
 	bool expiring_noticed, expired_noticed;
+	const char *client_id;
 	if(!optional_true(loader, fields[FIELD_EXPIRING], "expiringNotified", &expiring_noticed)
 			|| !optional_true(loader, fields[FIELD_EXPIRED], "expiredNotified", &expired_noticed)
-			|| !previous_fields(loader, fields[FIELD_PREVIOUS_HASH], fields[FIELD_PREVIOUS_VALID_UNTIL], previous)){
+			|| !previous_fields(loader, fields[FIELD_PREVIOUS_HASH], fields[FIELD_PREVIOUS_VALID_UNTIL], previous)
+			|| !client_id_field(loader, fields[FIELD_CLIENT_ID], &client_id)){
 		return NULL;
 	}
-	struct token *token = token_new(name, requested_by, hash, issued_at, valid_until, last_used);
+	struct token *token = token_new_bound(name, requested_by, client_id, hash, issued_at, valid_until, last_used);
 	if(token == NULL){
 		fail(loader, "out of memory");
 		return NULL;
