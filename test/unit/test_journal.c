@@ -413,6 +413,9 @@ static void torn_only_line_then_snapshot(void **state)
 
 #define JOURNAL_TOKEN(name, role, hash) "{\"name\":\"" name "\",\"role\":\"" role "\",\"requestedBy\":\"alice\"," \
 	"\"issuedAt\":\"2026-11-28T04:30:27Z\",\"validUntil\":\"2027-06-01T00:00:00Z\",\"lastUsed\":null,\"hash\":\"" hash "\"}"
+#define JOURNAL_BOUND_TOKEN(name, hash, client_id) "{\"name\":\"" name "\",\"role\":\"sensors\"," \
+	"\"requestedBy\":\"alice\",\"issuedAt\":\"2026-11-28T04:30:27Z\",\"validUntil\":\"2027-06-01T00:00:00Z\"," \
+	"\"lastUsed\":null,\"hash\":\"" hash "\",\"clientId\":\"" client_id "\"}"
 /* Lines 1 to 3, on top of a snapshot that holds role "admin" and token "ci-bot". */
 #define BASE_JOURNAL \
 	"{\"op\":\"createRole\",\"role\":{\"rolename\":\"sensors\",\"acls\":[{\"acltype\":\"subscribePattern\"," \
@@ -464,6 +467,12 @@ static const struct journal_case corrupt_journals[] = {
 		"{\"op\":\"createToken\",\"token\":" JOURNAL_TOKEN("other", "nobody", HASH_C) ",\"seq\":4}",
 		"token \"other\": role \"nobody\" does not exist"},
 	{"createToken without a token", "{\"op\":\"createToken\",\"seq\":4}", "token 0: not an object"},
+	{"createToken bound to a client id with a slash",
+		"{\"op\":\"createToken\",\"token\":" JOURNAL_BOUND_TOKEN("other", HASH_C, "site/boiler") ",\"seq\":4}",
+		"token \"other\": 'clientId' must not hold '+', '#' or '/'"},
+	{"rotateToken that binds the token to a client id",
+		"{\"op\":\"rotateToken\",\"hash\":\"" HASH_A "\",\"token\":" JOURNAL_BOUND_TOKEN("boiler-7", HASH_C, "boiler-7")
+		",\"seq\":4}", "a rotation changed the client id of token \"boiler-7\""},
 	{"createRole of a role that exists",
 		"{\"op\":\"createRole\",\"role\":{\"rolename\":\"sensors\",\"acls\":[]},\"seq\":4}",
 		"role \"sensors\": duplicate rolename"},

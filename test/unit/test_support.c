@@ -626,6 +626,10 @@ void test_assert_stores_equal(const struct store *expected, const struct store *
 		const struct token *x = a_tokens[i], *y = b_tokens[i];
 		assert_string_equal(x->name, y->name);
 		assert_string_equal(x->requested_by, y->requested_by);
+		assert_int_equal(x->client_id != NULL, y->client_id != NULL);
+		if(x->client_id){
+			assert_string_equal(x->client_id, y->client_id);
+		}
 		assert_string_equal(x->role->name, y->role->name);
 		assert_memory_equal(x->hash, y->hash, TOKEN_HASH_LEN);
 		assert_int_equal(x->issued_at, y->issued_at);

@@ -187,8 +187,8 @@ void test_assert_success(const cJSON *response);
 void test_assert_error(const cJSON *response, const char *code, const char *fragment);
 
 /* Same roles (names, ACLs in order, token counts) and same tokens (every
- * field, previous secret and notice marks included, both indexes); fails
- * the test otherwise. */
+ * field, client id, previous secret and notice marks included, both
+ * indexes); fails the test otherwise. */
 void test_assert_stores_equal(const struct store *expected, const struct store *actual);
 
 #endif
