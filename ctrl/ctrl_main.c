@@ -41,16 +41,38 @@ static bool valid_until_argument(const char *text, char out[RFC3339_LEN + 1])
 	return false;
 }
 
+/* create <name> <role> <validUntil> [--client-id ID]: the option may
+ * stand anywhere; the plugin checks the client id. */
 static bool build_create(int argc, char *argv[], cJSON *command)
 {
-	(void)argc;
-	char valid_until[RFC3339_LEN + 1];
-	if(!valid_until_argument(argv[2], valid_until)){
+	const char *positional[3];
+	const char *client_id = NULL;
+	int count = 0;
+	for(int i = 0; i < argc; i++){
+		if(strcmp(argv[i], "--client-id") == 0){
+			if(i + 1 >= argc || client_id){
+				fprintf(stderr, "Error: --client-id needs one client id, given once\n");
+				return false;
+			}
+			client_id = argv[++i];
+		}else if(count < 3){
+			positional[count++] = argv[i];
+		}else{
+			count++;
+		}
+	}
+	if(count != 3){
+		fprintf(stderr, "Usage: mosquitto_ctrl [options] tokens create <name> <role> <validUntil> [--client-id ID]\n");
 		return false;
 	}
-	return cJSON_AddStringToObject(command, "name", argv[0])
-		&& cJSON_AddStringToObject(command, "role", argv[1])
-		&& cJSON_AddStringToObject(command, "validUntil", valid_until);
+	char valid_until[RFC3339_LEN + 1];
+	if(!valid_until_argument(positional[2], valid_until)){
+		return false;
+	}
+	return cJSON_AddStringToObject(command, "name", positional[0])
+		&& cJSON_AddStringToObject(command, "role", positional[1])
+		&& cJSON_AddStringToObject(command, "validUntil", valid_until)
+		&& (client_id == NULL || cJSON_AddStringToObject(command, "clientId", client_id));
 }
 
 /* A 64-digit lowercase hex argument is a hash; anything else a name. */
@@ -156,7 +178,8 @@ static void print_done(const cJSON *data)
 }
 
 static const struct subcommand subcommands[] = {
-	{"create", "createToken", "<name> <role> <validUntil>", 3, 3, build_create, ctrl_print_created_token, NULL},
+	{"create", "createToken", "<name> <role> <validUntil> [--client-id ID]", 3, 5, build_create, ctrl_print_created_token,
+		NULL},
 	{"list", "listTokens", "[--status valid|invalid|all] [--count N] [--offset N]", 0, 6, ctrl_build_list, ctrl_print_list, ctrl_run_list},
 	{"get", "getToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_token, NULL},
 	{"revoke", "revokeToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_revoked, NULL},
@@ -183,6 +206,7 @@ static void print_usage(FILE *out)
 	fprintf(out, "\nvalidUntil and validity: a duration from now (30d, 12h, 45m, 2w) or an RFC 3339\n");
 	fprintf(out, "time (2027-01-01T00:00:00Z). acltype: publishClientSend, publishClientReceive,\n");
 	fprintf(out, "subscribeLiteral, subscribePattern, unsubscribeLiteral, unsubscribePattern.\n");
+	fprintf(out, "create --client-id binds the token to one MQTT client id: it logs in with no other.\n");
 	fprintf(out, "Higher priority ACLs are evaluated first. rotate --grace keeps the old token working\n");
 	fprintf(out, "for that long (at most 7d). list fetches any number of tokens, 500 per request, and prints\n");
 	fprintf(out, "one table; --count N shows at most N, --offset N skips the first N.\n");

@@ -38,10 +38,12 @@ static void print_cell(const char *text, int width, bool last)
 	}
 }
 
-enum { COLUMN_COUNT = 8, SHORT_HASH = 12 };
+/* The seed console's eight columns, then "Client id", shown only when a
+ * listed token is bound to one (an unbound token's cell is empty). */
+enum { COLUMN_COUNT = 9, SEED_COLUMNS = 8, CLIENT_ID_COLUMN = 8, SHORT_HASH = 12 };
 
 static const char *const headers[COLUMN_COUNT] = {
-	"Name", "Role", "Requested by", "Issue date", "Valid until", "Last used", "Hash", "Status",
+	"Name", "Role", "Requested by", "Issue date", "Valid until", "Last used", "Hash", "Status", "Client id",
 };
 
 static void token_cells(const cJSON *token, const char *cells[COLUMN_COUNT], char short_hash[SHORT_HASH + 1])
@@ -55,6 +57,8 @@ static void token_cells(const cJSON *token, const char *cells[COLUMN_COUNT], cha
 	cells[5] = text_of(token, "lastUsed");
 	cells[6] = short_hash;
 	cells[7] = strcmp(text_of(token, "status"), "valid") == 0 ? "Valid" : "Invalid";
+	const cJSON *client_id = cJSON_GetObjectItemCaseSensitive(token, "clientId");
+	cells[8] = cJSON_IsString(client_id) ? client_id->valuestring : "";
 }
 
 static void widen(int widths[COLUMN_COUNT], const char *const cells[COLUMN_COUNT])
@@ -65,10 +69,15 @@ static void widen(int widths[COLUMN_COUNT], const char *const cells[COLUMN_COUNT
 	}
 }
 
-static void print_row(const int widths[COLUMN_COUNT], const char *const cells[COLUMN_COUNT])
+/* columns: SEED_COLUMNS, or COLUMN_COUNT with the client ids. A row
+ * without one ends at its status, so that no line has trailing blanks. */
+static void print_row(const int widths[COLUMN_COUNT], const char *const cells[COLUMN_COUNT], int columns)
 {
-	for(int c = 0; c < COLUMN_COUNT; c++){
-		print_cell(cells[c], widths[c], c + 1 == COLUMN_COUNT);
+	if(columns > CLIENT_ID_COLUMN && cells[CLIENT_ID_COLUMN][0] == '\0'){
+		columns = CLIENT_ID_COLUMN;
+	}
+	for(int c = 0; c < columns; c++){
+		print_cell(cells[c], widths[c], c + 1 == columns);
 	}
 }
 
@@ -87,6 +96,7 @@ void ctrl_print_token_table(const cJSON *data)
 	const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(data, "tokens");
 	const cJSON *total = cJSON_GetObjectItemCaseSensitive(data, "totalCount");
 	int widths[COLUMN_COUNT];
+	int columns = SEED_COLUMNS;
 	const cJSON *token;
 	const char *cells[COLUMN_COUNT];
 	char short_hash[SHORT_HASH + 1];
@@ -95,18 +105,19 @@ void ctrl_print_token_table(const cJSON *data)
 	cJSON_ArrayForEach(token, tokens){
 		token_cells(token, cells, short_hash);
 		widen(widths, cells);
+		if(cells[CLIENT_ID_COLUMN][0]) columns = COLUMN_COUNT;
 	}
-	print_row(widths, headers);
+	print_row(widths, headers, columns);
 	cJSON_ArrayForEach(token, tokens){
 		token_cells(token, cells, short_hash);
-		print_row(widths, cells);
+		print_row(widths, cells, columns);
 	}
 	print_footer(cJSON_GetArraySize(tokens), cJSON_IsNumber(total) ? total->valueint : 0);
 }
 
 /* ---- the rows of a list that came in pages ----
  * Kept as text, not as cJSON (which takes about 1 KB per token), so that a
- * store of a million tokens fits in a few hundred MB: each row is its eight
+ * store of a million tokens fits in a few hundred MB: each row is its nine
  * cells, NUL-terminated, one after another, in chunks that never move. */
 
 enum { ROW_CHUNK_BYTES = 1 << 20 };
@@ -123,6 +134,7 @@ struct token_rows {
 	struct row_chunk *last;
 	long long count;
 	int widths[COLUMN_COUNT];
+	bool any_client_id;   /* a row is bound to a client id: the column is shown */
 };
 
 struct token_rows *ctrl_token_rows_new(void)
@@ -173,6 +185,7 @@ static bool add_row(struct token_rows *rows, const char *const cells[COLUMN_COUN
 	rows->last->used += length;
 	rows->count++;
 	widen(rows->widths, cells);
+	rows->any_client_id |= cells[CLIENT_ID_COLUMN][0] != '\0';
 	return true;
 }
 
@@ -198,14 +211,15 @@ long long ctrl_token_rows_count(const struct token_rows *rows)
 void ctrl_token_rows_print(const struct token_rows *rows, long long total)
 {
 	const char *cells[COLUMN_COUNT];
-	print_row(rows->widths, headers);
+	int columns = rows->any_client_id ? COLUMN_COUNT : SEED_COLUMNS;
+	print_row(rows->widths, headers, columns);
 	for(const struct row_chunk *chunk = rows->first; chunk; chunk = chunk->next){
 		for(const char *at = chunk->text; at < chunk->text + chunk->used;){
 			for(int c = 0; c < COLUMN_COUNT; c++){
 				cells[c] = at;
 				at += strlen(at) + 1;
 			}
-			print_row(rows->widths, cells);
+			print_row(rows->widths, cells, columns);
 		}
 	}
 	print_footer(rows->count, total);
@@ -227,6 +241,10 @@ void ctrl_print_token(const cJSON *data)
 {
 	printf("Name:         %s\n", text_of(data, "name"));
 	printf("Role:         %s\n", text_of(data, "role"));
+	const cJSON *client_id = cJSON_GetObjectItemCaseSensitive(data, "clientId");
+	if(cJSON_IsString(client_id)){
+		printf("Client id:    %s\n", client_id->valuestring);
+	}
 	printf("Requested by: %s\n", text_of(data, "requestedBy"));
 	printf("Issue date:   %s\n", text_of(data, "issuedAt"));
 	printf("Valid until:  %s\n", text_of(data, "validUntil"));
@@ -235,13 +253,33 @@ void ctrl_print_token(const cJSON *data)
 	printf("Status:       %s\n", strcmp(text_of(data, "status"), "valid") == 0 ? "Valid" : "Invalid");
 }
 
+/* text in single quotes for a POSIX shell ('\'' for each quote). */
+static void print_shell_quoted(const char *text)
+{
+	putchar('\'');
+	for(; *text; text++){
+		if(*text == '\'') fputs("'\\''", stdout);
+		else putchar(*text);
+	}
+	putchar('\'');
+}
+
 void ctrl_print_created_token(const cJSON *data)
 {
 	ctrl_print_token(data);
 	printf("\nToken (shown only this once; copy it now, it cannot be shown again):\n\n    %s\n\n",
 			text_of(data, "token"));
-	printf("Clients log in with it as their MQTT password, for example:\n"
-			"    mosquitto_sub -u '%s' -P '<token>' -t '#'\n", text_of(data, "name"));
+	/* A bound token logs in only with its client id: the example uses it. */
+	const cJSON *client_id = cJSON_GetObjectItemCaseSensitive(data, "clientId");
+	printf("Clients log in with it as their MQTT password%s, for example:\n    mosquitto_sub",
+			cJSON_IsString(client_id) ? " and that client id" : "");
+	if(cJSON_IsString(client_id)){
+		fputs(" -i ", stdout);
+		print_shell_quoted(client_id->valuestring);
+	}
+	fputs(" -u ", stdout);
+	print_shell_quoted(text_of(data, "name"));
+	printf(" -P '<token>' -t '#'\n");
 }
 
 void ctrl_print_rotated(const cJSON *data)

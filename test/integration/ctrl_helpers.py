@@ -39,6 +39,8 @@ ENCRYPTION_WARNING = re.compile(r"Warning: You are running mosquitto_ctrl withou
                                 r"This means all of the configuration changes you are making are "
                                 r"visible on the network, including passwords\.\n\n?")
 COLUMNS = ["Name", "Role", "Requested by", "Issue date", "Valid until", "Last used", "Hash", "Status"]
+# After them when a listed token is bound to a client id (an unbound row ends at its Status).
+CLIENT_ID_COLUMN = "Client id"
 SUBCOMMANDS = ["create", "list", "get", "revoke", "rotate", "createRole", "getRole", "listRoles",
                "deleteRole", "addRoleACL", "removeRoleACL"]
 ADMIN_ACLS = [
@@ -193,23 +195,25 @@ def the_token(text):
 
 
 def table(text):
-    """The `list` table: rows as dicts keyed by COLUMNS, and the footer line.
-    Cells are cut at the header's column positions (names may hold single
-    spaces); every column but the last is padded, and no line has trailing
-    blanks."""
+    """The `list` table: rows as dicts keyed by COLUMNS (and "Client id"
+    when the table has that column), and the footer line. Cells are cut at
+    the header's column positions (names may hold single spaces); every
+    column but the last is padded, and no line has trailing blanks."""
     lines = text.splitlines()
     assert lines, "no output"
     header = lines[0]
-    assert re.split(r" {2,}", header) == COLUMNS, f"table header: {header!r}"
-    starts = [header.index(c) for c in COLUMNS]
+    columns = re.split(r" {2,}", header)
+    assert columns in (COLUMNS, COLUMNS + [CLIENT_ID_COLUMN]), f"table header: {header!r}"
+    starts = [header.index(c) for c in columns]
     rows = []
     for line in lines[1:-1]:
         assert line == line.rstrip(), f"trailing blanks: {line!r}"
         cells = [line[starts[i]:(starts[i + 1] if i + 1 < len(starts) else None)].strip()
                  for i in range(len(starts))]
         for i in range(1, len(starts)):
-            assert line[starts[i] - 2:starts[i]] == "  ", f"misaligned row {line!r} under {header!r}"
-        rows.append(dict(zip(COLUMNS, cells)))
+            if i < len(COLUMNS) or len(line) > starts[i]:
+                assert line[starts[i] - 2:starts[i]] == "  ", f"misaligned row {line!r} under {header!r}"
+        rows.append(dict(zip(columns, cells)))
     return rows, lines[-1]
 
 
