@@ -253,17 +253,59 @@ static enum MHD_Result list_tokens(struct console *console, struct MHD_Connectio
 	return answer(console, connection, token, command, MHD_HTTP_OK);
 }
 
+/* cJSON ends a string at an escaped NUL ("\u0000"), and the command would
+ * go on with what came before it (a token bound to a shorter client id,
+ * say). Each becomes a 0xFF byte instead, never valid UTF-8, which the
+ * plugin refuses in any field, naming the field. In place: the text only
+ * gets shorter. Returns the new length. */
+static size_t mark_escaped_nuls(char *text, size_t length)
+{
+	bool in_string = false;
+	size_t out = 0;
+	for(size_t i = 0; i < length; i++){
+		char c = text[i];
+		if(in_string && c == '\\' && i + 1 < length){
+			if(i + 5 < length && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0){
+				text[out++] = '\xff';
+				i += 5;
+			}else{
+				text[out++] = c;
+				text[out++] = text[++i];
+			}
+			continue;
+		}
+		if(c == '"'){
+			in_string = !in_string;
+		}
+		text[out++] = c;
+	}
+	return out;
+}
+
+/* The request body as JSON (escaped NULs marked), or NULL. */
+static cJSON *parse_body(const struct request_state *state)
+{
+	char *text = state->body ? malloc(state->length + 1) : NULL;
+	if(text == NULL){
+		return NULL;
+	}
+	memcpy(text, state->body, state->length);
+	cJSON *body = cJSON_ParseWithLength(text, mark_escaped_nuls(text, state->length));
+	free(text);
+	return body;
+}
+
 static enum MHD_Result create_token(struct console *console, struct MHD_Connection *connection, const char *token,
 		const struct request_state *state)
 {
-	cJSON *body = state->body ? cJSON_ParseWithLength(state->body, state->length) : NULL;
+	cJSON *body = parse_body(state);
 	if(!cJSON_IsObject(body)){
 		cJSON_Delete(body);
 		return send_error(connection, MHD_HTTP_BAD_REQUEST, "invalid",
-				"The body must be a JSON object with name, role and validUntil");
+				"The body must be a JSON object with name, role and validUntil (and optionally clientId)");
 	}
 	cJSON *command = command_named("createToken");
-	static const char *const fields[] = {"name", "role", "validUntil"};
+	static const char *const fields[] = {"name", "role", "validUntil", "clientId"};
 	for(size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++){
 		cJSON *field = cJSON_DetachItemFromObjectCaseSensitive(body, fields[i]);
 		if(field){

@@ -35,6 +35,7 @@
     name: $('token-name'),
     role: $('token-role'),
     validUntil: $('token-valid-until'),
+    clientId: $('token-client-id'),
     timeZone: $('time-zone'),
     create: $('create-token'),
     cancel: $('cancel-dialog'),
@@ -251,6 +252,11 @@
     const actionTd = cell('actions', '');
     actionTd.append(button);
 
+    // Present only for a token bound to one client id; any other logs in.
+    const bound = typeof t.clientId === 'string';
+    const clientIdTd = cell('client-id', bound ? t.clientId : 'Any');
+    if (!bound) clientIdTd.classList.add('any');
+
     tr.append(
       cell('name', name),
       cell('role', text(t.role)),
@@ -260,6 +266,7 @@
       t.lastUsed === null || t.lastUsed === undefined ? cell('last-used', 'Never') : dateCell('last-used', t.lastUsed),
       hashTd,
       statusTd,
+      clientIdTd,
       actionTd);
     return tr;
   }
@@ -273,7 +280,7 @@
       const tr = document.createElement('tr');
       tr.className = 'empty';
       const td = cell('empty', 'No tokens');
-      td.colSpan = 9;
+      td.colSpan = 10;
       tr.append(td);
       frag.append(tr);
     }
@@ -420,13 +427,19 @@
       firstBad[1].focus();
       return null;
     }
-    return { name, role, validUntil: utcSeconds(when) };
+    const body = { name, role, validUntil: utcSeconds(when) };
+    // Optional, and taken as typed: a client id is matched byte for byte,
+    // and what it may hold is the plugin's to say (its answer is shown at
+    // the field).
+    setFieldError(els.clientId, '');
+    if (els.clientId.value !== '') body.clientId = els.clientId.value;
+    return body;
   }
 
   function resetDialog() {
     forgetCreated();
     els.form.reset();
-    for (const input of [els.name, els.role, els.validUntil]) setFieldError(input, '');
+    for (const input of [els.name, els.role, els.validUntil, els.clientId]) setFieldError(input, '');
     els.dialogError.textContent = '';
     els.dialogError.hidden = true;
     els.dialogTitle.textContent = 'New Token';
@@ -485,6 +498,9 @@
         setFieldError(els.name, 'A token with this name already exists.');
       } else if (err instanceof ApiError && err.code === 'invalid' && /'name'/.test(err.message)) {
         setFieldError(els.name, err.message);
+      } else if (err instanceof ApiError && err.code === 'invalid' && /'clientId'/.test(err.message)) {
+        setFieldError(els.clientId, err.message);
+        els.clientId.focus();
       }
       handleFailure(err);
     } finally {
@@ -597,6 +613,7 @@
   els.name.addEventListener('input', () => setFieldError(els.name, ''));
   els.role.addEventListener('change', () => setFieldError(els.role, ''));
   els.validUntil.addEventListener('input', () => setFieldError(els.validUntil, ''));
+  els.clientId.addEventListener('input', () => setFieldError(els.clientId, ''));
   // The dialog's 'close' event comes a task later than its hiding: the
   // secret goes now, with the dialog, not after it.
   function closeDialog() {
