@@ -66,10 +66,13 @@ def check_event(event, raw):
     if kind == "tokenRotated":
         required.add("previousHash")
     # previousValidUntil is a metadata field while a rotated token's old
-    # secret still works (getToken shows it then).
+    # secret still works (getToken shows it then); clientId when the token
+    # is bound to one.
     extra = set(event) - required
     assert set(event) >= required, f"{kind} lacks {sorted(required - set(event))}: {raw}"
-    assert extra <= {"previousValidUntil"}, f"{kind} has unexpected fields {sorted(extra)}: {raw}"
+    assert extra <= {"previousValidUntil", "clientId"}, f"{kind} has unexpected fields {sorted(extra)}: {raw}"
+    if "clientId" in event:
+        assert isinstance(event["clientId"], str) and event["clientId"], raw
     parse_time(event["at"])
     parse_time(event["issuedAt"])
     parse_time(event["validUntil"])

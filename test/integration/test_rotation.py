@@ -19,7 +19,7 @@ from ctrl_helpers import (  # noqa: F401  (admin_factory is a fixture)
 )
 from events_metrics_helpers import seconds
 from tokens_helpers import (
-    FUTURE, METADATA_KEYS, V5, V311, ControlClient, check_token_format, format_time, parse_time, sha256_hex,
+    FUTURE, METADATA_KEYS, V5, V311, ControlClient, check_rotated, format_time, parse_time, sha256_hex,
 )
 
 # "At once": kicks run at the broker's next tick (about 10 per second).
@@ -42,37 +42,6 @@ def get(admin, **which):
 
 def listed(admin, name):
     return [t for t in admin.call("listTokens")["tokens"] if t["name"] == name]
-
-
-def check_rotated(data, before, requested_by, issued_near, previous_valid_until=None):
-    """rotateToken's data: as createToken's (metadata plus the new secret),
-    with a new hash, the same name and role, issuedAt now, requestedBy the
-    rotator, and previousValidUntil exactly when the old secret still works
-    (`previous_valid_until`: the expected text, or a POSIX time it must be
-    within a second of). `before` is the token's metadata before the
-    rotation. Returns the secret."""
-    expected = set(METADATA_KEYS) | {"token"}
-    if previous_valid_until is not None:
-        expected.add("previousValidUntil")
-    assert set(data) == expected, f"rotateToken data keys: {sorted(data)}"
-    token = data["token"]
-    check_token_format(token)
-    assert sha256_hex(token) == data["hash"]
-    assert data["hash"] != before["hash"]
-    assert data["name"] == before["name"]
-    assert data["role"] == before["role"]
-    assert data["requestedBy"] == requested_by
-    assert abs(parse_time(data["issuedAt"]).timestamp() - issued_near) <= 2, (data["issuedAt"], issued_near)
-    assert parse_time(data["validUntil"]) > parse_time(data["issuedAt"])
-    assert data["status"] == "valid"
-    if data["lastUsed"] is not None:
-        parse_time(data["lastUsed"])
-    if isinstance(previous_valid_until, str):
-        assert data["previousValidUntil"] == previous_valid_until, data
-    elif previous_valid_until is not None:   # a POSIX time, give or take the second
-        assert abs(seconds(data["previousValidUntil"]) - previous_valid_until) <= 1.5, \
-            (data["previousValidUntil"], previous_valid_until)
-    return token
 
 
 def secrets_nowhere(broker, *secrets):

@@ -166,10 +166,14 @@ def check_token_format(token):
 
 
 def check_metadata(meta, name=None, role=None, requested_by=None, valid_until=None, status="valid",
-                   issued_near=None, last_used=None):
+                   issued_near=None, last_used=None, client_id=None):
     """A token metadata object (SPEC section 4). issued_near: a time.time()
-    value that issuedAt must be within a few seconds of."""
-    assert set(meta) == METADATA_KEYS, f"metadata keys: {sorted(meta)}"
+    value that issuedAt must be within a few seconds of. client_id: the
+    client id it is bound to (then, and only then, it has "clientId")."""
+    assert set(meta) == METADATA_KEYS | ({"clientId"} if client_id is not None else set()), \
+        f"metadata keys: {sorted(meta)}"
+    if client_id is not None:
+        assert meta["clientId"] == client_id
     assert isinstance(meta["name"], str)
     if name is not None:
         assert meta["name"] == name
@@ -202,6 +206,41 @@ def check_created(data, **expected):
 
 
 # ---------------------------------------------------------------- processes
+
+
+def check_rotated(data, before, requested_by, issued_near, previous_valid_until=None):
+    """rotateToken's data: as createToken's (metadata plus the new secret),
+    with a new hash, the same name, role and client id (if it had one),
+    issuedAt now, requestedBy the rotator, and previousValidUntil exactly
+    when the old secret still works (`previous_valid_until`: the expected
+    text, or a POSIX time it must be within a second of). `before` is the
+    token's metadata before the rotation. Returns the secret."""
+    expected = set(METADATA_KEYS) | {"token"}
+    if previous_valid_until is not None:
+        expected.add("previousValidUntil")
+    if "clientId" in before:
+        expected.add("clientId")
+        assert data.get("clientId") == before["clientId"], data
+    assert set(data) == expected, f"rotateToken data keys: {sorted(data)}"
+    token = data["token"]
+    check_token_format(token)
+    assert sha256_hex(token) == data["hash"]
+    assert data["hash"] != before["hash"]
+    assert data["name"] == before["name"]
+    assert data["role"] == before["role"]
+    assert data["requestedBy"] == requested_by
+    assert abs(parse_time(data["issuedAt"]).timestamp() - issued_near) <= 2, (data["issuedAt"], issued_near)
+    assert parse_time(data["validUntil"]) > parse_time(data["issuedAt"])
+    assert data["status"] == "valid"
+    if data["lastUsed"] is not None:
+        parse_time(data["lastUsed"])
+    if isinstance(previous_valid_until, str):
+        assert data["previousValidUntil"] == previous_valid_until, data
+    elif previous_valid_until is not None:   # a POSIX time, give or take the second
+        assert abs(parse_time(data["previousValidUntil"]).timestamp() - previous_valid_until) <= 1.5, \
+            (data["previousValidUntil"], previous_valid_until)
+    return token
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
