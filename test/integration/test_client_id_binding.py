@@ -14,6 +14,7 @@ line in the SPEC section 2 form, counted in logins/refused.
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -31,6 +32,8 @@ from tokens_helpers import (
     FUTURE, MOSQUITTO_PUB, TIMEOUT, V5, V311, check_created, check_metadata, check_rotated, mosquitto_env,
 )
 
+FAIL2BAN_FILTER = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "fail2ban", "filter.d",
+                               "mosquitto-tokens.conf")
 PROTOCOLS = pytest.mark.parametrize("protocol", [V5, V311], ids=["mqtt5", "mqtt311"])
 
 BOUND_ID = "boiler-7-dev"
@@ -150,6 +153,26 @@ def test_mosquitto_pub_and_sub_with_bound_tokens(broker, admin):
         sub.stop()
     assert not any("spoofed" in line for line in sub.messages())
     assert [line for line in sub.messages() if line.startswith("d/")] == ["d/boiler 21.5"]
+
+
+@pytest.mark.skipif(shutil.which("fail2ban-regex") is None, reason="fail2ban is not installed (make deps)")
+def test_the_fail2ban_filter_finds_the_refusals(broker, admin, tmp_path):
+    """A stolen secret tried from other client ids is a refused login like
+    any other for a log watcher: every one is matched, with its address."""
+    make_role(admin, "dev", DEV_ACLS)
+    secret, _ = create_bound(admin)
+    for other in OTHER_IDS:
+        attempt_login(broker.port, "boiler-7", secret, client_id=other)
+    assert attempt_login(broker.port, "boiler-7", secret, client_id=BOUND_ID) == 0
+    for other in OTHER_IDS:
+        broker.wait_for_log(re.escape(refusal_line(other)))
+    log = tmp_path / "mosquitto.log"
+    log.write_text("".join(line + "\n" for line in broker.log_lines()))
+    run = subprocess.run(["fail2ban-regex", "--print-all-matched", str(log), os.path.abspath(FAIL2BAN_FILTER)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    matched = re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", run.stdout)
+    assert matched and int(matched.group(1)) == len(OTHER_IDS), run.stdout
 
 
 def test_another_client_id_gets_nothing_while_the_bound_one_is_connected_and_after_a_reload(broker, admin, keep):
