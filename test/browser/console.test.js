@@ -245,8 +245,9 @@ async function main() {
     });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
-      // The browser logs the expected 401 of the unknown-token step itself.
-      if (message.type() === 'error' && !/status of 401 \(Unauthorized\)/.test(message.text())) {
+      // The browser logs the expected 401 of the unknown-token step itself,
+      // and the 400 of the refused client id.
+      if (message.type() === 'error' && !/status of 40[01] \((Unauthorized|Bad Request)\)/.test(message.text())) {
         problems.push(`console error: ${message.text()}`);
       }
     });
@@ -446,6 +447,42 @@ async function main() {
       assert.deepEqual(dialogs.filter((d) => d.type !== 'confirm'), [], 'a dialog was opened');
       assert.equal(await page.evaluate(() => window.__xss === undefined), true);
       assert.ok(!requests.some((url) => /\/x$/.test(url)), 'the browser fetched the <img> source');
+    });
+
+    await step('a token bound to a client id: the field, the plugin\'s answer at it, the column', async () => {
+      await page.click('#new-token');
+      await page.locator('#token-role option[value="devices"]').waitFor({ state: 'attached' });
+      await page.fill('#token-name', 'cam-7');
+      await page.selectOption('#token-role', 'devices');
+      await page.fill('#token-valid-until', '2031-01-01T12:00');
+      // The plugin judges the client id; its answer is shown at the field.
+      await page.fill('#token-client-id', 'site/cam-7');
+      await page.click('#create-token');
+      await page.locator('#token-client-id-error').waitFor({ state: 'visible' });
+      assert.match(await page.textContent('#token-client-id-error'), /'clientId'.*'\+', '#' or '\/'/);
+      assert.equal(await page.getAttribute('#token-client-id', 'aria-invalid'), 'true');
+      await page.fill('#token-client-id', 'cam-7-dev');
+      assert.equal(await page.locator('#token-client-id-error').isVisible(), false);
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/api/tokens') && r.request().method() === 'POST'),
+        page.click('#create-token'),
+      ]);
+      assert.equal(response.status(), 201);
+      assert.deepEqual(JSON.parse(response.request().postData()),
+        { name: 'cam-7', role: 'devices', validUntil: '2031-01-01T11:00:00Z', clientId: 'cam-7-dev' });
+      await page.locator('#token-result').waitFor({ state: 'visible' });
+      const secret = await page.inputValue('#created-token');
+      await page.click('#close-dialog');
+      const row = rowOf('cam-7');
+      await row.waitFor();
+      assert.equal(await row.locator('td.client-id').textContent(), 'cam-7-dev');
+      assert.equal(await rowOf('grafana').locator('td.client-id').textContent(), 'Any');
+      assert.ok(await rowOf('grafana').locator('td.client-id').evaluate((td) => td.classList.contains('any')));
+      // It logs in with that client id only.
+      const wrong = await mqttClient('mosquitto_sub', broker.port, 'cam-7', secret,
+        ['-i', 'cam-8-dev', '-t', 'sensors/x', '-C', '1', '-W', '3']);
+      assert.notEqual(wrong.code, 0, 'the bound token logged in with another client id');
+      assert.match(broker.log(), /client cam-8-dev: client id not allowed for token cam-7/);
     });
 
     await step('no script error, no CSP violation, no request elsewhere', async () => {
