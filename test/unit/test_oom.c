@@ -55,7 +55,10 @@ void *__wrap_realloc(void *pointer, size_t size)
 
 static const char *const commands[] = {
 	"{\"command\": \"createToken\", \"name\": \"fresh\", \"role\": \"r\", \"validUntil\": \"2027-01-01T00:00:00Z\"}",
+	("{\"command\": \"createToken\", \"name\": \"fresh\", \"role\": \"r\", \"validUntil\": \"2027-01-01T00:00:00Z\", "
+		"\"clientId\": \"fresh-dev\"}"),
 	"{\"command\": \"rotateToken\", \"name\": \"base\", \"graceSeconds\": 600}",
+	"{\"command\": \"rotateToken\", \"name\": \"bound\", \"graceSeconds\": 600}",
 	"{\"command\": \"rotateToken\", \"name\": \"base\"}",
 	"{\"command\": \"revokeToken\", \"name\": \"base\"}",
 	("{\"command\": \"createRole\", \"rolename\": \"new\", \"acls\": [{\"acltype\": \"subscribePattern\", "
@@ -94,6 +97,8 @@ static struct test_plugin *prepared_plugin(void)
 	cJSON_Delete(test_command_ok(plugin, "alice", "{\"command\": \"createRole\", \"rolename\": \"spare\"}"));
 	cJSON_Delete(test_command_ok(plugin, "alice", "{\"command\": \"createToken\", \"name\": \"base\", \"role\": \"r\", "
 			"\"validUntil\": \"2027-01-01T00:00:00Z\"}"));
+	cJSON_Delete(test_command_ok(plugin, "alice", "{\"command\": \"createToken\", \"name\": \"bound\", \"role\": \"r\", "
+			"\"validUntil\": \"2027-01-01T00:00:00Z\", \"clientId\": \"bound-dev\"}"));
 	return test_plugin;
 }
 
