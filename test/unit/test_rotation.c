@@ -85,7 +85,7 @@ static struct login_answer login_with(const struct tokens_plugin *plugin, const 
 {
 	unsigned char hash[TOKEN_HASH_LEN];
 	token_format_hash(secret, hash);
-	return login_answer_for(&plugin->store, hash, test_clock_now());
+	return login_answer_for(&plugin->store, hash, "rotation-test-client", test_clock_now());
 }
 
 /* The secret logs in now, as token name: with its current secret, or with
