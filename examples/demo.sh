@@ -1,6 +1,8 @@
 #!/bin/sh
 # `make demo`: a broker with the plugin on 127.0.0.1:$PORT, a fresh demo
-# state (an admin token, a "sensors" role and a device token), the web
+# state (an admin token, a "sensors" role and a device token, and a fleet
+# from examples/fleet.sh: one "device" role, two device tokens each bound
+# to its client id and confined to its own topics, a dashboard), the web
 # console on 127.0.0.1:$CONSOLE_PORT, and the exact commands to try. Runs
 # until Ctrl-C. The demo state lives in build/demo and is made anew on every
 # run (tokens cannot be shown twice).
@@ -45,6 +47,13 @@ ctrl addRoleACL sensors publishClientSend 'sensors/#' allow > /dev/null
 ctrl addRoleACL sensors subscribePattern 'sensors/#' allow > /dev/null
 ctrl create boiler-7 sensors 7d > "$dir/device.txt"
 device=$(token_of "$dir/device.txt")
+here=$(dirname "$(realpath "$0")")
+sh "$here/fleet.sh" 2 "$dir/fleet.txt" -p "$port" -u admin -P "$admin" > "$dir/fleet.log" 2>&1 \
+	|| { cat "$dir/fleet.log"; exit 1; }
+fleet_secret() { awk -v name="$1" '$1 == name {print $3}' "$dir/fleet.txt"; }
+one=$(fleet_secret device-0001)
+two=$(fleet_secret device-0002)
+wall=$(fleet_secret dashboard)
 
 "$build/mosquitto_tokens_console" --broker "127.0.0.1:$port" --listen "127.0.0.1:$console_port" \
 	> "$dir/console.log" 2>&1 &
@@ -58,6 +67,14 @@ Demo tokens (made for this run only):
   admin     $admin
   boiler-7  $device   (role "sensors": publish and subscribe under sensors/#)
 
+A fleet (examples/fleet.sh; secrets also in $dir/fleet.txt): one role
+"device" (devices/%t/#, inbox/%c) for every device, each token bound to the
+client id of its name, and a dashboard that reads devices/#:
+
+  device-0001  $one
+  device-0002  $two
+  dashboard    $wall
+
 Try, in another terminal:
 
   export LD_LIBRARY_PATH=$build
@@ -67,6 +84,12 @@ Try, in another terminal:
   mosquitto_pub -p $port -u boiler-7 -P '$device' -t other/topic -m refused    # not in the role: dropped
   mosquitto_ctrl -p $port -u admin -P '$admin' tokens create ci-bot sensors 12h
   mosquitto_ctrl -p $port -u admin -P '$admin' tokens revoke boiler-7         # closes the subscriber
+
+  # the fleet: each device under its own name only
+  mosquitto_sub -p $port -u dashboard -P '$wall' -t 'devices/#' -v
+  mosquitto_pub -p $port -i device-0001 -u device-0001 -P '$one' -t devices/device-0001/temp -m 21.5
+  mosquitto_pub -p $port -i device-0001 -u device-0001 -P '$one' -t devices/device-0002/temp -m forged  # dropped
+  mosquitto_pub -p $port -i device-0002 -u device-0001 -P '$one' -t devices/device-0002/temp -m x       # refused: not its client id
 
 The web console (log in with the admin token above):
 
