@@ -283,9 +283,15 @@ static size_t mark_escaped_nuls(char *text, size_t length)
 }
 
 /* The request body as JSON (escaped NULs marked), or NULL. */
+/* NULL (so a 400) for a body with a raw NUL byte, which is not JSON and
+ * would end a string early in cJSON (a token bound to a shorter client
+ * id), as the control topic refuses one too. */
 static cJSON *parse_body(const struct request_state *state)
 {
-	char *text = state->body ? malloc(state->length + 1) : NULL;
+	if(state->body == NULL || memchr(state->body, '\0', state->length) != NULL){
+		return NULL;
+	}
+	char *text = malloc(state->length + 1);
 	if(text == NULL){
 		return NULL;
 	}

@@ -409,4 +409,8 @@ def test_the_rest_api_creates_and_shows_bound_tokens(console_env):
         reply = console.post("/api/tokens", body, token=token, headers={"Content-Type": "application/json"})
         assert reply.status == 400, (body, str(reply))
         assert reply.json["code"] == "invalid" and "'clientId'" in reply.json["error"], (body, reply.json)
+    # A raw NUL byte is not JSON at all: refused whole, never cut to "cam".
+    body = ('{"name": "x", "role": "admin", "validUntil": "%s", "clientId": "cam\x00-7"}' % FUTURE).encode()
+    reply = console.post("/api/tokens", body, token=token, headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and reply.json["code"] == "invalid", str(reply)
     assert [t["name"] for t in console.get("/api/tokens", token=token).json["tokens"]] == ["admin", "cam-7"]
