@@ -9,7 +9,7 @@
 # Creates the roles "device" and "dashboard" (if they are missing), the
 # tokens device-0001 ... (each bound to the client id of the same name)
 # and "dashboard", valid for $VALID (default 90d). Tokens are shown once:
-# their secrets go to SECRETS_FILE (created with mode 0600, one
+# their secrets go to SECRETS_FILE (a new file, mode 0600, one
 # "<name> <client id> <secret>" line each), never to the terminal.
 set -eu
 
@@ -24,6 +24,14 @@ valid=${VALID:-90d}
 case $count in
 	''|*[!0-9]*) echo "$0: COUNT must be a number" >&2; exit 2 ;;
 esac
+
+# A new file only: an existing one (or a link planted in its place) may be
+# readable by others, and its mode would be kept.
+umask 077
+if ! (set -C; : > "$secrets") 2> /dev/null; then
+	echo "$0: $secrets exists; give a new file for the secrets (they are never written over)" >&2
+	exit 2
+fi
 
 # One role for every device. %t is the token's name, chosen here by the
 # admin; %c (the client id) is as trusted as the binding made below.
@@ -45,8 +53,6 @@ else
 	echo "role dashboard created: reads devices/#, writes to any device's inbox"
 fi
 
-umask 077
-: > "$secrets"
 # The secret from `tokens create`'s output; stops the script if there is
 # none (the create failed, and mosquitto_ctrl said why).
 create() {

@@ -111,6 +111,18 @@ static bool pass_equal_level(const char **granted, const char **requested, const
 	return true;
 }
 
+/* "$share/<group>/<filter>" grants read what <filter> covers: the broker
+ * checks a shared subscription's filter whole, but its deliveries by the
+ * message's own topic. NULL for a filter that is not shared. */
+static const char *shared_filter(const char *filter)
+{
+	if(strncmp(filter, "$share/", 7) != 0){
+		return NULL;
+	}
+	const char *slash = strchr(filter + 7, '/');
+	return slash ? slash + 1 : NULL;
+}
+
 /* MQTT: a filter starting with a wildcard does not match "$" topics. Nor
  * does one starting with a placeholder: a client that names itself
  * "$CONTROL" must not reach the control topic through "%c/#". */
@@ -119,11 +131,25 @@ static bool reaches_dollar_topic(const char *granted)
 	return granted[0] == '+' || granted[0] == '#' || placeholder_of(granted, level_length(granted)) >= 0;
 }
 
+/* The rule above, for a requested "$" filter, also inside a shared
+ * subscription: "$share/g/%c/#" must not grant "$share/g/$CONTROL/#". */
+static bool dollar_guarded(const char *granted, const char *requested)
+{
+	if(requested[0] != '$'){
+		return false;
+	}
+	if(reaches_dollar_topic(granted)){
+		return true;
+	}
+	const char *shared_requested = shared_filter(requested), *shared_granted = shared_filter(granted);
+	return shared_requested && shared_granted && shared_requested[0] == '$' && reaches_dollar_topic(shared_granted);
+}
+
 /* One pass over both filters, level by level; no level is measured
  * twice, since this runs for every ACL a check walks. */
 static bool covers(const char *granted, const char *requested, const struct acl_subject *subject)
 {
-	if(requested[0] == '$' && reaches_dollar_topic(granted)){
+	if(dollar_guarded(granted, requested)){
 		return false;
 	}
 	const char *g = granted, *r = requested;
@@ -161,7 +187,7 @@ bool topic_filter_covers(const char *granted, const char *requested)
  * are substituted. */
 static bool literal_equals(const char *granted, const char *requested, const struct acl_subject *subject)
 {
-	if(requested[0] == '$' && reaches_dollar_topic(granted)){
+	if(dollar_guarded(granted, requested)){
 		return false;
 	}
 	const char *g = granted, *r = requested;
@@ -232,18 +258,6 @@ static bool subscription_allows(const struct role *role, enum acl_type literal, 
 		acl = first_covering(role->acls[pattern], filter, subject);
 	}
 	return decide(acl, default_allow);
-}
-
-/* "$share/<group>/<filter>" grants read what <filter> covers: the broker
- * checks a shared subscription's filter whole, but its deliveries by the
- * message's own topic. NULL for a filter that is not shared. */
-static const char *shared_filter(const char *filter)
-{
-	if(strncmp(filter, "$share/", 7) != 0){
-		return NULL;
-	}
-	const char *slash = strchr(filter + 7, '/');
-	return slash ? slash + 1 : NULL;
 }
 
 static const struct role_acl *first_shared_covering(const struct role_acl *acl, const char *topic,

@@ -94,3 +94,20 @@ def test_fleet_script_refuses_a_count_that_is_not_a_number(admin, tmp_path):
     assert result.returncode == 2
     assert "COUNT must be a number" in result.stderr
     assert not (tmp_path / "fleet.txt").exists()
+
+
+def test_fleet_script_never_writes_secrets_into_an_existing_file(admin, tmp_path):
+    readable = tmp_path / "shared.txt"
+    readable.write_text("notes\n")
+    os.chmod(readable, 0o644)
+    link = tmp_path / "link.txt"
+    os.symlink(tmp_path / "elsewhere.txt", link)
+    for target in (readable, link):
+        result = run_fleet(admin, 1, target)
+        assert result.returncode == 2, result.stderr
+        assert "exists; give a new file" in result.stderr
+    assert readable.read_text() == "notes\n"
+    assert not (tmp_path / "elsewhere.txt").exists()
+    # Nothing was created either.
+    assert "device-0001" not in admin.ok("list").stdout
+    assert admin.ctrl("getRole", "device").returncode != 0

@@ -460,6 +460,30 @@ static void test_invariants_check_the_placeholder_count(void **state)
 	store_clear(&store);
 }
 
+/* Inside a shared subscription too: the group's filter starts at its own
+ * first level. */
+static void test_shared_placeholders_do_not_reach_dollar_topics(void **state)
+{
+	(void)state;
+	const struct role_acl acls[] = {
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "$share/g/%c/#", .allow = true},
+		{.type = ACL_SUBSCRIBE_LITERAL, .topic = "$share/h/%c", .allow = true},
+		{.type = ACL_SUBSCRIBE_PATTERN, .topic = "$share/w/+/#", .allow = true},
+	};
+	struct role *role = role_with(acls, 3);
+	struct acl_subject dollar = subject_of("t", "$CONTROL", "u");
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/g/$CONTROL/#", &dollar));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/h/$CONTROL", &dollar));
+	assert_false(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/w/$SYS/#", &dollar));
+	assert_false(acl_allows(role, MOSQ_ACL_READ, "$CONTROL/tokens/v1/response", &dollar));
+	struct acl_subject plain = subject_of("t", "dev", "u");
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/g/dev/#", &plain));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/h/dev", &plain));
+	assert_true(acl_allows(role, MOSQ_ACL_SUBSCRIBE, "$share/w/x/#", &plain));
+	assert_true(acl_allows(role, MOSQ_ACL_READ, "dev/x", &plain));
+	role_free(role);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_long_and_unusual_values_match_exactly),
 		cmocka_unit_test(test_placeholder_edges),
 		cmocka_unit_test(test_invariants_check_the_placeholder_count),
+		cmocka_unit_test(test_shared_placeholders_do_not_reach_dollar_topics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
