@@ -6,7 +6,7 @@ import stat
 import subprocess
 
 from ctrl_helpers import (  # noqa: F401  (admin_factory and processes are fixtures)
-    MOSQUITTO_PUB, REPO, TOKEN_IN_TEXT, admin, admin_factory, ctrl_env, processes, wait_subscribed,
+    DEFAULT_CTRL, MOSQUITTO_PUB, REPO, TOKEN_IN_TEXT, admin, admin_factory, ctrl_env, processes, wait_subscribed,
 )
 from tokens_helpers import TIMEOUT, mosquitto_env
 
@@ -14,9 +14,13 @@ FLEET = os.path.join(REPO, "examples", "fleet.sh")
 
 
 def run_fleet(admin, count, secrets):
+    """The script as the broker release's operator runs it: with that
+    release's mosquitto_ctrl first on PATH."""
+    env = ctrl_env()
+    env["PATH"] = os.path.dirname(DEFAULT_CTRL.binary) + os.pathsep + env.get("PATH", "")
     return subprocess.run(["sh", FLEET, str(count), str(secrets), "-h", "127.0.0.1", "-p", str(admin.port),
                            "-u", admin.name, "-P", admin.token],
-                          capture_output=True, text=True, timeout=120, env=ctrl_env(), stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
 
 
 def read_secrets(path):
