@@ -19,6 +19,7 @@ import re
 import socket
 import time
 
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -261,3 +262,18 @@ def wait_offline(broker, client_id, before):
     time.sleep(OFFLINE_SETTLE)
 
 
+@pytest.fixture
+def keep():
+    """keep(device): closes the device after the test; returns it."""
+    kept = []
+
+    def add(dev):
+        kept.append(dev)
+        return dev
+
+    yield add
+    for dev in kept:
+        try:
+            dev.close()
+        except Exception:
+            pass

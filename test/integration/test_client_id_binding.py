@@ -27,7 +27,7 @@ from ctrl_helpers import (  # noqa: F401  (admin_factory is a fixture)
     CLIENT_ID_COLUMN, admin_factory, expect_error, expect_usage_error, fields, finish_broker, start_admin_broker,
     table, the_token,
 )
-from session_helpers import expected, publish_all, queued_before_marker, token_session
+from session_helpers import expected, keep, publish_all, queued_before_marker, token_session  # noqa: F401  (keep is a fixture)
 from tokens_helpers import (
     FUTURE, MOSQUITTO_PUB, TIMEOUT, V5, V311, check_created, check_metadata, check_rotated, mosquitto_env,
 )
@@ -87,22 +87,6 @@ def metered(broker_factory):
     """A broker whose $SYS metrics an anonymous scraper may read, refreshed
     each second."""
     return broker_factory(acl=ACL_WITH_SYS, extra_config=["plugin_opt_metrics_interval 1"])
-
-
-@pytest.fixture
-def keep():
-    kept = []
-
-    def add(dev):
-        kept.append(dev)
-        return dev
-
-    yield add
-    for dev in kept:
-        try:
-            dev.close()
-        except Exception:
-            pass
 
 
 # ================================================================ logging in

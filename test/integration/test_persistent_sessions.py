@@ -35,9 +35,9 @@ from access_helpers import (
     Device, MosquittoSub, acl, attempt_login, issue, issue_short_lived, make_role, refused, reload, wait_until,
 )
 from events_metrics_helpers import mosquitto_persistence, read_metrics, seconds, wait_metrics
-from session_helpers import (
+from session_helpers import (  # noqa: F401  (keep is a fixture)
     DEV_ROLE, FILE_USERS, OFFLINE_METRIC, PUBLIC_ROLE, SESSION_EXPIRY, disconnects, expected, file_session,
-    publish_all, queued_before_marker, session_broker_config, token_session, wait_offline, watcher,
+    keep, publish_all, queued_before_marker, session_broker_config, token_session, wait_offline, watcher,
 )
 from tokens_helpers import V5, V311
 
@@ -85,23 +85,6 @@ def admin(session_broker, make_client):
     client = make_client(broker=session_broker)
     add_roles(client)
     return client
-
-
-@pytest.fixture
-def keep():
-    """keep(device): closes the device after the test; returns it."""
-    kept = []
-
-    def add(dev):
-        kept.append(dev)
-        return dev
-
-    yield add
-    for dev in kept:
-        try:
-            dev.close()
-        except Exception:
-            pass
 
 
 @pytest.fixture
