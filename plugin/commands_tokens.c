@@ -150,11 +150,28 @@ static bool status_matches(const char *status, const struct token *token, int64_
 	return strcmp(status, "all") == 0 || (strcmp(status, "valid") == 0) == valid;
 }
 
+/* listTokens' filters: status, role (exact name; NULL: any) and name prefix
+ * ("" or NULL: any). */
+struct token_filter {
+	const char *status;
+	const char *role;
+	const char *name_prefix;
+	int64_t now;
+};
+
+static bool filter_matches(const struct token_filter *filter, const struct token *token)
+{
+	return status_matches(filter->status, token, filter->now)
+		&& (filter->role == NULL || strcmp(filter->role, token->role->name) == 0)
+		&& (filter->name_prefix == NULL
+			|| strncmp(filter->name_prefix, token->name, strlen(filter->name_prefix)) == 0);
+}
+
 /* A page of tokens, built only while it fits in the room its reply has:
  * an answer MQTT could not carry is refused before it costs memory. */
 struct token_page {
 	const struct store *store;
-	const char *status;
+	struct token_filter filter;
 	int64_t offset, limit, now;
 	int64_t room;        /* bytes the items may take; 0: no limit */
 	int64_t used;
@@ -190,7 +207,7 @@ static cJSON *token_page(struct token_page *page, struct token **tokens, size_t 
 	}
 	int64_t matching = 0;
 	for(size_t i = 0; i < count; i++){
-		if(!status_matches(page->status, tokens[i], page->now)){
+		if(!filter_matches(&page->filter, tokens[i])){
 			continue;
 		}
 		if(matching >= page->offset && matching - page->offset < page->limit && !add_to_page(page, list, tokens[i])){
@@ -223,15 +240,18 @@ static void fail_too_large(struct command_context *context, const struct token_p
 
 void command_list_tokens(struct command_context *context)
 {
-	struct token_page page = {.store = &context->plugin->store, .status = "all", .limit = INT64_MAX,
-		.now = context->now};
+	struct token_page page = {.store = &context->plugin->store, .filter = {.status = "all", .now = context->now},
+		.limit = INT64_MAX, .now = context->now};
 
-	if(!field_optional_string(context, "status", &page.status)
+	if(!field_optional_string(context, "status", &page.filter.status)
+			|| !field_optional_string(context, "role", &page.filter.role)
+			|| !field_optional_string(context, "namePrefix", &page.filter.name_prefix)
 			|| !field_optional_int(context, "count", 1, INT32_MAX, &page.limit)
 			|| !field_optional_int(context, "offset", 0, INT32_MAX, &page.offset)){
 		return;
 	}
-	if(strcmp(page.status, "all") != 0 && strcmp(page.status, "valid") != 0 && strcmp(page.status, "invalid") != 0){
+	const char *status = page.filter.status;
+	if(strcmp(status, "all") != 0 && strcmp(status, "valid") != 0 && strcmp(status, "invalid") != 0){
 		command_fail(context, CODE_INVALID, "Field 'status' must be \"valid\", \"invalid\" or \"all\"");
 		return;
 	}
