@@ -342,6 +342,224 @@ static void refresh_follows_the_clock_both_ways(void **state)
 	}
 }
 
+/* ---- larger trees (several levels of branches) ---- */
+
+static struct token **many_tokens(size_t count)
+{
+	struct token **tokens = malloc(count * sizeof(*tokens));
+	assert_non_null(tokens);
+	for(size_t i = 0; i < count; i++){
+		/* issued_at repeats so that the name breaks ties. */
+		tokens[i] = new_token(i, (int64_t)(i / 3), (int64_t)random_below(100000));
+	}
+	return tokens;
+}
+
+static void shuffle(struct token **tokens, size_t count)
+{
+	for(size_t i = count; i > 1; i--){
+		size_t j = random_below(i);
+		struct token *swap = tokens[i - 1];
+		tokens[i - 1] = tokens[j];
+		tokens[j] = swap;
+	}
+}
+
+static int qsort_issued_then_name(const void *a, const void *b)
+{
+	return compare_issued_then_name(*(struct token *const *)a, *(struct token *const *)b);
+}
+
+/* A reference that borrows an array already sorted. */
+static struct reference sorted_reference(struct token **tokens, size_t count, int64_t now)
+{
+	qsort(tokens, count, sizeof(tokens[0]), qsort_issued_then_name);
+	struct reference reference = {tokens, count, count, compare_issued_then_name, now};
+	return reference;
+}
+
+static void assert_no_problem(const struct order_index *index)
+{
+	const char *problem = order_index_problem(index);
+	if(problem != NULL){
+		fail_msg("order_index_problem: %s", problem);
+	}
+}
+
+/* Removes every token in a random order, checking along the way (merges,
+ * borrows and root collapses at every level). */
+static void remove_all(struct order_index *index, struct token **tokens, size_t count)
+{
+	shuffle(tokens, count);
+	for(size_t i = 0; i < count; i++){
+		order_index_remove(index, tokens[i]);
+		if(count - i < 3000 || i % 4999 == 0){
+			assert_no_problem(index);
+			assert_int_equal(order_index_count(index), count - i - 1);
+		}
+	}
+	assert_int_equal(order_index_bytes(index), 0);
+	assert_no_problem(index);
+}
+
+static void two_hundred_thousand_tokens(void **state)
+{
+	(void)state;
+	enum { COUNT = 200000 };
+	int64_t now = 50000;
+	struct token **tokens = many_tokens(COUNT);
+	struct order_index random_built, appended, built;
+	order_index_init(&random_built, compare_issued_then_name, now);
+	order_index_init(&appended, compare_issued_then_name, now);
+	order_index_init(&built, compare_issued_then_name, now);
+
+	shuffle(tokens, COUNT);
+	for(size_t i = 0; i < COUNT; i++){
+		assert_true(order_index_insert(&random_built, tokens[i]));
+		if(i % 9999 == 0){
+			assert_no_problem(&random_built);
+		}
+	}
+	struct reference reference = sorted_reference(tokens, COUNT, now);
+	for(size_t i = 0; i < COUNT; i++){
+		assert_true(order_index_insert(&appended, tokens[i]));
+	}
+	assert_true(order_index_build(&built, tokens, COUNT));
+	assert_same_as_reference(&random_built, &reference);
+	assert_same_as_reference(&appended, &reference);
+	assert_same_as_reference(&built, &reference);
+	printf("bytes per token: random inserts %.2f, appends %.2f, build %.2f\n",
+			(double)order_index_bytes(&random_built) / COUNT, (double)order_index_bytes(&appended) / COUNT,
+			(double)order_index_bytes(&built) / COUNT);
+	/* Appends fill leaves as build does; random inserts leave them 50-100%. */
+	assert_true(order_index_bytes(&appended) < order_index_bytes(&built) * 101 / 100);
+	assert_true(order_index_bytes(&random_built) > order_index_bytes(&built) * 110 / 100);
+
+	/* 1% of the valid expire, then the clock goes back past them all. */
+	order_index_refresh(&random_built, now + 500);
+	reference.now = now + 500;
+	assert_same_as_reference(&random_built, &reference);
+	order_index_refresh(&random_built, 10);
+	reference.now = 10;
+	assert_same_as_reference(&random_built, &reference);
+
+	remove_all(&random_built, tokens, COUNT);
+	order_index_clear(&appended);
+	order_index_clear(&built);
+	for(size_t i = 0; i < COUNT; i++){
+		token_free(tokens[i]);
+	}
+	free(tokens);
+}
+
+/* Long runs of one status: next and prev skip them by the counts. */
+static void cursors_skip_long_runs_of_the_other_status(void **state)
+{
+	(void)state;
+	enum { COUNT = 30000 };
+	struct token **tokens = malloc(COUNT * sizeof(*tokens));
+	assert_non_null(tokens);
+	for(size_t i = 0; i < COUNT; i++){
+		bool valid = i % 4001 == 7 || i == COUNT - 1 || (i > 20000 && i < 20100);
+		tokens[i] = new_token(i, (int64_t)i, valid ? 2000 : 500);
+	}
+	struct order_index index;
+	order_index_init(&index, compare_issued_then_name, 1000);
+	assert_true(order_index_build(&index, tokens, COUNT));
+	struct reference reference = {tokens, COUNT, COUNT, compare_issued_then_name, 1000};
+	assert_same_as_reference(&index, &reference);
+	/* And the other way round. */
+	order_index_refresh(&index, 3000);
+	reference.now = 3000;
+	assert_same_as_reference(&index, &reference);
+	order_index_refresh(&index, 1000);
+	reference.now = 1000;
+	struct order_cursor cursor;
+	assert_true(order_index_seek(&index, ORDER_VALID, 0, &cursor));
+	assert_ptr_equal(order_cursor_token(&cursor), tokens[7]);
+	assert_true(order_cursor_next(&index, &cursor, ORDER_VALID));
+	assert_ptr_equal(order_cursor_token(&cursor), tokens[4008]);
+	assert_true(order_cursor_prev(&index, &cursor, ORDER_INVALID));
+	assert_ptr_equal(order_cursor_token(&cursor), tokens[4007]);
+	assert_true(order_index_last(&index, ORDER_INVALID, &cursor));
+	assert_ptr_equal(order_cursor_token(&cursor), tokens[COUNT - 2]);
+	order_index_clear(&index);
+	reference_free_tokens(&reference);
+}
+
+/* Build at every size around a leaf and a branch boundary, then keeps
+ * changing what it built. */
+static void build_then_change(void **state)
+{
+	(void)state;
+	const size_t sizes[] = {0, 1, 3, 4, 5, 63, 64, 65, 128, 129, 4095, 4096, 4097, 5000};
+	for(size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++){
+		size_t count = sizes[z];
+		struct reference reference;
+		reference_init(&reference, compare_issued_then_name, count + 200, 1000);
+		for(size_t i = 0; i < count; i++){
+			reference.tokens[i] = new_token(i, (int64_t)(2 * i), (int64_t)random_below(2000));
+		}
+		reference.count = count;
+		struct order_index index;
+		order_index_init(&index, compare_issued_then_name, 1000);
+		assert_true(order_index_build(&index, reference.tokens, count));
+		assert_same_as_reference(&index, &reference);
+		for(size_t step = 0; step < 400; step++){
+			if(reference.count > 0 && random_below(2) == 0){
+				size_t position = random_below(reference.count);
+				struct token *token = reference.tokens[position];
+				order_index_remove(&index, token);
+				reference_remove_at(&reference, position);
+				token_free(token);
+			}else if(reference.count < reference.capacity){
+				struct token *token = new_token(100000 + step, (int64_t)random_below(2 * count + 2),
+						(int64_t)random_below(2000));
+				assert_true(order_index_insert(&index, token));
+				reference_insert(&reference, token);
+			}
+			if(count < 200 || step % 50 == 0){
+				assert_same_as_reference(&index, &reference);
+			}else{
+				assert_consistent(&index, &reference);
+			}
+		}
+		order_index_clear(&index);
+		reference_free_tokens(&reference);
+	}
+}
+
+/* Small indexes stay small: the one leaf grows 4 -> 8 -> ... -> 64. */
+static void a_small_index_is_small(void **state)
+{
+	(void)state;
+	struct order_index index;
+	order_index_init(&index, compare_issued_then_name, 0);
+	assert_int_equal(order_index_bytes(&index), 0);
+	struct token *tokens[65];
+	size_t previous_bytes = 0;
+	for(size_t i = 0; i < 65; i++){
+		tokens[i] = new_token(i, (int64_t)i, 10);
+		assert_true(order_index_insert(&index, tokens[i]));
+		size_t bytes = order_index_bytes(&index);
+		if(i == 4 || i == 8 || i == 16 || i == 32 || i == 64){
+			assert_true(bytes > previous_bytes);
+		}else if(i > 0){
+			assert_int_equal(bytes, previous_bytes);
+		}
+		if(i == 0 || i == 63){
+			printf("%zu token(s): %zu bytes\n", i + 1, bytes);
+		}
+		previous_bytes = bytes;
+	}
+	for(size_t i = 0; i < 65; i++){
+		order_index_remove(&index, tokens[i]);
+		assert_no_problem(&index);
+		token_free(tokens[i]);
+	}
+	assert_int_equal(order_index_bytes(&index), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +567,10 @@ int main(void)
 		cmocka_unit_test(random_inserts_and_removals_match_the_reference),
 		cmocka_unit_test(lower_bounds_and_prefix_ranges_match_the_reference),
 		cmocka_unit_test(refresh_follows_the_clock_both_ways),
+		cmocka_unit_test(two_hundred_thousand_tokens),
+		cmocka_unit_test(cursors_skip_long_runs_of_the_other_status),
+		cmocka_unit_test(build_then_change),
+		cmocka_unit_test(a_small_index_is_small),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
