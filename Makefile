@@ -107,6 +107,8 @@ $(PLUGIN): $(CORE_OBJECTS) $(BROKER_OBJECTS)
 
 # test_oom fails the plugin's allocations one at a time.
 $(BUILD)/test/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+# test_order_index fails the index's allocations the same way.
+$(BUILD)/test/test_order_index: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 $(BUILD)/test/%: test/unit/%.c test/unit/test_support.c $(CORE_OBJECTS)
 	@mkdir -p $(dir $@)

@@ -12,6 +12,42 @@
 #include "store.h"
 #include "test_support.h"
 
+/* ---- failing allocations (linked with -Wl,--wrap, as test_oom) ---- */
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t count, size_t size);
+void *__real_realloc(void *pointer, size_t size);
+
+static long allocations_left = -1;   /* -1: never fail */
+static long failures;
+
+static bool fails_now(void)
+{
+	if(allocations_left < 0){
+		return false;
+	}
+	if(allocations_left-- == 0){
+		failures++;
+		return true;
+	}
+	return false;
+}
+
+void *__wrap_malloc(size_t size)
+{
+	return fails_now() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t count, size_t size)
+{
+	return fails_now() ? NULL : __real_calloc(count, size);
+}
+
+void *__wrap_realloc(void *pointer, size_t size)
+{
+	return fails_now() ? NULL : __real_realloc(pointer, size);
+}
+
 /* ---- tokens and orders ---- */
 
 static uint64_t random_state = 88172645463325252u;
@@ -560,6 +596,139 @@ static void a_small_index_is_small(void **state)
 	assert_int_equal(order_index_bytes(&index), 0);
 }
 
+/* ---- out of memory ---- */
+
+/* Every token in order, by cursor: what "unchanged" compares. */
+static struct token **contents(const struct order_index *index)
+{
+	size_t count = order_index_count(index);
+	struct token **tokens = malloc((count + 1) * sizeof(*tokens));
+	assert_non_null(tokens);
+	struct order_cursor cursor = {.before_start = true};
+	for(size_t i = 0; i < count; i++){
+		assert_true(order_cursor_next(index, &cursor, ORDER_ALL));
+		tokens[i] = order_cursor_token(&cursor);
+	}
+	return tokens;
+}
+
+/* Inserts token with the Nth allocation failing, for N = 0, 1, ... until
+ * it works: each failure leaves the index as it was. Returns how many
+ * allocations failed. */
+static long insert_failing_each_allocation(struct order_index *index, struct token *token)
+{
+	size_t count = order_index_count(index);
+	size_t bytes = order_index_bytes(index);
+	size_t valid = order_index_status_count(index, ORDER_VALID);
+	struct token **before = contents(index);
+	long failed = 0;
+	for(long n = 0;; n++){
+		long failures_before = failures;
+		allocations_left = n;
+		bool inserted = order_index_insert(index, token);
+		allocations_left = -1;
+		if(inserted){
+			assert_int_equal(failures, failures_before);
+			break;
+		}
+		assert_int_equal(failures, failures_before + 1);
+		failed++;
+		assert_no_problem(index);
+		assert_int_equal(order_index_count(index), count);
+		assert_int_equal(order_index_bytes(index), bytes);
+		assert_int_equal(order_index_status_count(index, ORDER_VALID), valid);
+		struct token **after = contents(index);
+		assert_memory_equal(before, after, count * sizeof(before[0]));
+		free(after);
+	}
+	free(before);
+	assert_no_problem(index);
+	assert_int_equal(order_index_count(index), count + 1);
+	return failed;
+}
+
+/* The first token, each growth of the one leaf, the first split (a leaf
+ * and a new root), a split of a full root (a leaf, a branch and a root),
+ * a split in the middle of a full tree, and then random inserts. */
+static void every_allocation_of_insert_may_fail(void **state)
+{
+	(void)state;
+	enum { FULL = 64 * 64 };
+	struct token **tokens = malloc((FULL + 1) * sizeof(*tokens));
+	assert_non_null(tokens);
+	for(size_t i = 0; i <= FULL; i++){
+		tokens[i] = new_token(i, (int64_t)(2 * i), (int64_t)(i % 7));
+	}
+	struct order_index index;
+	order_index_init(&index, compare_issued_then_name, 3);
+	long failed = 0;
+	for(size_t i = 0; i <= 64; i++){
+		failed += insert_failing_each_allocation(&index, tokens[i]);
+	}
+	assert_int_equal(failed, 1 + 4 + 2);   /* the leaf, 4 -> ... -> 64, then a leaf and a root */
+	order_index_clear(&index);
+	assert_true(order_index_build(&index, tokens, FULL));
+	/* A full root over full leaves: a leaf, a branch and a new root. */
+	assert_int_equal(insert_failing_each_allocation(&index, tokens[FULL]), 3);
+	struct token *middle = new_token(FULL + 1, 2 * 2000 + 1, 5);
+	/* Into a full leaf under a full branch (the root has room): two. */
+	assert_int_equal(insert_failing_each_allocation(&index, middle), 2);
+	struct token *more[300];
+	for(size_t i = 0; i < 300; i++){
+		more[i] = new_token(FULL + 2 + i, (int64_t)random_below(2 * FULL), (int64_t)random_below(7));
+		insert_failing_each_allocation(&index, more[i]);
+	}
+	order_index_clear(&index);
+	for(size_t i = 0; i <= FULL; i++){
+		token_free(tokens[i]);
+	}
+	for(size_t i = 0; i < 300; i++){
+		token_free(more[i]);
+	}
+	token_free(middle);
+	free(tokens);
+}
+
+/* Build with the Nth allocation failing leaves the index empty. */
+static void every_allocation_of_build_may_fail(void **state)
+{
+	(void)state;
+	const size_t sizes[] = {1, 64, 65, 5000, 64 * 64 * 2 + 1};
+	enum { LARGEST = 64 * 64 * 2 + 1 };
+	struct token **tokens = malloc(LARGEST * sizeof(*tokens));
+	assert_non_null(tokens);
+	for(size_t i = 0; i < LARGEST; i++){
+		tokens[i] = new_token(i, (int64_t)i, (int64_t)(i % 5));
+	}
+	for(size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++){
+		struct order_index index;
+		order_index_init(&index, compare_issued_then_name, 2);
+		long n = 0;
+		for(;; n++){
+			long failures_before = failures;
+			allocations_left = n;
+			bool built = order_index_build(&index, tokens, sizes[z]);
+			allocations_left = -1;
+			if(built){
+				assert_int_equal(failures, failures_before);
+				break;
+			}
+			assert_int_equal(failures, failures_before + 1);
+			assert_int_equal(order_index_count(&index), 0);
+			assert_int_equal(order_index_bytes(&index), 0);
+			assert_no_problem(&index);
+		}
+		assert_no_problem(&index);
+		assert_int_equal(order_index_count(&index), sizes[z]);
+		assert_true(n >= 2);
+		order_index_clear(&index);
+	}
+	for(size_t i = 0; i < LARGEST; i++){
+		token_free(tokens[i]);
+	}
+	free(tokens);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +740,8 @@ int main(void)
 		cmocka_unit_test(cursors_skip_long_runs_of_the_other_status),
 		cmocka_unit_test(build_then_change),
 		cmocka_unit_test(a_small_index_is_small),
+		cmocka_unit_test(every_allocation_of_insert_may_fail),
+		cmocka_unit_test(every_allocation_of_build_may_fail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
