@@ -26,11 +26,11 @@
 struct order_node {
 	struct order_branch *parent;
 	unsigned count;
+	unsigned capacity;   /* leaves only: here it costs no padding */
 };
 
 struct order_leaf {
 	struct order_node node;
-	unsigned capacity;
 	struct order_leaf *prev;
 	struct order_leaf *next;
 	struct token *tokens[];
@@ -167,7 +167,7 @@ static struct order_leaf *leaf_new(struct order_index *index, unsigned capacity)
 	struct order_leaf *leaf = malloc(leaf_bytes(capacity));
 	if(leaf != NULL){
 		memset(leaf, 0, sizeof(*leaf));
-		leaf->capacity = capacity;
+		leaf->node.capacity = capacity;
 		index->bytes += leaf_bytes(capacity);
 	}
 	return leaf;
@@ -186,7 +186,7 @@ static struct order_branch *branch_new(struct order_index *index)
 
 static void node_free(struct order_index *index, struct order_node *node, unsigned level)
 {
-	index->bytes -= level == 0 ? leaf_bytes(as_leaf(node)->capacity) : sizeof(struct order_branch);
+	index->bytes -= level == 0 ? leaf_bytes(as_leaf(node)->node.capacity) : sizeof(struct order_branch);
 	free(node);
 }
 
@@ -363,13 +363,13 @@ static bool insert_first(struct order_index *index, struct token *token)
 /* The only leaf, full below LEAF_MAX: twice as large. */
 static bool grow_root_leaf(struct order_index *index, struct order_path *path)
 {
-	unsigned capacity = path->leaf->capacity * 2;
+	unsigned capacity = path->leaf->node.capacity * 2;
 	struct order_leaf *grown = realloc(path->leaf, leaf_bytes(capacity));
 	if(grown == NULL){
 		return false;
 	}
-	index->bytes += leaf_bytes(capacity) - leaf_bytes(grown->capacity);
-	grown->capacity = capacity;
+	index->bytes += leaf_bytes(capacity) - leaf_bytes(grown->node.capacity);
+	grown->node.capacity = capacity;
 	index->root = &grown->node;
 	index->first_leaf = index->last_leaf = grown;
 	path->leaf = grown;
@@ -544,8 +544,8 @@ bool order_index_insert(struct order_index *index, struct token *token)
 	struct order_path path;
 	struct order_target target = {.index = index, .token = token};
 	descend(index, &target, &path);
-	if(path.leaf->node.count == path.leaf->capacity){
-		if(path.leaf->capacity < LEAF_MAX){
+	if(path.leaf->node.count == path.leaf->node.capacity){
+		if(path.leaf->node.capacity < LEAF_MAX){
 			if(!grow_root_leaf(index, &path)){
 				return false;
 			}
@@ -1092,11 +1092,11 @@ struct check_walk {
 static const char *check_leaf(struct check_walk *walk, struct order_leaf *leaf, bool last_of_level, bool is_root)
 {
 	const struct order_index *index = walk->index;
-	if(is_root ? leaf->capacity < LEAF_FIRST_CAPACITY || leaf->capacity > LEAF_MAX
-			|| (leaf->capacity & (leaf->capacity - 1)) != 0 : leaf->capacity != LEAF_MAX){
+	if(is_root ? leaf->node.capacity < LEAF_FIRST_CAPACITY || leaf->node.capacity > LEAF_MAX
+			|| (leaf->node.capacity & (leaf->node.capacity - 1)) != 0 : leaf->node.capacity != LEAF_MAX){
 		return "leaf capacity";
 	}
-	if(leaf->node.count > leaf->capacity || leaf->node.count == 0
+	if(leaf->node.count > leaf->node.capacity || leaf->node.count == 0
 			|| (!is_root && is_underfull(&leaf->node, 0, last_of_level))){
 		return "leaf fill";
 	}
@@ -1115,7 +1115,7 @@ static const char *check_leaf(struct check_walk *walk, struct order_leaf *leaf, 
 		walk->previous = leaf->tokens[i];
 	}
 	walk->previous_leaf = leaf;
-	walk->bytes += leaf_bytes(leaf->capacity);
+	walk->bytes += leaf_bytes(leaf->node.capacity);
 	return NULL;
 }
 
