@@ -278,7 +278,7 @@ demo: deps
 	BUILD=$(BUILD) examples/demo.sh
 
 # Benchmarks (bench/run.py says what each measures); not part of make test.
-BENCH_BINARIES := $(BUILD)/login_storm $(BUILD)/bench_callbacks $(BUILD)/make_state
+BENCH_BINARIES := $(BUILD)/login_storm $(BUILD)/bench_callbacks $(BUILD)/bench_order_index $(BUILD)/make_state
 BENCH_CORE := $(filter-out $(BUILD)/plugin/plugin.o $(BUILD)/plugin/control_topic.o $(BUILD)/plugin/tick.o \
 	$(BUILD)/plugin/broker_publish.o,$(CORE_OBJECTS) $(BROKER_OBJECTS))
 
@@ -287,6 +287,9 @@ $(BUILD)/login_storm: bench/login_storm.c
 
 $(BUILD)/bench_callbacks: bench/bench_callbacks.c $(BENCH_CORE)
 	$(CC) $(CFLAGS) -Iplugin -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench_order_index: bench/bench_order_index.c $(CORE_OBJECTS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/make_state: bench/make_state.c $(CORE_OBJECTS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -7,6 +7,8 @@
 2. In-process: ns per call of the login callback (1k, 100k, 1M tokens) and
    of the ACL check (a role of 10 ACLs); instructions per call under
    callgrind (1k tokens), which do not depend on the machine's load.
+   2b: the ordered index at 1M tokens (seeks, pages, inserts, removals,
+   build, refresh, bytes per token).
 3. Store scale: start-up time and resident memory per token with 100k and 1M
    tokens; createToken latency over MQTT (median, p99) with 10, 10k, 100k
    and 1M tokens in the store.
@@ -211,6 +213,15 @@ def in_process():
               f"ACL check {callgrind_per_call('authorization_on_acl_check'):.0f} instructions per call")
 
 
+def order_index():
+    """The ordered index on its own (bench/bench_order_index.c), 1M tokens."""
+    print("\n2b. Ordered index (best of 5 runs):")
+    out = subprocess.run([os.path.join(BUILD, "bench_order_index")] + (["--quick"] if QUICK else []),
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        print("   " + line)
+
+
 # ---------------------------------------------------------------- 3. store scale
 
 def make_state(path, count):
@@ -313,7 +324,7 @@ def create_token_latency(folder):
 
 
 def main():
-    for binary in ("login_storm", "bench_callbacks", "make_state", "mosquitto_tokens.so", "mosquitto_ctrl_tokens.so"):
+    for binary in ("login_storm", "bench_callbacks", "bench_order_index", "make_state", "mosquitto_tokens.so", "mosquitto_ctrl_tokens.so"):
         if not os.path.exists(os.path.join(BUILD, binary)):
             sys.exit(f"build/{binary} is missing: run make bench")
     print(f"mosquitto-tokens benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores"
@@ -321,6 +332,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="tokens-bench-") as folder:
         login_storm(folder)
         in_process()
+        order_index()
         startup_and_memory(folder)
         create_token_latency(folder)
         hostile.hostile_sizes(folder, tokens_broker)
