@@ -29,6 +29,7 @@ import time
 import json
 
 import hostile
+import listing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -57,6 +58,13 @@ def tool_env(extra=None):
         env["LD_LIBRARY_PATH"] = ":".join(p for p in (os.path.join(PREFIX, "lib"), env.get("LD_LIBRARY_PATH")) if p)
     return env
 QUICK = "--quick" in sys.argv
+# --only NAME[,NAME]: run only these sections (logins, callbacks, index,
+# startup, create, hostile, listing).
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+
+
+def wanted(section):
+    return ONLY is None or section in ONLY
 
 
 def free_port():
@@ -224,15 +232,15 @@ def order_index():
 
 # ---------------------------------------------------------------- 3. store scale
 
-def make_state(path, count):
-    out = subprocess.run([os.path.join(BUILD, "make_state"), path, str(count)], check=True,
-                         capture_output=True, text=True).stdout
+def make_state(path, count, mixed=False):
+    out = subprocess.run([os.path.join(BUILD, "make_state"), path, str(count)] + (["--mixed"] if mixed else []),
+                         check=True, capture_output=True, text=True).stdout
     return out.strip()
 
 
-def tokens_broker(folder, count, name):
+def tokens_broker(folder, count, name, mixed=False):
     state = os.path.join(folder, name + ".json")
-    admin = make_state(state, count)
+    admin = make_state(state, count, mixed)
     broker = Broker(folder, ["allow_anonymous false", f"plugin {PLUGIN}", f"plugin_opt_state_file {state}"], name)
     return broker, admin
 
@@ -330,12 +338,19 @@ def main():
     print(f"mosquitto-tokens benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores"
           + (" (quick)" if QUICK else ""))
     with tempfile.TemporaryDirectory(prefix="tokens-bench-") as folder:
-        login_storm(folder)
-        in_process()
-        order_index()
-        startup_and_memory(folder)
-        create_token_latency(folder)
-        hostile.hostile_sizes(folder, tokens_broker)
+        sections = [
+            ("logins", lambda: login_storm(folder)),
+            ("callbacks", in_process),
+            ("index", order_index),
+            ("startup", lambda: startup_and_memory(folder)),
+            ("create", lambda: create_token_latency(folder)),
+            ("hostile", lambda: hostile.hostile_sizes(folder, tokens_broker)),
+            ("listing", lambda: listing.listing_pages(
+                folder, lambda f, count, name: tokens_broker(f, count, name, mixed=True))),
+        ]
+        for name, run in sections:
+            if wanted(name):
+                run()
 
 
 if __name__ == "__main__":
