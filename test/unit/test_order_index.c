@@ -230,6 +230,10 @@ static void assert_same_as_reference(const struct order_index *index, const stru
 		struct order_cursor last;
 		bool has_last = order_index_last(index, status, &last);
 		assert_int_equal(has_last, rank > 0);
+		size_t expected_last = reference->count;
+		while(expected_last-- > 0 && !reference_has_status(reference, expected_last, status)){
+		}
+		assert_ptr_equal(order_cursor_token(&last), has_last ? reference->tokens[expected_last] : NULL);
 	}
 }
 
@@ -596,6 +600,65 @@ static void a_small_index_is_small(void **state)
 	assert_int_equal(order_index_bytes(&index), 0);
 }
 
+/* The reference's next (forward) or previous position of that status from
+ * position (reference->count: past the end; SIZE_MAX: before the start),
+ * or SIZE_MAX / reference->count when none. */
+static size_t reference_step(const struct reference *reference, size_t position, enum order_status status,
+		bool forward)
+{
+	if(forward){
+		for(size_t i = position == SIZE_MAX ? 0 : position + 1; i < reference->count; i++){
+			if(reference_has_status(reference, i, status)){
+				return i;
+			}
+		}
+		return reference->count;
+	}
+	for(size_t i = position == SIZE_MAX ? 0 : position; i-- > 0;){
+		if(reference_has_status(reference, i, status)){
+			return i;
+		}
+	}
+	return SIZE_MAX;
+}
+
+/* Random walks: next and prev of random statuses from random positions,
+ * through the ends and back. */
+static void cursor_walks_match_the_reference(void **state)
+{
+	(void)state;
+	enum { COUNT = 9000 };
+	struct reference reference;
+	reference_init(&reference, compare_issued_then_name, COUNT, 1000);
+	for(size_t i = 0; i < COUNT; i++){
+		/* Runs of one status, some long. */
+		int64_t valid_until = (i / (1 + i % 700)) % 3 == 0 ? 2000 : 10;
+		reference.tokens[i] = new_token(i, (int64_t)i, valid_until);
+	}
+	reference.count = COUNT;
+	struct order_index index;
+	order_index_init(&index, compare_issued_then_name, 1000);
+	assert_true(order_index_build(&index, reference.tokens, COUNT));
+	for(int walk = 0; walk < 200; walk++){
+		size_t position = random_below(COUNT);
+		struct order_cursor cursor;
+		assert_true(order_index_seek(&index, ORDER_ALL, position, &cursor));
+		for(int step = 0; step < 200; step++){
+			enum order_status status = statuses[random_below(3)];
+			bool forward = random_below(2) == 0;
+			size_t expected = reference_step(&reference, position, status, forward);
+			bool moved = forward ? order_cursor_next(&index, &cursor, status)
+				: order_cursor_prev(&index, &cursor, status);
+			bool exists = expected < COUNT;
+			assert_int_equal(moved, exists);
+			assert_ptr_equal(order_cursor_token(&cursor), exists ? reference.tokens[expected] : NULL);
+			position = expected;
+		}
+	}
+	order_index_clear(&index);
+	reference_free_tokens(&reference);
+}
+
 /* ---- out of memory ---- */
 
 /* Every token in order, by cursor: what "unchanged" compares. */
@@ -740,6 +803,7 @@ int main(void)
 		cmocka_unit_test(cursors_skip_long_runs_of_the_other_status),
 		cmocka_unit_test(build_then_change),
 		cmocka_unit_test(a_small_index_is_small),
+		cmocka_unit_test(cursor_walks_match_the_reference),
 		cmocka_unit_test(every_allocation_of_insert_may_fail),
 		cmocka_unit_test(every_allocation_of_build_may_fail),
 	};
