@@ -19,8 +19,8 @@
  * the last of its level (where appends start new nodes). */
 #define LEAF_MIN (LEAF_MAX / 4)
 #define BRANCH_MIN (BRANCH_MAX / 4)
-/* Every branch but the root has at least 2 children... and all but the last
- * of a level at least 16: 64 levels are far more than 2^64 tokens need. */
+/* The deepest path a descent records: with every node but the last of its
+ * level at least a quarter full, 2^64 tokens need fewer than 16 levels. */
 #define MAX_HEIGHT 64
 
 struct order_node {
