@@ -20,7 +20,7 @@
 #define LEAF_MIN (LEAF_MAX / 4)
 #define BRANCH_MIN (BRANCH_MAX / 4)
 /* The deepest path a descent records: with every node but the last of its
- * level at least a quarter full, 2^64 tokens need fewer than 16 levels. */
+ * level at least a quarter full, 2^64 tokens need about 16 levels. */
 #define MAX_HEIGHT 64
 
 struct order_node {
@@ -885,10 +885,36 @@ struct token *order_cursor_token(const struct order_cursor *cursor)
 	return cursor->leaf == NULL ? NULL : cursor->leaf->tokens[cursor->slot];
 }
 
+/* The rank-th token of that status in a leaf holding in_leaf of them. A
+ * status is read from the token itself (a cache miss each): scanning from
+ * the nearer end reads half as many on average. */
+static unsigned leaf_slot_of_rank(int64_t now, const struct order_leaf *leaf, enum order_status status,
+		size_t rank, size_t in_leaf)
+{
+	if(status == ORDER_ALL){
+		return (unsigned)rank;
+	}
+	if(rank < in_leaf / 2){
+		for(unsigned slot = 0;; slot++){
+			if(has_status(now, leaf->tokens[slot], status) && rank-- == 0){
+				return slot;
+			}
+		}
+	}
+	size_t from_end = in_leaf - 1 - rank;
+	for(unsigned slot = leaf->node.count; slot-- > 0;){
+		if(has_status(now, leaf->tokens[slot], status) && from_end-- == 0){
+			return slot;
+		}
+	}
+	return 0;   /* not reached: the leaf holds in_leaf of them */
+}
+
 bool order_index_seek(const struct order_index *index, enum order_status status, size_t rank,
 		struct order_cursor *cursor)
 {
-	if(rank >= status_count(&index->total, status)){
+	size_t in_node = status_count(&index->total, status);
+	if(rank >= in_node){
 		set_past_end(cursor);
 		return false;
 	}
@@ -896,23 +922,14 @@ bool order_index_seek(const struct order_index *index, enum order_status status,
 	for(unsigned level = index->height; level > 0; level--){
 		struct order_branch *branch = as_branch(node);
 		unsigned i = 0;
-		for(size_t here; rank >= (here = status_count(&branch->sums[i], status)); i++){
-			rank -= here;
+		while(rank >= (in_node = status_count(&branch->sums[i], status))){
+			rank -= in_node;
+			i++;
 		}
 		node = branch->children[i];
 	}
 	struct order_leaf *leaf = as_leaf(node);
-	unsigned slot = 0;
-	if(status == ORDER_ALL){
-		slot = (unsigned)rank;
-	}else{
-		for(;; slot++){
-			if(has_status(index->now, leaf->tokens[slot], status) && rank-- == 0){
-				break;
-			}
-		}
-	}
-	set_at(cursor, leaf, slot);
+	set_at(cursor, leaf, leaf_slot_of_rank(index->now, leaf, status, rank, in_node));
 	return true;
 }
 
