@@ -200,3 +200,12 @@ def test_rotate_callers(env):
     expect_json(env.delete(f"/api/tokens/{other['hash']}"), 200)
     expect_error(env.post(path, None, token=other["token"]), 401)
     assert expect_json(env.get(f"/api/tokens/{device['hash']}"), 200)["name"] == "dev"
+
+
+def test_query_values_are_percent_decoded(env):
+    for name in ("a+b c", "a b", "a/b?&=#"):
+        expect_json(env.post("/api/tokens", {"name": name, "role": "admin", "validUntil": FUTURE}), 201)
+    assert names(expect_json(env.get("/api/tokens?namePrefix=a%2Bb"), 200)) == ["a+b c"]
+    assert names(expect_json(env.get("/api/tokens?namePrefix=a%20b"), 200)) == ["a b"]
+    assert names(expect_json(env.get("/api/tokens?namePrefix=a%2Fb%3F%26%3D%23"), 200)) == ["a/b?&=#"]
+    assert names(expect_json(env.get("/api/tokens?role=%61dmin&namePrefix=a%2"), 200)) == []
