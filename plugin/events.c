@@ -71,7 +71,8 @@ static void mark_noticed(struct tokens_plugin *plugin, struct token *token, bool
 void events_send_due_notices(struct tokens_plugin *plugin, int64_t now)
 {
 	struct token *token;
-	while((token = expiry_pop_due(&plugin->notices, now)) != NULL){
+	size_t sent = 0;
+	while(sent++ < NOTICES_PER_TICK && (token = expiry_pop_due(&plugin->notices, now)) != NULL){
 		/* A token that expired while the broker was down gets no warning. */
 		bool expired = now >= token->valid_until;
 		mark_noticed(plugin, token, expired);

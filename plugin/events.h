@@ -14,8 +14,13 @@
 void events_publish(struct tokens_plugin *plugin, const char *event, const struct token *token,
 		const char *by, const unsigned char *previous_hash);
 
-/* Sends the expiry notices that are due, marks them in the journal so they
- * are not sent again after a restart, and counts expired tokens. */
+/* Each notice is recorded (a journal line, an fsync) before it is sent:
+ * a backlog (a hundred thousand tokens that expired while the broker was
+ * down) is sent this many a tick, so that no tick stalls the broker. */
+#define NOTICES_PER_TICK 100
+/* Sends up to NOTICES_PER_TICK expiry notices that are due, marks them in
+ * the journal so they are not sent again after a restart, and counts
+ * expired tokens. */
 void events_send_due_notices(struct tokens_plugin *plugin, int64_t now);
 
 /* The retained $SYS/broker/tokens/... metrics. */

@@ -96,13 +96,18 @@ def check_pages(client, reference, status, role, prefix):
 
 
 @pytest.fixture
-def store(broker_factory, make_client, tmp_path):
+def loaded(broker_factory, tmp_path):
     rng = random.Random(18)
     tokens = prepared_tokens(rng)
     state = tmp_path / "filters.json"
     write_state(state, [{"rolename": r, "acls": []} for r in ROLES], tokens)
-    broker = broker_factory(state_file=state)
-    return make_client(broker=broker), Reference(tokens)
+    return broker_factory(state_file=state), Reference(tokens)
+
+
+@pytest.fixture
+def store(loaded, make_client):
+    broker, reference = loaded
+    return make_client(broker=broker), reference
 
 
 def test_every_filter_on_a_loaded_store(store):
@@ -145,6 +150,35 @@ def test_filters_follow_creates_revokes_rotations_and_expiry(store):
     assert client.call("getToken", name="dev-short")["status"] == "invalid"
     check_every_filter(client, reference)
     check_pages(client, reference, "valid", "ops", "dev")
+
+
+def change_some(client, reference, rng, tag):
+    for name in rng.sample(sorted(reference.tokens), 15):
+        client.call("revokeToken", name=name)
+        del reference.tokens[name]
+    for name in rng.sample(sorted(reference.tokens), 10):
+        record(reference, client.call("rotateToken", name=name))
+    for i in range(10):
+        record(reference, client.call("createToken", name=f"{rng.choice(PREFIXES)}{tag}{i}",
+                                      role=rng.choice(ROLES), validUntil=FUTURE))
+
+
+@pytest.mark.parametrize("hard", [True, False], ids=["kill9-journal-replay", "stop-snapshot"])
+def test_filters_after_a_restart(loaded, make_client, hard):
+    """The orders are rebuilt from what the files hold: after kill -9 the
+    journal's changes are replayed onto the loaded file; after a stop, the
+    snapshot (in name order) is loaded."""
+    broker, reference = loaded
+    client = make_client(broker=broker)
+    change_some(client, reference, random.Random(3), "before")
+    client.close()
+    broker.restart(hard=hard)
+    again = make_client(broker=broker)
+    check_every_filter(again, reference)
+    check_pages(again, reference, None, "sensors", "dev")
+    # And the orders go on following changes.
+    change_some(again, reference, random.Random(4), "after")
+    check_every_filter(again, reference)
 
 
 def test_a_revoked_role_member_leaves_the_role_filter(client):

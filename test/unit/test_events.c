@@ -375,6 +375,42 @@ static void notices_are_recorded_in_the_journal(void **state)
 	assert_int_equal(noticed, 2);
 }
 
+static size_t published;
+
+static void count_publish(const char *topic, const char *payload, bool retain)
+{
+	(void)topic;
+	(void)payload;
+	(void)retain;
+	published++;
+}
+
+/* A backlog (tokens that expired while the broker was down) goes out a
+ * bounded batch a tick: each notice costs a journal fsync. */
+static void a_backlog_of_notices_is_spread_over_ticks(void **state)
+{
+	struct tokens_plugin *plugin = test_plugin_of(state);
+	plugin->publish = count_publish;
+	published = 0;
+	struct role *role = test_add_role(&plugin->store, "reader");
+	int64_t now = test_clock_now();
+	size_t backlog = 2 * NOTICES_PER_TICK + 7;
+	for(size_t i = 0; i < backlog; i++){
+		char *name = test_format("expired-%zu", i);
+		struct token *token = test_add_token(&plugin->store, name, role, now - 10 * DAY, now - DAY, TIME_NEVER);
+		tokens_plugin_schedule_notices(plugin, token);
+		free(name);
+	}
+	events_send_due_notices(plugin, now);
+	assert_int_equal(published, NOTICES_PER_TICK);
+	events_send_due_notices(plugin, now);
+	assert_int_equal(published, 2 * NOTICES_PER_TICK);
+	events_send_due_notices(plugin, now);
+	events_send_due_notices(plugin, now);
+	assert_int_equal(published, backlog);
+	assert_int_equal(plugin->expired_tokens, backlog);
+}
+
 /* Created (or rotated) inside the warning window: tokenExpiring at once. */
 static void token_inside_the_window_is_warned_at_once(void **state)
 {
@@ -544,6 +580,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(status_turns_invalid_at_valid_until, setup, teardown),
 		cmocka_unit_test_setup_teardown(command_events_never_carry_the_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(expiring_is_sent_once_at_warning_days_before_valid_until, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_backlog_of_notices_is_spread_over_ticks, setup, teardown),
 		cmocka_unit_test_setup_teardown(notices_are_recorded_in_the_journal, setup, teardown),
 		cmocka_unit_test_setup_teardown(token_inside_the_window_is_warned_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(token_expired_while_down_gets_only_expired, setup, teardown),
