@@ -115,6 +115,11 @@ $(BUILD)/test/%: test/unit/%.c test/unit/test_support.c $(CORE_OBJECTS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itest/unit -Iplugin -o $@ $< test/unit/test_support.c $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS) -lcmocka
 
+# The console's path decoding is tested alone (console/ sees no plugin/).
+$(BUILD)/test/test_api_path: test/unit/test_api_path.c console/api_path.c console/api_path.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iconsole -o $@ test/unit/test_api_path.c console/api_path.c $(LDFLAGS) -lcmocka
+
 # Installs the Debian packages that are missing (CI runs as root on a clean machine).
 deps:
 	@missing=$$(for p in $(DEPENDENCIES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
