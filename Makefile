@@ -115,6 +115,11 @@ $(BUILD)/test/%: test/unit/%.c test/unit/test_support.c $(CORE_OBJECTS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itest/unit -Iplugin -o $@ $< test/unit/test_support.c $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS) -lcmocka
 
+# The console's path decoding is tested alone (console/ sees no plugin/).
+$(BUILD)/test/test_api_path: test/unit/test_api_path.c console/api_path.c console/api_path.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iconsole -o $@ test/unit/test_api_path.c console/api_path.c $(LDFLAGS) -lcmocka
+
 # Installs the Debian packages that are missing (CI runs as root on a clean machine).
 deps:
 	@missing=$$(for p in $(DEPENDENCIES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -142,8 +147,8 @@ FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recov
 FUZZ_SUPPORT := test/fuzz/fuzz_support.c
 # The console's http_api.c behind libmicrohttpd, with a broker pool that
 # answers without a broker (no network).
-FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c console/http_api.c console/assets.c \
-	console/guard.c
+FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c \
+	$(filter-out console/main.c console/broker_link.c,$(CONSOLE_SOURCES))
 
 $(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(CORE_OBJECTS)
 	$(CC) $(CFLAGS) -Itest/fuzz -Iplugin -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT) $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS)

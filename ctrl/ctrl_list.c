@@ -1,5 +1,8 @@
 /*
- * `tokens list [--status S] [--count N] [--offset N]` (see ctrl_list.h).
+ * `tokens list [--status S] [--role R] [--name-prefix P] [--count N] [--offset N]`
+ * (see ctrl_list.h). The filters are the plugin's (listTokens' status, role
+ * and namePrefix): each page is asked for with them, so --count and
+ * --offset count the tokens that pass them.
  *
  * mosquitto_ctrl makes one request per run and hands the module the first
  * reply, and a reply holds at most plugin_opt_max_reply_bytes (1 MB by
@@ -49,7 +52,7 @@ static bool parse_count(const char *option, const char *text, int minimum, long 
 
 bool ctrl_parse_list_options(int argc, char *argv[], struct list_options *options)
 {
-	*options = (struct list_options){.status = NULL, .count = -1, .offset = 0};
+	*options = (struct list_options){.status = NULL, .role = NULL, .name_prefix = NULL, .count = -1, .offset = 0};
 	for(int i = 0; i < argc; i += 2){
 		if(i + 1 >= argc){
 			fprintf(stderr, "Error: %s needs a value\n", argv[i]);
@@ -62,6 +65,15 @@ bool ctrl_parse_list_options(int argc, char *argv[], struct list_options *option
 				return false;
 			}
 			options->status = value;
+		}else if(strcmp(argv[i], "--role") == 0){
+			/* An unknown role lists nothing; an empty one is no role name at all. */
+			if(value[0] == '\0'){
+				fprintf(stderr, "Error: --role needs a role name, not \"\"\n");
+				return false;
+			}
+			options->role = value;
+		}else if(strcmp(argv[i], "--name-prefix") == 0){
+			options->name_prefix = value;   /* "" is a prefix of every name */
 		}else if(strcmp(argv[i], "--count") == 0){
 			if(!parse_count("--count", value, 1, &options->count)) return false;
 		}else if(strcmp(argv[i], "--offset") == 0){
@@ -77,6 +89,8 @@ bool ctrl_parse_list_options(int argc, char *argv[], struct list_options *option
 static bool add_list_fields(cJSON *command, const struct list_options *options, long count, long offset)
 {
 	return (options->status == NULL || cJSON_AddStringToObject(command, "status", options->status))
+		&& (options->role == NULL || cJSON_AddStringToObject(command, "role", options->role))
+		&& (options->name_prefix == NULL || cJSON_AddStringToObject(command, "namePrefix", options->name_prefix))
 		&& (count < 0 || cJSON_AddNumberToObject(command, "count", (double)count))
 		&& (offset == 0 || cJSON_AddNumberToObject(command, "offset", (double)offset));
 }

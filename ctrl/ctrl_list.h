@@ -15,6 +15,8 @@
 
 struct list_options {
 	const char *status;   /* NULL: the plugin's default, all */
+	const char *role;     /* NULL: every role */
+	const char *name_prefix;   /* NULL: every name */
 	long count;           /* -1: every token */
 	long offset;
 };

@@ -180,7 +180,8 @@ static void print_done(const cJSON *data)
 static const struct subcommand subcommands[] = {
 	{"create", "createToken", "<name> <role> <validUntil> [--client-id ID]", 3, 5, build_create, ctrl_print_created_token,
 		NULL},
-	{"list", "listTokens", "[--status valid|invalid|all] [--count N] [--offset N]", 0, 6, ctrl_build_list, ctrl_print_list, ctrl_run_list},
+	{"list", "listTokens", "[--status valid|invalid|all] [--role ROLE] [--name-prefix PREFIX] [--count N] [--offset N]",
+		0, 10, ctrl_build_list, ctrl_print_list, ctrl_run_list},
 	{"get", "getToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_token, NULL},
 	{"revoke", "revokeToken", "<name|hash>", 1, 1, build_token_target, ctrl_print_revoked, NULL},
 	{"rotate", "rotateToken", "<name|hash> [validUntil] [--grace 10m]", 1, 4, build_rotate, ctrl_print_rotated, NULL},
@@ -209,7 +210,8 @@ static void print_usage(FILE *out)
 	fprintf(out, "create --client-id binds the token to one MQTT client id: it logs in with no other.\n");
 	fprintf(out, "Higher priority ACLs are evaluated first. rotate --grace keeps the old token working\n");
 	fprintf(out, "for that long (at most 7d). list fetches any number of tokens, 500 per request, and prints\n");
-	fprintf(out, "one table; --count N shows at most N, --offset N skips the first N.\n");
+	fprintf(out, "one table; --role and --name-prefix show only the tokens of that role or whose name\n");
+	fprintf(out, "starts so (with --status too); --count N shows at most N of them, --offset N skips the first N.\n");
 	fprintf(out, "Lifecycle events: mosquitto_sub -t '" EVENTS_TOPIC "'.\n\n");
 }
 

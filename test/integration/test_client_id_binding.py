@@ -377,6 +377,8 @@ def test_the_rest_api_creates_and_shows_bound_tokens(console_env):
                                          "clientId": "cam-7-dev"}, token=token)
     assert reply.status == 201, str(reply)
     data = reply.json
+    # The REST API adds issueDate, issuedAt's value under the seed console's name.
+    assert data.pop("issueDate") == data["issuedAt"]
     secret = check_created(data, name="cam-7", role="admin", valid_until=FUTURE, client_id="cam-7-dev")
     assert console.get(f"/api/tokens/{data['hash']}", token=token).json["clientId"] == "cam-7-dev"
     listed = {t["name"]: t for t in console.get("/api/tokens", token=token).json["tokens"]}

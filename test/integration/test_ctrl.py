@@ -567,6 +567,9 @@ def test_a_broker_without_the_plugin(broker_without_plugin, command):
     (["list", "--count", "2.5"], "Error: --count needs a whole number"),
     (["list", "--offset", "-1"], 'Error: --offset needs a whole number of at least 0, not "-1"'),
     (["list", "--verbose", "1"], 'Error: unknown option "--verbose"'),
+    (["list", "--role", ""], 'Error: --role needs a role name, not ""'),
+    (["list", "--count", "5", "--role"], "Error: --role needs a value"),
+    (["list", "--name-prefix"], "Error: --name-prefix needs a value"),
     (["create", "t", "r", "tomorrow"], 'Error: validUntil "tomorrow" is neither a duration'),
     (["create", "t", "r", "0d"], "Error: validUntil"),
     (["create", "t", "r", "12y"], "Error: validUntil"),
@@ -581,7 +584,7 @@ def test_bad_arguments(args, message):
 
 WRONG_COUNTS = [
     ("create", ["a", "b"]), ("create", ["a", "b", "c", "d"]),
-    ("list", ["--count", "1", "--offset", "1", "--status", "all", "extra"]),
+    ("list", ["--count", "1", "--offset", "1", "--status", "all", "--role", "r", "--name-prefix", "p", "extra"]),
     ("get", []), ("get", ["a", "b"]),
     ("revoke", []), ("revoke", ["a", "b"]),
     ("createRole", []), ("createRole", ["a", "b"]),

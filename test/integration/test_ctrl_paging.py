@@ -146,6 +146,97 @@ def test_list_pages_with_status_count_and_offset(admin_factory):
     assert footer == "220 of 320 tokens shown. Times are UTC."
 
 
+FILTER_ROLES = ("devices", "cams", "ops", "cam")
+
+
+def fleet_tokens(count, seed=18):
+    """count token records over FILTER_ROLES, under prefixes that are
+    prefixes of each other ("cam-", "cam-x-", "camera-"), shuffled."""
+    rng = random.Random(seed)
+    prefixes = ("dev-", "cam-", "cam-x-", "camera-", "ops-", "\u00e9t\u00e9-")
+    tokens = []
+    for i in range(count):
+        issued = BASE + (i // 4) * 30
+        tokens.append({
+            "name": f"{prefixes[i % len(prefixes)]}{rng.randrange(10**5):05d}-{i}",
+            "role": FILTER_ROLES[(i * 7 + i // 5) % len(FILTER_ROLES)], "requestedBy": "bulk-import",
+            "issuedAt": format_time(issued),
+            "validUntil": format_time(issued + 86400 * 3650) if i % 7 else format_time(issued + 60),
+            "lastUsed": None, "hash": "%064x" % rng.getrandbits(256),
+        })
+    rng.shuffle(tokens)
+    return tokens
+
+
+def with_roles(tokens):
+    def edit(state):
+        state["roles"].extend({"rolename": r, "acls": []} for r in FILTER_ROLES if r != "devices")
+        state["roles"].append({"rolename": "devices", "acls": []})
+        state["tokens"].extend(tokens)
+    return edit
+
+
+def test_list_pages_with_role_and_name_prefix(admin_factory):
+    """--role and --name-prefix go to every page request: the pages together
+    are the filtered list, every token once, in the plugin's order."""
+    tokens = fleet_tokens(3000)
+    admin = admin_factory(edit_state=with_roles(tokens))
+    everything = [admin_record(admin)] + tokens
+    ordered = sorted(everything, key=lambda t: (t["issuedAt"], t["name"]))
+    now = format_time(__import__("time").time())
+
+    def reference(role=None, prefix=None, status="all"):
+        return [t["name"] for t in ordered
+                if (role is None or t["role"] == role) and (prefix is None or t["name"].startswith(prefix))
+                and (status == "all" or (t["validUntil"] > now) == (status == "valid"))]
+
+    cases = [
+        (["--role", "cams"], reference("cams")),
+        (["--name-prefix", "cam-"], reference(prefix="cam-")),
+        (["--role", "cams", "--name-prefix", "cam"], reference("cams", "cam")),
+        (["--role", "cam", "--name-prefix", "cam-x-", "--status", "valid"], reference("cam", "cam-x-", "valid")),
+        (["--name-prefix", "\u00e9t\u00e9-", "--status", "invalid"], reference(prefix="\u00e9t\u00e9-", status="invalid")),
+        (["--name-prefix", ""], reference()),
+    ]
+    for args, expected in cases:
+        assert len(expected) > 0, args
+        result = expect_ok(admin.ctrl("list", *args, timeout=60))
+        rows, footer = table(result.stdout)
+        names = [r["Name"] for r in rows]
+        assert names == expected, args
+        assert len(set(names)) == len(names)
+        assert footer == f"{len(expected)} of {len(expected)} tokens shown. Times are UTC.", args
+        assert result.stderr == ""
+    assert len(reference("cams")) > PAGE and len(reference()) > 5 * PAGE
+
+    # With --offset and --count: a window of the filtered list.
+    expected = reference("ops")
+    assert len(expected) > 550
+    rows, footer = table(expect_ok(admin.ctrl("list", "--role", "ops", "--offset", "100", "--count", "450",
+                                              timeout=60)).stdout)
+    assert [r["Name"] for r in rows] == expected[100:550]
+    assert footer == f"450 of {len(expected)} tokens shown. Times are UTC."
+
+
+def test_list_with_a_filter_that_matches_nothing(admin_factory):
+    admin = admin_factory(edit_state=with_roles(fleet_tokens(300)))
+    for args in (["--role", "no-such-role"], ["--name-prefix", "zzz"], ["--role", "ops", "--name-prefix", "dev-0"],
+                 ["--role", "CAMS"], ["--name-prefix", "x" * 200]):
+        result = expect_ok(admin.ctrl("list", *args, timeout=60))
+        rows, footer = table(result.stdout)
+        assert rows == [], args
+        assert footer == "0 of 0 tokens shown. Times are UTC.", (args, result.stdout)
+
+
+def test_list_with_a_filter_the_plugin_refuses(admin_factory):
+    """Bytes that are no UTF-8: the plugin's error, naming the field, exit 1."""
+    admin = admin_factory()
+    for option, field in (("--role", "role"), ("--name-prefix", "namePrefix")):
+        result = admin.ctrl("list", option, b"ab\xffcd".decode("utf-8", "surrogateescape"), timeout=60)
+        assert result.returncode == 1, str(result)
+        assert field in result.stderr and result.stdout == "", str(result)
+
+
 def small_reply_broker(tmp_path, tokens, max_reply_bytes):
     """A token-only broker whose replies may hold at most max_reply_bytes."""
     state = os.path.join(str(tmp_path), "tokens.json")

@@ -114,6 +114,10 @@ def test_roles_tokens_and_revoke(admin, processes):
     assert footer == "2 of 2 tokens shown. Times are UTC."
     rows, footer = table(admin.ok("list", "--count", "1", "--offset", "1").stdout)
     assert [r["Name"] for r in rows] == ["thermo-1"] and footer.startswith("1 of 2 tokens shown.")
+    rows, footer = table(admin.ok("list", "--role", "sensors", "--name-prefix", "thermo").stdout)
+    assert [r["Name"] for r in rows] == ["thermo-1"] and footer.startswith("1 of 1 token shown.")
+    rows, footer = table(admin.ok("list", "--role", "sensors", "--name-prefix", "adm").stdout)
+    assert rows == [] and footer.startswith("0 of 0 tokens shown.")
 
     # get, by name and by hash
     by_name = admin.ok("get", "thermo-1")

@@ -320,6 +320,27 @@ def use_console(console, admin):
     expect_http_error(get("/api/tokens", token="not-a-token"), 401)
     expect_http_error(get("/api/roles", token=unknown_token(token)), 401)
     expect_http_error(get("/api/roles", token=created["token"][:-1] + "x"), 401)
+    # The role endpoints, a name with an escaped '/', the rotation and the filters.
+    role_path = "/api/roles/team%2Fa"
+    expect_status(post("/api/roles", {"rolename": "team/a", "acls": [{"acltype": "subscribeLiteral", "topic": "x",
+                                                                        "allow": True}]}), 201)
+    assert expect_status(get(role_path), 200).json["rolename"] == "team/a"
+    expect_status(post(role_path + "/acls", {"acltype": "subscribePattern", "topic": "a/#", "allow": True}), 201)
+    expect_status(console.request("DELETE", role_path + "/acls", token=token,
+                                  body={"acltype": "subscribePattern", "topic": "a/#"}), 200)
+    expect_http_error(post("/api/roles", {"rolename": "team/a"}), 409)
+    expect_http_error(post("/api/roles", b'{"rolename": "b"} trailing'), 400)
+    expect_http_error(get("/api/roles/%zz"), 400)
+    expect_http_error(get("/api/roles/nobody"), 404)
+    expect_http_error(console.request("PUT", role_path, token=token), 405)
+    expect_status(console.delete(role_path, token=token), 200)
+    listing = expect_status(get("/api/tokens?role=admin&namePrefix=ci-"), 200).json
+    assert [t["name"] for t in listing["tokens"]] == ["ci-bot"] and listing["tokens"][0]["issueDate"]
+    rotated = expect_status(post(f"/api/tokens/{created['hash']}/rotate", {"graceSeconds": 60}), 201).json
+    expect_http_error(post("/api/tokens/" + "f" * 64 + "/rotate", None), 404)
+    expect_http_error(post(f"/api/tokens/{rotated['hash']}/rotate", b"[1]"), 400)
+    created = dict(rotated)
+
     admin.role("listener", ("subscribeLiteral", "$CONTROL/tokens/v1/response", "allow"))
     listener_token, _ = admin.create("listener-1", "listener")
     expect_http_error(get("/api/tokens", token=listener_token), 403)
