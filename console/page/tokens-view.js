@@ -14,7 +14,7 @@ import { openRotate } from './token-dialog.js';
 // unless an operator changed it.
 const EXPIRY_WARNING_MS = 7 * 86400 * 1000;
 // Long enough to wait for a pause in typing, short enough to feel instant.
-const SEARCH_DELAY_MS = 150;
+const SEARCH_DELAY_MS = 100;
 const COLUMNS = 10;
 
 const $ = (id) => document.getElementById(id);
@@ -35,6 +35,7 @@ let shown = null;        // the view (route.js state) on screen
 let totalCount = 0;
 let loadSeq = 0;         // only the answer to the latest request is shown
 let searchTimer = 0;
+let searchPending = false;  // typed, not searched yet
 
 // ---- rows -------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ function renderRows(tokens) {
 
 function renderPager(shownRows) {
   const first = (shown.page - 1) * shown.size;
-  els.count.textContent = totalCount === 1 ? '1 token' : totalCount + ' tokens';
+  els.count.textContent = totalCount === 1 ? '1 token' : totalCount.toLocaleString() + ' tokens';
   els.range.textContent = shownRows === 0
     ? '0 of ' + totalCount.toLocaleString()
     : (first + 1).toLocaleString() + '–' + (first + shownRows).toLocaleString() + ' of ' +
@@ -210,8 +211,8 @@ function fillRoleFilter(names) {
 }
 
 function syncControls(view) {
-  // Typing goes on while the answer to the previous search comes back.
-  if (document.activeElement !== els.search) els.search.value = view.q;
+  // What is being typed is not overwritten by the view it replaces.
+  if (!searchPending) els.search.value = view.q;
   els.status.value = view.status;
   if (![...els.role.options].some((o) => o.value === view.role)) {
     fillRoleFilter([...els.role.options].map((o) => o.value).filter((v) => v));
@@ -234,6 +235,7 @@ export function reloadTokens() {
 export function clearTokens() {
   loadSeq += 1;
   clearTimeout(searchTimer);
+  searchPending = false;
   shown = null;
   els.body.replaceChildren();
   els.count.textContent = '';
@@ -244,6 +246,7 @@ export function clearTokens() {
 // entry per pause in typing would make Back useless.
 function searchNow() {
   clearTimeout(searchTimer);
+  searchPending = false;
   if (!shown || els.search.value === shown.q) return;
   showTokens({ ...shown, q: els.search.value, page: 1 });
   correct(shown);
@@ -253,6 +256,7 @@ export function wireTokensView() {
   for (const size of PAGE_SIZES) els.size.append(option(String(size), String(size)));
   els.search.addEventListener('input', () => {
     clearTimeout(searchTimer);
+    searchPending = true;
     searchTimer = setTimeout(searchNow, SEARCH_DELAY_MS);
   });
   $('token-filters').addEventListener('submit', (ev) => {
