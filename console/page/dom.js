@@ -25,7 +25,8 @@ export function dateCell(cls, iso) {
   const time = document.createElement('time');
   time.dateTime = String(iso);
   time.title = String(iso);
-  time.textContent = d.toLocaleString();
+  // To the minute, so that the whole row fits; the title has the second.
+  time.textContent = d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
   td.append(time);
   return td;
 }

@@ -51,7 +51,7 @@ function validUntilCell(t, now) {
     badge.className = 'badge expiring';
     badge.textContent = 'expires soon';
     badge.title = 'Expires within 7 days';
-    td.append(' ', badge);
+    td.append(badge);
     td.classList.add('expiring');
   }
   return td;
