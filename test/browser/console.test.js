@@ -331,7 +331,7 @@ async function main() {
       const answered = page.waitForResponse((r) => r.url().includes('/api/tokens?') &&
         new URL(r.url()).searchParams.get('namePrefix') === (prefix || null));
       const t0 = Date.now();
-      await page.fill('#token-search', prefix);
+      await page.getByLabel('Name starts with').fill(prefix);
       await answered;
       await settled();
       return Date.now() - t0;
@@ -657,6 +657,7 @@ async function main() {
       assert.deepEqual(await rowNames(), [0, 2, 4, 6, 8].map((i) => fleetName(100 + i)));
     });
 
+    let reloadMs = 0;
     await step('a bookmarked view opens as it was; reload, Back and Forward keep it', async () => {
       const bookmark = '#/tokens?status=valid&role=dashboards&q=fleet-000&page=2&size=25';
       await page.goto(consoleD.url + bookmark);
@@ -669,8 +670,12 @@ async function main() {
       // fleet-00000 to fleet-00099: 50 odd ones, 1 of them (07) expired.
       assert.equal(await pageRange(), '26–49 of 49');
       const names = await rowNames();
+      const t0 = Date.now();
       await page.reload();
       await rangeIs('26–49 of 49');
+      reloadMs = Date.now() - t0;
+      log(`# a reload of the bookmarked view on screen in ${reloadMs} ms`);
+      assert.ok(reloadMs < FIRST_PAGE_MS, `the reload took ${reloadMs} ms`);
       assert.deepEqual(await rowNames(), names);
       assert.equal(await pageRange(), '26–49 of 49');
       await page.click('#prev-page');
@@ -876,7 +881,7 @@ async function main() {
       await settled();
       const roles = await page.locator('#role-filter option').allTextContents();
       assert.deepEqual(roles.slice(1).sort(), ['admin', 'dashboards', 'devices', 'publishers', 'telemetry']);
-      log(`# measured: first page ${firstPageMs} ms, search ${searchMs} ms (worst of three), at ${FLEET_SIZE} tokens`);
+      log(`# measured at ${FLEET_SIZE} tokens: first page ${firstPageMs} ms after logging in, ${reloadMs} ms after a reload; search ${searchMs} ms (worst of three)`);
     });
 
     await step('no script error, no CSP violation, no request elsewhere', async () => {
