@@ -18,6 +18,7 @@ LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lunistring -lm -ldl -pthread
 
 # Everything except the broker entry points and glue: the unit tests link it.
 CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
+	plugin/order_index.c plugin/token_orders.c plugin/token_listing.c \
 	plugin/state_format.c plugin/metadata_json.c plugin/persist.c plugin/fields.c plugin/control.c \
 	plugin/commands_tokens.c plugin/commands_roles.c plugin/acl.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
@@ -49,7 +50,7 @@ PAGE_FILES := $(addprefix console/page/,index.html style.css app.js api.js messa
 	tokens-view.js token-dialog.js roles-view.js)
 # What the module shares with the plugin: the token format and the state file
 # (whose loader checks ACL topics with acl.c's rule).
-CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o state_format.o metadata_json.o persist.o journal.o \
+CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o order_index.o token_orders.o state_format.o metadata_json.o persist.o journal.o \
 	changes.o snapshot_reader.o snapshot_writer.o journal_file.o state_folder.o session_records.o log_text.o acl.o)
 
 # Where `make install` puts things. Debian keeps Mosquitto's plugins (and
@@ -109,6 +110,8 @@ $(PLUGIN): $(CORE_OBJECTS) $(BROKER_OBJECTS)
 
 # test_oom fails the plugin's allocations one at a time.
 $(BUILD)/test/test_oom: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+# test_order_index fails the index's allocations the same way.
+$(BUILD)/test/test_order_index: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 $(BUILD)/test/%: test/unit/%.c test/unit/test_support.c $(CORE_OBJECTS)
 	@mkdir -p $(dir $@)
@@ -278,7 +281,7 @@ demo: deps
 	BUILD=$(BUILD) examples/demo.sh
 
 # Benchmarks (bench/run.py says what each measures); not part of make test.
-BENCH_BINARIES := $(BUILD)/login_storm $(BUILD)/bench_callbacks $(BUILD)/make_state
+BENCH_BINARIES := $(BUILD)/login_storm $(BUILD)/bench_callbacks $(BUILD)/bench_order_index $(BUILD)/make_state
 BENCH_CORE := $(filter-out $(BUILD)/plugin/plugin.o $(BUILD)/plugin/control_topic.o $(BUILD)/plugin/tick.o \
 	$(BUILD)/plugin/broker_publish.o,$(CORE_OBJECTS) $(BROKER_OBJECTS))
 
@@ -287,6 +290,9 @@ $(BUILD)/login_storm: bench/login_storm.c
 
 $(BUILD)/bench_callbacks: bench/bench_callbacks.c $(BENCH_CORE)
 	$(CC) $(CFLAGS) -Iplugin -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench_order_index: bench/bench_order_index.c $(CORE_OBJECTS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/make_state: bench/make_state.c $(CORE_OBJECTS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -7,6 +7,8 @@
 2. In-process: ns per call of the login callback (1k, 100k, 1M tokens) and
    of the ACL check (a role of 10 ACLs); instructions per call under
    callgrind (1k tokens), which do not depend on the machine's load.
+   2b: the ordered index at 1M tokens (seeks, pages, inserts, removals,
+   build, refresh, bytes per token).
 3. Store scale: start-up time and resident memory per token with 100k and 1M
    tokens; createToken latency over MQTT (median, p99) with 10, 10k, 100k
    and 1M tokens in the store.
@@ -27,6 +29,7 @@ import time
 import json
 
 import hostile
+import listing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -55,6 +58,13 @@ def tool_env(extra=None):
         env["LD_LIBRARY_PATH"] = ":".join(p for p in (os.path.join(PREFIX, "lib"), env.get("LD_LIBRARY_PATH")) if p)
     return env
 QUICK = "--quick" in sys.argv
+# --only NAME[,NAME]: run only these sections (logins, callbacks, index,
+# startup, create, hostile, listing).
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+
+
+def wanted(section):
+    return ONLY is None or section in ONLY
 
 
 def free_port():
@@ -211,17 +221,26 @@ def in_process():
               f"ACL check {callgrind_per_call('authorization_on_acl_check'):.0f} instructions per call")
 
 
+def order_index():
+    """The ordered index on its own (bench/bench_order_index.c), 1M tokens."""
+    print("\n2b. Ordered index (best of 5 runs):")
+    out = subprocess.run([os.path.join(BUILD, "bench_order_index")] + (["--quick"] if QUICK else []),
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        print("   " + line)
+
+
 # ---------------------------------------------------------------- 3. store scale
 
-def make_state(path, count):
-    out = subprocess.run([os.path.join(BUILD, "make_state"), path, str(count)], check=True,
-                         capture_output=True, text=True).stdout
+def make_state(path, count, mixed=False):
+    out = subprocess.run([os.path.join(BUILD, "make_state"), path, str(count)] + (["--mixed"] if mixed else []),
+                         check=True, capture_output=True, text=True).stdout
     return out.strip()
 
 
-def tokens_broker(folder, count, name):
+def tokens_broker(folder, count, name, mixed=False):
     state = os.path.join(folder, name + ".json")
-    admin = make_state(state, count)
+    admin = make_state(state, count, mixed)
     broker = Broker(folder, ["allow_anonymous false", f"plugin {PLUGIN}", f"plugin_opt_state_file {state}"], name)
     return broker, admin
 
@@ -313,17 +332,25 @@ def create_token_latency(folder):
 
 
 def main():
-    for binary in ("login_storm", "bench_callbacks", "make_state", "mosquitto_tokens.so", "mosquitto_ctrl_tokens.so"):
+    for binary in ("login_storm", "bench_callbacks", "bench_order_index", "make_state", "mosquitto_tokens.so", "mosquitto_ctrl_tokens.so"):
         if not os.path.exists(os.path.join(BUILD, binary)):
             sys.exit(f"build/{binary} is missing: run make bench")
     print(f"mosquitto-tokens benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores"
           + (" (quick)" if QUICK else ""))
     with tempfile.TemporaryDirectory(prefix="tokens-bench-") as folder:
-        login_storm(folder)
-        in_process()
-        startup_and_memory(folder)
-        create_token_latency(folder)
-        hostile.hostile_sizes(folder, tokens_broker)
+        sections = [
+            ("logins", lambda: login_storm(folder)),
+            ("callbacks", in_process),
+            ("index", order_index),
+            ("startup", lambda: startup_and_memory(folder)),
+            ("create", lambda: create_token_latency(folder)),
+            ("hostile", lambda: hostile.hostile_sizes(folder, tokens_broker)),
+            ("listing", lambda: listing.listing_pages(
+                folder, lambda f, count, name: tokens_broker(f, count, name, mixed=True))),
+        ]
+        for name, run in sections:
+            if wanted(name):
+                run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 /*
- * The in-memory store: tokens indexed by hash and by name, roles by name,
- * each an O(1) uthash lookup. It owns no I/O and no policy; commands decide
- * what may change, persistence decides how a change reaches the disk.
+ * The in-memory store: tokens by hash (an O(1) uthash lookup: every login
+ * asks it), tokens in the orders listTokens pages through (by issuedAt then
+ * name, by name, and per role: counted B+trees, order_index.h, kept in step
+ * by link and unlink, plugin/token_orders.c), roles by name. It owns no I/O
+ * and no policy; commands decide what may change, persistence decides how a
+ * change reaches the disk.
  *
  * A role counts the tokens that use it, so "is this role in use" is O(1).
  * A role's ACLs are kept per ACL type, highest priority first, so that
@@ -22,6 +25,7 @@
 #define HASH_NONFATAL_OOM 1
 #include <uthash.h>
 
+#include "order_index.h"
 #include "token_format.h"
 
 #define NAME_MAX_CHARS 30
@@ -53,6 +57,8 @@ struct role {
 	size_t acl_count;
 	size_t placeholder_acls;   /* ACLs with has_placeholder: only then does a check need a subject */
 	size_t token_count;
+	struct order_index tokens;   /* its tokens by issuedAt then name: listTokens' role filter */
+	size_t build_start, build_fill;   /* where its tokens go while a load builds the orders */
 	UT_hash_handle hh;
 };
 
@@ -75,7 +81,6 @@ struct token {
 	bool expiring_noticed;      /* tokenExpiring sent for this lifetime */
 	bool expired_noticed;       /* tokenExpired sent for this lifetime */
 	UT_hash_handle hh_hash;
-	UT_hash_handle hh_name;
 	char text[];                /* name, requested_by and client_id point here */
 };
 
@@ -91,7 +96,13 @@ struct previous_secret {
 
 struct store {
 	struct token *tokens_by_hash;
-	struct token *tokens_by_name;
+	struct order_index by_issue;   /* every token by issuedAt then name: listTokens' order */
+	struct order_index by_name;    /* every token by name (bytes): lookups, namePrefix */
+	uint64_t generation;           /* counts changes to the orders, for listing's resumable walks */
+	/* Tokens a loader added (store_add_token) and not yet in the orders:
+	 * a million are put in order at once (store_order_added). */
+	struct token **added;
+	size_t added_count, added_capacity;
 	struct role *roles;
 	struct previous_secret *previous_by_hash;
 	struct previous_secret *previous_by_token;
@@ -138,17 +149,27 @@ struct token *store_find_token_by_name(const struct store *store, const char *na
 /* The caller has checked that name and hash are free; the store takes the
  * token. False when out of memory (nothing linked). */
 bool store_link_token(struct store *store, struct token *token, struct role *role);
-/* Links the token unless its name or hash is taken (store_hash_in_use;
- * checked with one hash computation per key: the loader adds a million
- * tokens this way). */
+/* For loaders: links the token by hash unless the hash is taken
+ * (store_hash_in_use), and keeps it for store_order_added, which puts
+ * every token added so far in the orders at once and checks the names
+ * (a million one by one would cost seconds). Until then only hash lookups
+ * see the added tokens. */
 enum store_added { STORE_ADDED, STORE_NAME_TAKEN, STORE_HASH_TAKEN, STORE_NO_MEMORY };
 enum store_added store_add_token(struct store *store, struct token *token, struct role *role);
+/* STORE_NAME_TAKEN with *taken set to a token whose name another added
+ * token has (the caller clears the store: a load fails whole). */
+enum store_added store_order_added(struct store *store, struct token **taken);
 /* Removes the token from the indexes without freeing it (so it can be
  * linked back). Its previous secret, if any, stays until dropped. */
 void store_unlink_token(struct store *store, struct token *token);
 
 /* Every token, ordered by issuedAt then name; the caller frees the array. */
 struct token **store_sorted_tokens(const struct store *store, size_t *count);
+/* Every token, ordered by name (bytes): the state file's order, which a
+ * load puts in both orders fastest. */
+struct token **store_tokens_by_name(const struct store *store, size_t *count);
+/* Brings the orders' valid/invalid counts to now (order_index_refresh). */
+void store_refresh_status(struct store *store, int64_t now);
 
 /* A secret logs in as one token only: true when the hash is a token's
  * current secret or a rotated token's previous one. New tokens, rotations

@@ -14,6 +14,7 @@
 #include "log_text.h"
 #include "rfc3339.h"
 #include "metadata_json.h"
+#include "token_listing.h"
 
 /* The protocol's metadata object: with status, and previousValidUntil
  * while a rotated token's old secret still works. */
@@ -144,35 +145,12 @@ void command_create_token(struct command_context *context)
 	change_release(&change);
 }
 
-static bool status_matches(const char *status, const struct token *token, int64_t now)
-{
-	bool valid = now < token->valid_until;
-	return strcmp(status, "all") == 0 || (strcmp(status, "valid") == 0) == valid;
-}
-
-/* listTokens' filters: status, role (exact name; NULL: any) and name prefix
- * ("" or NULL: any). */
-struct token_filter {
-	const char *status;
-	const char *role;
-	const char *name_prefix;
-	int64_t now;
-};
-
-static bool filter_matches(const struct token_filter *filter, const struct token *token)
-{
-	return status_matches(filter->status, token, filter->now)
-		&& (filter->role == NULL || strcmp(filter->role, token->role->name) == 0)
-		&& (filter->name_prefix == NULL
-			|| strncmp(filter->name_prefix, token->name, strlen(filter->name_prefix)) == 0);
-}
-
 /* A page of tokens, built only while it fits in the room its reply has:
  * an answer MQTT could not carry is refused before it costs memory. */
 struct token_page {
 	const struct store *store;
-	struct token_filter filter;
-	int64_t offset, limit, now;
+	cJSON *list;
+	int64_t now;
 	int64_t room;        /* bytes the items may take; 0: no limit */
 	int64_t used;
 	int64_t listed;
@@ -197,30 +175,22 @@ static bool add_to_page(struct token_page *page, cJSON *list, const struct token
 	return true;
 }
 
-static cJSON *token_page(struct token_page *page, struct token **tokens, size_t count)
+static bool visit_for_page(void *context, const struct token *token)
 {
-	cJSON *data = cJSON_CreateObject();
-	cJSON *list = cJSON_AddArrayToObject(data, "tokens");
-	if(list == NULL){
-		cJSON_Delete(data);
-		return NULL;
-	}
-	int64_t matching = 0;
-	for(size_t i = 0; i < count; i++){
-		if(!filter_matches(&page->filter, tokens[i])){
-			continue;
+	struct token_page *page = context;
+	return add_to_page(page, page->list, token);
+}
+
+static bool status_from_name(const char *name, enum order_status *status)
+{
+	static const char *const names[] = {[ORDER_ALL] = "all", [ORDER_VALID] = "valid", [ORDER_INVALID] = "invalid"};
+	for(size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++){
+		if(strcmp(name, names[i]) == 0){
+			*status = (enum order_status)i;
+			return true;
 		}
-		if(matching >= page->offset && matching - page->offset < page->limit && !add_to_page(page, list, tokens[i])){
-			cJSON_Delete(data);
-			return NULL;
-		}
-		matching++;
 	}
-	if(!cJSON_AddNumberToObject(data, "totalCount", (double)matching)){
-		cJSON_Delete(data);
-		return NULL;
-	}
-	return data;
+	return false;
 }
 
 /* The smallest a token's metadata can be in a reply: fixed keys, two
@@ -238,45 +208,61 @@ static void fail_too_large(struct command_context *context, const struct token_p
 			(long long)(fitting > 1 ? fitting * 9 / 10 : 1));
 }
 
+/* The filters and the page asked for; false (an error sent) when a field is bad. */
+static bool list_query(struct command_context *context, struct token_query *query)
+{
+	const char *status = "all";
+	int64_t offset = 0, limit = INT64_MAX;
+	*query = (struct token_query){.now = context->now};
+	if(!field_optional_string(context, "status", &status)
+			|| !field_optional_string(context, "role", &query->role)
+			|| !field_optional_string(context, "namePrefix", &query->name_prefix)
+			|| !field_optional_int(context, "count", 1, INT32_MAX, &limit)
+			|| !field_optional_int(context, "offset", 0, INT32_MAX, &offset)){
+		return false;
+	}
+	if(!status_from_name(status, &query->status)){
+		return command_fail(context, CODE_INVALID, "Field 'status' must be \"valid\", \"invalid\" or \"all\"");
+	}
+	query->offset = (size_t)offset;
+	query->limit = (size_t)limit;
+	return true;
+}
+
 void command_list_tokens(struct command_context *context)
 {
-	struct token_page page = {.store = &context->plugin->store, .filter = {.status = "all", .now = context->now},
-		.limit = INT64_MAX, .now = context->now};
-
-	if(!field_optional_string(context, "status", &page.filter.status)
-			|| !field_optional_string(context, "role", &page.filter.role)
-			|| !field_optional_string(context, "namePrefix", &page.filter.name_prefix)
-			|| !field_optional_int(context, "count", 1, INT32_MAX, &page.limit)
-			|| !field_optional_int(context, "offset", 0, INT32_MAX, &page.offset)){
+	struct token_query query;
+	if(!list_query(context, &query)){
 		return;
 	}
-	const char *status = page.filter.status;
-	if(strcmp(status, "all") != 0 && strcmp(status, "valid") != 0 && strcmp(status, "invalid") != 0){
-		command_fail(context, CODE_INVALID, "Field 'status' must be \"valid\", \"invalid\" or \"all\"");
-		return;
-	}
+	struct token_page page = {.store = &context->plugin->store, .now = context->now};
 	/* The response's own keys and the totalCount take the rest. */
 	page.room = context->reply_room > 256 ? context->reply_room - 256 : context->reply_room ? 1 : 0;
 	/* A page that cannot fit even with the smallest tokens is refused
-	 * before the store is sorted: a request of a hundred such lists must
-	 * not cost a hundred sorts of a million tokens. */
-	int64_t at_most = (int64_t)store_token_count(page.store) - page.offset;
-	if(at_most > page.limit) at_most = page.limit;
-	if(page.room && at_most > 0 && at_most > page.room / TOKEN_METADATA_MIN_BYTES){
+	 * before anything is read: a request of a hundred such lists must not
+	 * cost a hundred walks of a million tokens. */
+	size_t stored = store_token_count(page.store);
+	size_t at_most = stored > query.offset ? stored - query.offset : 0;
+	if(at_most > query.limit) at_most = query.limit;
+	if(page.room && at_most > 0 && at_most > (size_t)page.room / TOKEN_METADATA_MIN_BYTES){
 		page.too_large = true;
 		fail_too_large(context, &page);
 		return;
 	}
-	size_t count;
-	struct token **tokens = store_sorted_tokens(page.store, &count);
-	if(tokens == NULL){
-		command_fail(context, CODE_INTERNAL, "Out of memory");
+	cJSON *data = cJSON_CreateObject();
+	page.list = cJSON_AddArrayToObject(data, "tokens");
+	size_t total = 0;
+	enum listing_outcome outcome = page.list == NULL ? LISTING_NO_MEMORY
+		: token_listing_page(&context->plugin->store, &context->plugin->listing_memo, &query, visit_for_page,
+				&page, &total);
+	if(page.too_large){
+		cJSON_Delete(data);
+		fail_too_large(context, &page);
 		return;
 	}
-	cJSON *data = token_page(&page, tokens, count);
-	free(tokens);
-	if(page.too_large){
-		fail_too_large(context, &page);
+	if(outcome != LISTING_DONE || !cJSON_AddNumberToObject(data, "totalCount", (double)total)){
+		cJSON_Delete(data);
+		command_fail(context, CODE_INTERNAL, "Out of memory");
 		return;
 	}
 	command_reply(context, data);

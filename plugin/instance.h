@@ -22,6 +22,7 @@
 #include "reply_recipients.h"
 #include "sessions.h"
 #include "store.h"
+#include "token_listing.h"
 
 #define TOKENS_VERSION "0.4.0"
 
@@ -58,6 +59,7 @@ typedef void (*tokens_publish_fn)(const char *topic, const char *payload, bool r
 
 struct tokens_plugin {
 	struct store store;
+	struct listing_memo listing_memo;   /* where the last wide listTokens walk ended */
 	struct token_hasher hasher;
 	struct persist *persist;
 	struct sessions sessions;

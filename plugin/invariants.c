@@ -105,19 +105,60 @@ static bool check_client_id(const struct token *token, char *problem, size_t pro
 	return true;
 }
 
+static bool check_order(const struct order_index *index, const char *what, size_t expected,
+		char *problem, size_t problem_len)
+{
+	const char *why = order_index_problem(index);
+	if(why){
+		return broken(problem, problem_len, "the order %s: %s", what, why);
+	}
+	if(order_index_count(index) != expected){
+		return broken(problem, problem_len, "the order %s holds %zu tokens, not %zu", what,
+				order_index_count(index), expected);
+	}
+	return true;
+}
+
+/* Each order holds every token once (equal counts, strictly ordered, each
+ * one in the hash index: membership by its table, not a million lookups,
+ * which would add a noticeable part to the start-up this check runs in),
+ * and each role's order its tokens. */
+static bool check_orders(const struct store *store, const UT_hash_table *hashes, char *problem, size_t problem_len)
+{
+	size_t total = HASH_CNT(hh_hash, store->tokens_by_hash);
+	if(store->added_count != 0){
+		return broken(problem, problem_len, "%zu loaded tokens are in no order", store->added_count);
+	}
+	if(!check_order(&store->by_issue, "by issue", total, problem, problem_len)
+			|| !check_order(&store->by_name, "by name", total, problem, problem_len)){
+		return false;
+	}
+	struct order_cursor cursor;
+	for(bool more = order_index_seek(&store->by_name, ORDER_ALL, 0, &cursor); more;
+			more = order_cursor_next(&store->by_name, &cursor, ORDER_ALL)){
+		const struct token *token = order_cursor_token(&cursor);
+		if(token->hh_hash.tbl != hashes){
+			return broken(problem, problem_len, "token \"%s\" is in the orders, not in the hash index", token->name);
+		}
+	}
+	for(const struct role *role = store->roles; role; role = role->hh.next){
+		char what[ROLENAME_MAX_CHARS * 4 + 32];
+		snprintf(what, sizeof(what), "of role \"%s\"", role->name);
+		if(!check_order(&role->tokens, what, role->token_count, problem, problem_len)){
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Counts each role's tokens into tallies (one entry per role, from the
  * caller's array). */
 static bool check_tokens(const struct store *store, struct role_tally *entries, struct role_tally **tallies,
 		char *problem, size_t problem_len)
 {
 	size_t used = 0;
-	/* Membership, not lookups: a million random lookups would add a
-	 * noticeable part to the start-up this check runs in. */
-	const UT_hash_table *names = store->tokens_by_name ? store->tokens_by_name->hh_name.tbl : NULL;
+	const UT_hash_table *hashes = store->tokens_by_hash ? store->tokens_by_hash->hh_hash.tbl : NULL;
 	for(const struct token *token = store->tokens_by_hash; token; token = token->hh_hash.next){
-		if(token->hh_name.tbl != names){
-			return broken(problem, problem_len, "token \"%s\" is not in the name index", token->name);
-		}
 		if(token->role == NULL){
 			return broken(problem, problem_len, "token \"%s\" has no role", token->name);
 		}
@@ -137,11 +178,7 @@ static bool check_tokens(const struct store *store, struct role_tally *entries, 
 		}
 		tally->tokens++;
 	}
-	if(HASH_CNT(hh_name, store->tokens_by_name) != HASH_CNT(hh_hash, store->tokens_by_hash)){
-		return broken(problem, problem_len, "the name index holds %u tokens, the hash index %u",
-				HASH_CNT(hh_name, store->tokens_by_name), HASH_CNT(hh_hash, store->tokens_by_hash));
-	}
-	return true;
+	return check_orders(store, hashes, problem, problem_len);
 }
 
 static bool check_previous_secrets(const struct store *store, char *problem, size_t problem_len)

@@ -328,6 +328,9 @@ static enum outcome add_shares(struct token_share shares[2], struct state_loader
 			}
 		}
 	}
+	if(outcome == READ_OK && !state_order_tokens(loader)){
+		outcome = READ_INVALID;
+	}
 	for(int s = 0; s < 2; s++){
 		for(size_t i = 0; i < shares[s].previous_count && outcome == READ_OK; i++){
 			if(!state_add_previous(loader, &shares[s].previous[i])){

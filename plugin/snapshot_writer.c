@@ -95,7 +95,7 @@ static void write_document(struct snapshot_writer *writer, const struct store *s
 {
 	size_t role_count, token_count, session_count = 0;
 	struct role **roles = store_sorted_roles(store, &role_count);
-	struct token **tokens = store_sorted_tokens(store, &token_count);
+	struct token **tokens = store_tokens_by_name(store, &token_count);
 	const struct session_record **sessions = session_records_sorted(records, &session_count);
 	if(roles == NULL || tokens == NULL || sessions == NULL){
 		writer->failed = true;

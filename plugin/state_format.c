@@ -338,6 +338,17 @@ bool state_add_token(struct state_loader *loader, struct token *token, int index
 	return true;
 }
 
+bool state_order_tokens(struct state_loader *loader)
+{
+	struct token *taken;
+	enum store_added ordered = store_order_added(loader->store, &taken);
+	if(ordered == STORE_NAME_TAKEN){
+		set_item(loader, "token", 0, taken->name);
+		return fail(loader, "duplicate name");
+	}
+	return ordered == STORE_ADDED || fail(loader, "out of memory");
+}
+
 bool state_add_previous(struct state_loader *loader, const struct previous_secret *previous)
 {
 	if(previous->token == NULL){
@@ -440,7 +451,7 @@ static bool load_document(struct state_loader *loader, const cJSON *document)
 			return false;
 		}
 	}
-	return true;
+	return state_order_tokens(loader);
 }
 
 /* ---- bindings of persistent sessions ---- */

@@ -73,6 +73,9 @@ bool state_load_token(struct state_loader *loader, const cJSON *item, int index)
 struct token *state_parse_token(struct state_loader *loader, const cJSON *item, int index,
 		struct previous_secret *previous);
 bool state_add_token(struct state_loader *loader, struct token *token, int index);
+/* After the last state_add_token: puts the added tokens in the store's
+ * orders, and refuses a name two of them have. */
+bool state_order_tokens(struct state_loader *loader);
 /* After state_add_token: records the previous secret parse found, if any
  * (previous->token is NULL when there is none). */
 bool state_add_previous(struct state_loader *loader, const struct previous_secret *previous);

@@ -11,6 +11,7 @@
 
 #include "acl.h"
 #include "store.h"
+#include "token_orders.h"
 
 static const char *const acl_type_names[ACL_TYPE_COUNT] = {
 	[ACL_PUBLISH_CLIENT_SEND] = "publishClientSend",
@@ -119,17 +120,22 @@ const char *new_name_problem(const char *name, size_t max_chars)
 void store_init(struct store *store)
 {
 	memset(store, 0, sizeof(*store));
+	token_orders_init(store);
 }
 
+/* Whole orders at once: a load that failed half way may have a token in
+ * some and not in others. */
 void store_clear(struct store *store)
 {
 	struct previous_secret *previous, *next_previous;
 	HASH_ITER(hh_hash, store->previous_by_hash, previous, next_previous){
 		store_drop_previous(store, previous->token);
 	}
+	token_orders_clear(store);
 	struct token *token, *next_token;
 	HASH_ITER(hh_hash, store->tokens_by_hash, token, next_token){
-		store_unlink_token(store, token);
+		HASH_DELETE(hh_hash, store->tokens_by_hash, token);
+		token->role->token_count--;
 		token_free(token);
 	}
 	struct role *role, *next_role;
@@ -220,13 +226,6 @@ static unsigned bucket_of_hash(const unsigned char hash[TOKEN_HASH_LEN])
 	return value;
 }
 
-static unsigned bucket_of_name(const char *name, size_t length)
-{
-	unsigned value;
-	HASH_VALUE(name, length, value);
-	return value;
-}
-
 struct token *store_find_token_by_hash(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN])
 {
 	struct token *token;
@@ -236,25 +235,16 @@ struct token *store_find_token_by_hash(const struct store *store, const unsigned
 
 struct token *store_find_token_by_name(const struct store *store, const char *name)
 {
-	struct token *token;
-	size_t length = strlen(name);
-	HASH_FIND_BYHASHVALUE(hh_name, store->tokens_by_name, name, length, bucket_of_name(name, length), token);
-	return token;
+	return token_orders_find_name(store, name);
 }
 
 /* uthash leaves an element out, and says so with a NULL table, when it
  * cannot allocate (HASH_NONFATAL_OOM, store.h). */
-static bool link_token(struct store *store, struct token *token, struct role *role, unsigned name_bucket)
+static bool link_by_hash(struct store *store, struct token *token, struct role *role)
 {
 	HASH_ADD_KEYPTR_BYHASHVALUE(hh_hash, store->tokens_by_hash, token->hash, TOKEN_HASH_LEN,
 			bucket_of_hash(token->hash), token);
 	if(token->hh_hash.tbl == NULL){
-		return false;
-	}
-	HASH_ADD_KEYPTR_BYHASHVALUE(hh_name, store->tokens_by_name, token->name, strlen(token->name),
-			name_bucket, token);
-	if(token->hh_name.tbl == NULL){
-		HASH_DELETE(hh_hash, store->tokens_by_hash, token);
 		return false;
 	}
 	token->role = role;
@@ -262,59 +252,82 @@ static bool link_token(struct store *store, struct token *token, struct role *ro
 	return true;
 }
 
+static void unlink_by_hash(struct store *store, struct token *token)
+{
+	HASH_DELETE(hh_hash, store->tokens_by_hash, token);
+	token->role->token_count--;
+}
+
 bool store_link_token(struct store *store, struct token *token, struct role *role)
 {
-	return link_token(store, token, role, bucket_of_name(token->name, strlen(token->name)));
+	if(!link_by_hash(store, token, role)){
+		return false;
+	}
+	if(!token_orders_insert(store, token, role)){
+		unlink_by_hash(store, token);
+		return false;
+	}
+	return true;
 }
 
 enum store_added store_add_token(struct store *store, struct token *token, struct role *role)
 {
-	struct token *existing;
-	size_t length = strlen(token->name);
-	unsigned name_bucket = bucket_of_name(token->name, length);
-	HASH_FIND_BYHASHVALUE(hh_name, store->tokens_by_name, token->name, length, name_bucket, existing);
-	if(existing){
-		return STORE_NAME_TAKEN;
-	}
 	if(store_hash_in_use(store, token->hash)){
 		return STORE_HASH_TAKEN;
 	}
-	if(!link_token(store, token, role, name_bucket)){
+	if(!link_by_hash(store, token, role)){
+		return STORE_NO_MEMORY;
+	}
+	if(!token_orders_keep_added(store, token)){
+		unlink_by_hash(store, token);
 		return STORE_NO_MEMORY;
 	}
 	return STORE_ADDED;
 }
 
+enum store_added store_order_added(struct store *store, struct token **taken)
+{
+	return token_orders_build_added(store, taken);
+}
+
 void store_unlink_token(struct store *store, struct token *token)
 {
-	HASH_DELETE(hh_hash, store->tokens_by_hash, token);
-	HASH_DELETE(hh_name, store->tokens_by_name, token);
-	token->role->token_count--;
+	token_orders_remove(store, token);
+	unlink_by_hash(store, token);
 }
 
-static int compare_tokens(const void *a, const void *b)
+static struct token **tokens_in(const struct order_index *order, size_t *count)
 {
-	const struct token *left = *(const struct token *const *)a;
-	const struct token *right = *(const struct token *const *)b;
-	if(left->issued_at != right->issued_at){
-		return left->issued_at < right->issued_at ? -1 : 1;
-	}
-	return strcmp(left->name, right->name);
-}
-
-struct token **store_sorted_tokens(const struct store *store, size_t *count)
-{
-	*count = store_token_count(store);
+	*count = order_index_count(order);
 	struct token **tokens = malloc((*count ? *count : 1) * sizeof(*tokens));
 	if(tokens == NULL){
 		return NULL;
 	}
+	struct order_cursor cursor;
 	size_t i = 0;
-	for(struct token *token = store->tokens_by_hash; token; token = token->hh_hash.next){
-		tokens[i++] = token;
+	for(bool more = order_index_seek(order, ORDER_ALL, 0, &cursor); more; more = order_cursor_next(order, &cursor, ORDER_ALL)){
+		tokens[i++] = order_cursor_token(&cursor);
 	}
-	qsort(tokens, *count, sizeof(*tokens), compare_tokens);
 	return tokens;
+}
+
+struct token **store_sorted_tokens(const struct store *store, size_t *count)
+{
+	return tokens_in(&store->by_issue, count);
+}
+
+struct token **store_tokens_by_name(const struct store *store, size_t *count)
+{
+	return tokens_in(&store->by_name, count);
+}
+
+void store_refresh_status(struct store *store, int64_t now)
+{
+	order_index_refresh(&store->by_issue, now);
+	order_index_refresh(&store->by_name, now);
+	for(struct role *role = store->roles; role; role = role->hh.next){
+		order_index_refresh(&role->tokens, now);
+	}
 }
 
 bool store_hash_in_use(const struct store *store, const unsigned char hash[TOKEN_HASH_LEN])
@@ -390,6 +403,7 @@ struct role *role_new(const char *name)
 		free(role);
 		return NULL;
 	}
+	order_index_init(&role->tokens, token_order_by_issue, 0);
 	return role;
 }
 
@@ -406,6 +420,7 @@ void role_free(struct role *role)
 			acl = next;
 		}
 	}
+	order_index_clear(&role->tokens);
 	free(role->name);
 	free(role);
 }

@@ -413,7 +413,7 @@ cJSON *test_state_json(const struct store *store)
 {
 	size_t role_count, token_count;
 	struct role **roles = store_sorted_roles(store, &role_count);
-	struct token **tokens = store_sorted_tokens(store, &token_count);
+	struct token **tokens = store_tokens_by_name(store, &token_count);
 	cJSON *document = cJSON_CreateObject();
 	assert_true(roles && tokens && cJSON_AddNumberToObject(document, "version", STATE_FORMAT_VERSION));
 	cJSON *role_items = cJSON_AddArrayToObject(document, "roles");
