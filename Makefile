@@ -144,8 +144,8 @@ FUZZ_SANITIZE := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recov
 FUZZ_SUPPORT := test/fuzz/fuzz_support.c
 # The console's http_api.c behind libmicrohttpd, with a broker pool that
 # answers without a broker (no network).
-FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c console/http_api.c console/assets.c \
-	console/guard.c
+FUZZ_CONSOLE_SOURCES := test/fuzz/fuzz_console.c test/fuzz/fake_broker_link.c \
+	$(filter-out console/main.c console/broker_link.c,$(CONSOLE_SOURCES))
 
 $(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_SUPPORT) $(CORE_OBJECTS)
 	$(CC) $(CFLAGS) -Itest/fuzz -Iplugin -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT) $(CORE_OBJECTS) $(LDFLAGS) $(LDLIBS)
