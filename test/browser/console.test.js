@@ -301,8 +301,8 @@ async function main() {
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       // The browser logs the expected 401 of the unknown-token step itself,
-      // the 400s of the refused client id, ACL and role deletion, and the
-      // 409 of the taken role name.
+      // the 400s of the refused client id and ACL, and the 409s of the
+      // taken role name and the role in use.
       if (message.type() === 'error' && !/status of 40[019] \((Unauthorized|Bad Request|Conflict)\)/.test(message.text())) {
         problems.push(`console error: ${message.text()}`);
       }
@@ -858,7 +858,7 @@ async function main() {
       ]);
       assert.equal(dialogs[before].type, 'confirm');
       assert.match(dialogs[before].message, /devices/);
-      assert.equal(refused.status(), 400);
+      assert.equal(refused.status(), 409);
       const refusal = await refused.json();
       assert.equal(refusal.code, 'inUse');
       await card('devices').locator('.role-error').waitFor({ state: 'visible' });
