@@ -45,7 +45,9 @@ FAULT_SHIM := $(BUILD)/fail_io.so
 # An LD_PRELOAD shim that reports the broker's heap in use (glibc's
 # mallinfo2) to a file, for the load run's memory check (bench/load.py).
 HEAP_PROBE := $(BUILD)/heap_probe.so
-PAGE_FILES := console/page/index.html console/page/app.js console/page/style.css
+# The page's files, each also listed in console/assets.c.
+PAGE_FILES := $(addprefix console/page/,index.html style.css app.js api.js messages.js dom.js time.js route.js \
+	tokens-view.js token-dialog.js roles-view.js)
 # What the module shares with the plugin: the token format and the state file
 # (whose loader checks ACL topics with acl.c's rule).
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o order_index.o token_orders.o state_format.o metadata_json.o persist.o journal.o \
@@ -83,7 +85,7 @@ $(BUILD)/ctrl/%.o: ctrl/%.c $(wildcard include/*.h ctrl/*.h)
 # The page is compiled into the console daemon.
 $(BUILD)/console/page_files.h: $(PAGE_FILES)
 	@mkdir -p $(dir $@)
-	(cd console/page && for f in index.html app.js style.css; do xxd -i $$f; done) > $@
+	(cd console/page && for f in $(notdir $(PAGE_FILES)); do xxd -i $$f; done) > $@
 
 $(BUILD)/console/%.o: console/%.c $(wildcard include/*.h console/*.h) $(BUILD)/console/page_files.h
 	@mkdir -p $(dir $@)

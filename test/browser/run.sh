@@ -4,7 +4,7 @@
 # then runs the test against build/ (run `make` first). Works as root from
 # a clean checkout; otherwise uses sudo for apt-get.
 #   test/browser/run.sh     BUILD=... tests another build folder;
-#                           SCREENSHOT=docs/console.png remakes the README's picture
+#                           SCREENSHOTS=docs remakes the README's pictures
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
