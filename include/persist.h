@@ -89,6 +89,25 @@ bool persist_record(struct persist *persist, cJSON *change, char *error, size_t 
  * The bindings written are the session source's (see below). */
 bool persist_save(struct persist *persist, const struct store *store, char *error, size_t error_len);
 
+/* The same snapshot, written in the background by a forked child from a
+ * copy-on-write view of store as it is now, while the caller goes on
+ * recording changes (docs/state-file.md, "Folding in the background").
+ * False with a sentence when it cannot start (retried like a failed
+ * snapshot). store must stay the same object; it is read in the child
+ * only. */
+bool persist_fold_start(struct persist *persist, const struct store *store, char *error, size_t error_len);
+bool persist_fold_running(const struct persist *persist);
+enum persist_fold_state {
+	PERSIST_FOLD_IDLE,       /* none running */
+	PERSIST_FOLD_RUNNING,
+	PERSIST_FOLD_INSTALLED,  /* the new snapshot is the state file (error may hold a warning) */
+	PERSIST_FOLD_FAILED,     /* the files are as before; error says why; retried later */
+};
+/* Never blocks: reaps a finished child and installs its snapshot. A
+ * persist_save or persist_close while a fold runs kills it first (the
+ * files are then as if it never ran). */
+enum persist_fold_state persist_fold_poll(struct persist *persist, char *error, size_t error_len);
+
 /* A binding as a snapshot writes it; the strings and the hash are read
  * during the call only. */
 struct session_view { const char *client_id; const char *username; const unsigned char *hash; };
