@@ -18,8 +18,9 @@
  *                    "child": only in a process forked from the one the
  *                    shim was loaded in (the plugin's background fold),
  *                    so that the broker's own appends go through
- *                    "stall": the call does not fail; it waits until the
- *                    control file no longer says "stall", then goes on,
+ *                    "parent": only in the process the shim was loaded in
+ *                    "stall": the call does not fail; it waits while the
+ *                    control file still stalls it, then goes on,
  *                    so that a test holds a fold in the middle
  *                    "orphan": with "stall", the waiting process first
  *                    clears its death signal (PR_SET_PDEATHSIG), as a
@@ -131,12 +132,13 @@ static pid_t loaded_in;   /* the broker's pid; "child" faults spare it */
 /* Whether the faults in words apply to this process. */
 static bool applies_here(const char *words)
 {
-	return !has_word(words, "child") || getpid() != loaded_in;
+	bool child = getpid() != loaded_in;
+	return !(has_word(words, "child") && !child) && !(has_word(words, "parent") && child);
 }
 
 /* "stall": waits until the control file no longer says so; the call then
  * goes on normally. */
-static bool stalled(const char *words)
+static bool stalled(const char *words, const char *call)
 {
 	if(!has_word(words, "stall")){
 		return false;
@@ -146,7 +148,7 @@ static bool stalled(const char *words)
 	}
 	char now[CONTROL_SIZE];
 	const struct timespec pause = {0, 10 * 1000 * 1000};
-	while(read_control(now, sizeof(now)) && has_word(now, "stall")){
+	while(read_control(now, sizeof(now)) && has_word(now, "stall") && has_word(now, call) && applies_here(now)){
 		nanosleep(&pause, NULL);
 	}
 	return true;
@@ -160,7 +162,7 @@ static bool fault_on_fd(const char *call, int fd)
 	if(!read_control(words, sizeof(words)) || !has_word(words, call) || !applies_here(words) || !fd_in_folder(fd)){
 		return false;
 	}
-	if(stalled(words)){
+	if(stalled(words, call)){
 		return false;
 	}
 	errno = chosen_error(words);
@@ -202,7 +204,7 @@ ssize_t write(int fd, const void *buffer, size_t count)
 	int saved = errno;
 	char words[CONTROL_SIZE];
 	if(read_control(words, sizeof(words)) && has_word(words, "write") && applies_here(words) && fd_in_folder(fd)){
-		if(stalled(words)){
+		if(stalled(words, "write")){
 			errno = saved;
 			return real_write(fd, buffer, count);
 		}
@@ -254,7 +256,7 @@ static bool fault_on_path(const char *call, const char *path)
 	if(!read_control(words, sizeof(words)) || !has_word(words, call) || !applies_here(words) || !path_in_folder(path)){
 		return false;
 	}
-	if(stalled(words)){
+	if(stalled(words, call)){
 		return false;
 	}
 	errno = chosen_error(words);
