@@ -11,8 +11,12 @@
    tokens; createToken latency over MQTT (median, p99) with 10, 10k, 100k
    and 1M tokens in the store.
 4. Hostile sizes (bench/hostile.py): a 40 MB request, and large replies.
+5. The fold's stall (bench/fold_stall.py): the longest round trip while the
+   journal is folded into a snapshot of 1M tokens, in the background and on
+   the broker's thread, and how long the fold takes.
 
-Usage: bench/run.py [--quick]   (--quick: shorter runs, smaller stores)
+Usage: bench/run.py [--quick] [--fold-only]   (--quick: shorter runs, smaller
+stores; --fold-only: section 5 only)
 """
 import os
 import shutil
@@ -26,6 +30,7 @@ import threading
 import time
 import json
 
+import fold_stall
 import hostile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -319,11 +324,15 @@ def main():
     print(f"mosquitto-tokens benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores"
           + (" (quick)" if QUICK else ""))
     with tempfile.TemporaryDirectory(prefix="tokens-bench-") as folder:
+        if "--fold-only" in sys.argv:
+            fold_stall.fold_stall(folder, Broker, PLUGIN, make_state, QUICK)
+            return
         login_storm(folder)
         in_process()
         startup_and_memory(folder)
         create_token_latency(folder)
         hostile.hostile_sizes(folder, tokens_broker)
+        fold_stall.fold_stall(folder, Broker, PLUGIN, make_state, QUICK)
 
 
 if __name__ == "__main__":
