@@ -138,6 +138,27 @@ static void explain_exit(int status, struct fold_report *report)
 	}
 }
 
+/* With SIGCHLD ignored (by another plugin, say) the kernel reaps the
+ * child itself and waitpid fails with ECHILD: then the pipe alone says
+ * when it is done (end of file once the child has exited). */
+static enum fold_child_state poll_pipe_only(struct fold_child *child, struct fold_report *report)
+{
+	struct fold_report said;
+	ssize_t got = read(child->report_fd, &said, sizeof(said));
+	if(got < 0 && (errno == EAGAIN || errno == EINTR)){
+		return FOLD_CHILD_RUNNING;
+	}
+	forget(child);
+	if(got == (ssize_t)sizeof(said)){
+		said.error[sizeof(said.error) - 1] = '\0';
+		*report = said;
+	}else{
+		*report = (struct fold_report){0};
+		snprintf(report->error, sizeof(report->error), "the background fold exited without a report");
+	}
+	return report->ok ? FOLD_CHILD_SUCCEEDED : FOLD_CHILD_FAILED;
+}
+
 enum fold_child_state fold_child_poll(struct fold_child *child, struct fold_report *report)
 {
 	if(child->pid <= 0){
@@ -148,17 +169,13 @@ enum fold_child_state fold_child_poll(struct fold_child *child, struct fold_repo
 	if(reaped == 0 || (reaped < 0 && errno == EINTR)){
 		return FOLD_CHILD_RUNNING;
 	}
+	if(reaped < 0){
+		return poll_pipe_only(child, report);
+	}
 	struct fold_report said;
 	/* The child has exited: what it wrote, if anything, is in the pipe. */
-	ssize_t got = read(child->report_fd, &said, sizeof(said));
-	bool reported = reaped == child->pid && got == (ssize_t)sizeof(said);
+	bool reported = read(child->report_fd, &said, sizeof(said)) == (ssize_t)sizeof(said);
 	forget(child);
-	if(reaped < 0){
-		*report = (struct fold_report){0};
-		snprintf(report->error, sizeof(report->error), "the background fold was lost: waitpid failed: %s",
-				strerror(errno));
-		return FOLD_CHILD_FAILED;
-	}
 	if(reported && (!said.ok || (WIFEXITED(status) && WEXITSTATUS(status) == 0))){
 		said.error[sizeof(said.error) - 1] = '\0';
 		*report = said;

@@ -22,6 +22,8 @@
  *                    "stall": the call does not fail; it waits while the
  *                    control file still stalls it, then goes on,
  *                    so that a test holds a fold in the middle
+ *                    (a held call creates <FAIL_IO_CONTROL>.stalled, so
+ *                    that the test knows it is held)
  *                    "orphan": with "stall", the waiting process first
  *                    clears its death signal (PR_SET_PDEATHSIG), as a
  *                    child would that outlives a killed broker (one stuck
@@ -146,6 +148,11 @@ static bool stalled(const char *words, const char *call)
 	if(has_word(words, "orphan")){
 		prctl(PR_SET_PDEATHSIG, 0);
 	}
+	/* <control>.stalled tells the test that a call is held now. */
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s.stalled", getenv("FAIL_IO_CONTROL"));
+	int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if(fd >= 0) close(fd);
 	char now[CONTROL_SIZE];
 	const struct timespec pause = {0, 10 * 1000 * 1000};
 	while(read_control(now, sizeof(now)) && has_word(now, "stall") && has_word(now, call) && applies_here(now)){
