@@ -22,6 +22,7 @@
  * they are written sorted and once per client id.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,8 +436,14 @@ static void fold_abandon(struct persist *persist)
 static enum persist_fold_state install_fold(struct persist *persist, size_t session_count, char *error, size_t error_len)
 {
 	struct background_fold *fold = &persist->fold;
-	if(persist->folder.io.rename(fold->temp_path, persist->path) != 0){
-		snprintf(error, error_len, "cannot save %s: rename failed: %s", persist->path, strerror(errno));
+	/* Held across the rename, so that freeing the old snapshot's blocks
+	 * (about 18 ms for 100 MB) happens off the broker's thread. */
+	int old_snapshot = open(persist->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	bool renamed = persist->folder.io.rename(fold->temp_path, persist->path) == 0;
+	int saved = errno;
+	state_close_in_background(old_snapshot);
+	if(!renamed){
+		snprintf(error, error_len, "cannot save %s: rename failed: %s", persist->path, strerror(saved));
 		unlink(fold->temp_path);
 		postpone_snapshot(persist);
 		return PERSIST_FOLD_FAILED;
