@@ -25,12 +25,15 @@
  *
  * Loading reads the snapshot, then replays the journal lines whose
  * sequence is newer. A snapshot (at clean shutdown, or when the journal has
- * grown as large as the store) empties the journal. A lock file,
+ * grown as large as the store) empties the journal; while the broker runs
+ * it is written by a forked child (persist_fold_start) and installed by
+ * persist_fold_poll, which rebases the journal's later lines onto it. A lock file,
  * <state_file>.lock, keeps a second broker away.
  *
  * Where each part lives: plugin/persist.c ties them together; journal.c
  * (the lines) and journal_file.c (the file); snapshot_reader.c and
- * snapshot_writer.c; state_folder.c (safe opening, fsyncs, the lock).
+ * snapshot_writer.c; state_folder.c (safe opening, fsyncs, the lock);
+ * fold_child.c (the background fold's child).
  *
  * Beside the store, the files keep the bindings of persistent MQTT
  * sessions to the secret they logged in with (session_records.h): a
