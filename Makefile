@@ -24,7 +24,7 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
 	plugin/journal_file.c plugin/snapshot_reader.c plugin/snapshot_writer.c plugin/state_folder.c \
 	plugin/session_records.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c \
-	plugin/replies.c plugin/reply_recipients.c plugin/log_text.c
+	plugin/replies.c plugin/reply_recipients.c plugin/log_text.c plugin/fold_child.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
 	plugin/authorization.c plugin/tick.c plugin/broker_publish.c plugin/broker_features.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)
@@ -51,7 +51,7 @@ PAGE_FILES := $(addprefix console/page/,index.html style.css app.js api.js messa
 # What the module shares with the plugin: the token format and the state file
 # (whose loader checks ACL topics with acl.c's rule).
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o order_index.o token_orders.o state_format.o metadata_json.o persist.o journal.o \
-	changes.o snapshot_reader.o snapshot_writer.o journal_file.o state_folder.o session_records.o log_text.o acl.o)
+	changes.o snapshot_reader.o snapshot_writer.o journal_file.o state_folder.o session_records.o log_text.o acl.o fold_child.o)
 
 # Where `make install` puts things. Debian keeps Mosquitto's plugins (and
 # the dynamic loader finds mosquitto_ctrl modules) in /usr/lib/<multiarch>.

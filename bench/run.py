@@ -13,8 +13,14 @@
    tokens; createToken latency over MQTT (median, p99) with 10, 10k, 100k
    and 1M tokens in the store.
 4. Hostile sizes (bench/hostile.py): a 40 MB request, and large replies.
+5. The fold's stall (bench/fold_stall.py): the longest round trip while the
+   journal is folded into a snapshot of 1M tokens, in the background and on
+   the broker's thread, and how long the fold takes.
+6. Listing a million tokens (bench/listing.py): pages of 50 per filter, and
+   another client's round trips while pages are read.
 
-Usage: bench/run.py [--quick]   (--quick: shorter runs, smaller stores)
+Usage: bench/run.py [--quick] [--only SECTION,...]   (--quick: shorter runs,
+smaller stores; --only: those sections, see ONLY below)
 """
 import os
 import shutil
@@ -28,6 +34,7 @@ import threading
 import time
 import json
 
+import fold_stall
 import hostile
 import listing
 
@@ -59,7 +66,7 @@ def tool_env(extra=None):
     return env
 QUICK = "--quick" in sys.argv
 # --only NAME[,NAME]: run only these sections (logins, callbacks, index,
-# startup, create, hostile, listing).
+# startup, create, hostile, fold, listing).
 ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 
 
@@ -345,6 +352,7 @@ def main():
             ("startup", lambda: startup_and_memory(folder)),
             ("create", lambda: create_token_latency(folder)),
             ("hostile", lambda: hostile.hostile_sizes(folder, tokens_broker)),
+            ("fold", lambda: fold_stall.fold_stall(folder, Broker, PLUGIN, make_state, QUICK)),
             ("listing", lambda: listing.listing_pages(
                 folder, lambda f, count, name: tokens_broker(f, count, name, mixed=True))),
         ]

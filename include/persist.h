@@ -25,12 +25,15 @@
  *
  * Loading reads the snapshot, then replays the journal lines whose
  * sequence is newer. A snapshot (at clean shutdown, or when the journal has
- * grown as large as the store) empties the journal. A lock file,
+ * grown as large as the store) empties the journal; while the broker runs
+ * it is written by a forked child (persist_fold_start) and installed by
+ * persist_fold_poll, which rebases the journal's later lines onto it. A lock file,
  * <state_file>.lock, keeps a second broker away.
  *
  * Where each part lives: plugin/persist.c ties them together; journal.c
  * (the lines) and journal_file.c (the file); snapshot_reader.c and
- * snapshot_writer.c; state_folder.c (safe opening, fsyncs, the lock).
+ * snapshot_writer.c; state_folder.c (safe opening, fsyncs, the lock);
+ * fold_child.c (the background fold's child).
  *
  * Beside the store, the files keep the bindings of persistent MQTT
  * sessions to the secret they logged in with (session_records.h): a
@@ -88,6 +91,25 @@ bool persist_record(struct persist *persist, cJSON *change, char *error, size_t 
  * the files on disk are as before (the journal still holds every change).
  * The bindings written are the session source's (see below). */
 bool persist_save(struct persist *persist, const struct store *store, char *error, size_t error_len);
+
+/* The same snapshot, written in the background by a forked child from a
+ * copy-on-write view of store as it is now, while the caller goes on
+ * recording changes (docs/state-file.md, "Folding in the background").
+ * False with a sentence when it cannot start (retried like a failed
+ * snapshot). store must stay the same object; it is read in the child
+ * only. */
+bool persist_fold_start(struct persist *persist, const struct store *store, char *error, size_t error_len);
+bool persist_fold_running(const struct persist *persist);
+enum persist_fold_state {
+	PERSIST_FOLD_IDLE,       /* none running */
+	PERSIST_FOLD_RUNNING,
+	PERSIST_FOLD_INSTALLED,  /* the new snapshot is the state file (error may hold a warning) */
+	PERSIST_FOLD_FAILED,     /* the files are as before; error says why; retried later */
+};
+/* Never blocks: reaps a finished child and installs its snapshot. A
+ * persist_save or persist_close while a fold runs kills it first (the
+ * files are then as if it never ran). */
+enum persist_fold_state persist_fold_poll(struct persist *persist, char *error, size_t error_len);
 
 /* A binding as a snapshot writes it; the strings and the hash are read
  * during the call only. */

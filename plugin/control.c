@@ -166,7 +166,7 @@ static bool run_command(struct tokens_plugin *plugin, const char *requester, int
 	handler(&context);
 	/* Here, once the handler is done with the change it applied. */
 	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
-		tokens_plugin_snapshot(plugin);
+		tokens_plugin_fold(plugin);
 	}
 	return context.changed;
 }

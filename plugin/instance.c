@@ -13,6 +13,9 @@
 
 #include "instance.h"
 
+/* A fold's sentence may name two paths of the state folder. */
+#define FOLD_ERROR_SIZE 9216
+
 /* A saved binding is restored when its secret still logs in, with its
  * client id: its token's current secret, or a previous one in its grace
  * period, and a token bound to a client id only for that client id. */
@@ -358,6 +361,51 @@ void tokens_plugin_save_sessions(struct tokens_plugin *plugin)
 		}
 		session_records_remove(changes, record->client_id);
 	}
+}
+
+void tokens_plugin_fold(struct tokens_plugin *plugin)
+{
+	if(!plugin->background_folds){
+		tokens_plugin_snapshot(plugin);
+		return;
+	}
+	char error[1024];
+	if(persist_fold_running(plugin->persist)){
+		return;
+	}
+	/* The lastUsed times and bindings still queued stay queued: the
+	 * snapshot holds them, but a change made while it is written would be
+	 * lost if they were dropped, and the next periodic save costs little. */
+	if(!persist_fold_start(plugin->persist, &plugin->store, error, sizeof(error))){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: could not write a snapshot (the journal keeps every change; "
+				"retried once it has doubled): %s", error);
+		plugin->fold_failing = true;
+	}
+}
+
+void tokens_plugin_poll_fold(struct tokens_plugin *plugin)
+{
+	char error[FOLD_ERROR_SIZE];
+	switch(persist_fold_poll(plugin->persist, error, sizeof(error))){
+	case PERSIST_FOLD_IDLE:
+	case PERSIST_FOLD_RUNNING:
+		return;
+	case PERSIST_FOLD_FAILED:
+		/* Once per failed fold; the next try waits until the journal has
+		 * doubled, so a failing disk is not logged per tick or per command. */
+		plugin->log(MOSQ_LOG_WARNING, "tokens: could not write a snapshot (the journal keeps every change; "
+				"retried once it has doubled): %s", error);
+		plugin->fold_failing = true;
+		return;
+	case PERSIST_FOLD_INSTALLED:
+		break;
+	}
+	if(error[0]){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: %s", error);
+	}else if(plugin->fold_failing){
+		plugin->log(MOSQ_LOG_NOTICE, "tokens: a snapshot was written again; the journal is folded in");
+	}
+	plugin->fold_failing = false;
 }
 
 void tokens_plugin_snapshot(struct tokens_plugin *plugin)

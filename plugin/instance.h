@@ -117,6 +117,13 @@ struct tokens_plugin {
 	uint64_t logins_accepted;
 	uint64_t logins_refused;
 	size_t expired_tokens;           /* tokens whose tokenExpired was sent */
+
+	/* plugin_opt_background_fold (README): a due snapshot is written by a
+	 * forked child while the broker goes on (persist_fold_start), instead
+	 * of on the broker's thread. Off in tokens_plugin_new (tools and unit
+	 * tests fold at once); the broker's init turns it on. */
+	bool background_folds;
+	bool fold_failing;               /* the last fold failed: log the next success */
 };
 
 /* Queues a token's pending expiry notices (after load, create, rotate). */
@@ -149,8 +156,15 @@ void tokens_plugin_save_sessions(struct tokens_plugin *plugin);
 /* Notes that the token logged in: lastUsed is now, saved later. */
 void tokens_plugin_mark_used(struct tokens_plugin *plugin, struct token *token, int64_t now);
 /* Writes a snapshot (the journal is then empty); failures are logged, the
- * journal still has every change. */
+ * journal still has every change. A background fold still running is
+ * killed first (this one holds all it would). */
 void tokens_plugin_snapshot(struct tokens_plugin *plugin);
+/* A due snapshot: in the background with background_folds (none starts
+ * while one runs), else tokens_plugin_snapshot. */
+void tokens_plugin_fold(struct tokens_plugin *plugin);
+/* From the tick: reaps a finished background fold and installs its
+ * snapshot; never waits. */
+void tokens_plugin_poll_fold(struct tokens_plugin *plugin);
 
 /* Fills the notice queue from the store (after load) with the warning
  * window in seconds, and counts expired tokens. False when out of memory. */

@@ -290,6 +290,13 @@ static bool ready_to_append(struct journal_file *journal, const struct state_fol
 	if(journal->fd < 0 && !open_for_append(journal, folder, error, error_len)){
 		return false;
 	}
+	if(journal->name_unsynced){
+		if(!state_sync_folder(folder)){
+			snprintf(error, error_len, "cannot fsync the folder of %s: %s", journal->path, strerror(errno));
+			return false;
+		}
+		journal->name_unsynced = false;
+	}
 	return !journal->needs_trim || cut_torn_line(journal, error, error_len);
 }
 
@@ -386,4 +393,149 @@ void journal_file_drop(struct journal_file *journal, const struct state_folder *
 		journal->id[0] = '\0';
 	}
 	journal->changes = 0;
+}
+
+/* ---- rebasing after a background fold ---- */
+
+char *journal_rebased_text(const char *tail, size_t length, const char *id, size_t *rebased_length)
+{
+	const char *newline = memchr(tail, '\n', length);
+	size_t first_length = newline ? (size_t)(newline - tail) : length;
+	cJSON *first = cJSON_ParseWithLength(tail, first_length);
+	char *line = NULL;
+	if(cJSON_IsObject(first)){
+		cJSON_DeleteItemFromObjectCaseSensitive(first, "journalId");
+		if(id[0] == '\0' || cJSON_AddStringToObject(first, "journalId", id)){
+			line = cJSON_PrintUnformatted(first);
+		}
+	}
+	cJSON_Delete(first);
+	if(line == NULL){
+		return NULL;
+	}
+	size_t line_length = strlen(line);
+	size_t rest = length - first_length;   /* from the first newline on */
+	char *text = malloc(line_length + rest + 1);
+	if(text){
+		memcpy(text, line, line_length);
+		memcpy(text + line_length, tail + first_length, rest);
+		text[line_length + rest] = '\0';
+		*rebased_length = line_length + rest;
+	}
+	free(line);
+	return text;
+}
+
+/* The journal's complete lines from byte from on, read from the file this
+ * broker writes (never another one put at its path); NULL with error. */
+static char *read_tail(const struct journal_file *journal, off_t from, size_t *length, char *error, size_t error_len)
+{
+	int fd = state_open_regular(journal->path, O_RDONLY, 0, "journal", error, error_len);
+	if(fd < 0){
+		return NULL;
+	}
+	struct stat info;
+	size_t size = (size_t)(journal->size - from);
+	char *tail = NULL;
+	if(fstat(fd, &info) != 0 || info.st_dev != journal->device || info.st_ino != journal->inode){
+		snprintf(error, error_len, "journal %s was replaced by another file since the broker read it; "
+				"left alone", journal->path);
+	}else if((tail = malloc(size + 1)) == NULL){
+		snprintf(error, error_len, "%s: out of memory", journal->path);
+	}else if(pread(fd, tail, size, from) != (ssize_t)size){
+		snprintf(error, error_len, "cannot read journal %s: %s", journal->path, strerror(errno));
+		free(tail);
+		tail = NULL;
+	}else{
+		*length = size;
+	}
+	close(fd);
+	return tail;
+}
+
+/* Writes text as a new file beside the journal, fsync'd; its descriptor
+ * (O_APPEND, for the appends after the rename) and name, or -1. */
+static int write_rebased(const struct journal_file *journal, const struct state_folder *folder, const char *text,
+		size_t length, char *temp_path, size_t temp_path_size, char *error, size_t error_len)
+{
+	snprintf(temp_path, temp_path_size, "%s.tmp.XXXXXX", journal->path);
+	int fd = mkostemp(temp_path, O_APPEND | O_CLOEXEC);
+	const char *step = "create";
+	if(fd >= 0){
+		step = "write";
+		if(state_write_all(folder, fd, text, length)){
+			step = "fsync";
+			if(folder->io.fsync(fd) == 0){
+				return fd;
+			}
+		}
+	}
+	snprintf(error, error_len, "cannot rebase journal %s: %s failed: %s", journal->path, step, strerror(errno));
+	if(fd >= 0){
+		close(fd);
+		unlink(temp_path);
+	}
+	return -1;
+}
+
+/* The journal is now the rebased file open as fd, holding length bytes. */
+static void adopt_rebased(struct journal_file *journal, int fd, size_t length, size_t changes_before, const char *id)
+{
+	struct stat info;
+	journal_file_close(journal);
+	journal->fd = fd;
+	if(fstat(fd, &info) == 0){
+		remember_file(journal, &info);
+	}
+	journal->size = (off_t)length;
+	journal->has_lines = true;
+	journal->needs_trim = false;
+	snprintf(journal->id, sizeof(journal->id), "%s", id);
+	journal->changes = journal->changes > changes_before ? journal->changes - changes_before : 0;
+}
+
+bool journal_file_rebase(struct journal_file *journal, const struct state_folder *folder, off_t from,
+		size_t changes_before, const char *id, const char *state_path, char *error, size_t error_len)
+{
+	error[0] = '\0';
+	if(journal->size <= from){
+		journal_file_drop(journal, folder, state_path, error, error_len);
+		return error[0] == '\0';
+	}
+	size_t length = 0, rebased_length = 0;
+	char *tail = read_tail(journal, from, &length, error, error_len);
+	char *text = tail ? journal_rebased_text(tail, length, id, &rebased_length) : NULL;
+	free(tail);
+	if(tail && text == NULL){
+		snprintf(error, error_len, "cannot rebase journal %s: its line at byte %lld is not a JSON object "
+				"(or out of memory)", journal->path, (long long)from);
+	}
+	if(text == NULL){
+		return false;
+	}
+	char temp_path[STATE_PATH_SIZE + 16];
+	int fd = write_rebased(journal, folder, text, rebased_length, temp_path, sizeof(temp_path), error, error_len);
+	free(text);
+	if(fd < 0){
+		return false;
+	}
+	bool ours = journal_is_ours(journal);
+	if(!ours || folder->io.rename(temp_path, journal->path) != 0){
+		if(ours){
+			snprintf(error, error_len, "cannot rebase journal %s: rename failed: %s", journal->path, strerror(errno));
+		}else{
+			snprintf(error, error_len, "cannot rebase journal %s: it is not the journal this broker wrote; "
+					"left alone", journal->path);
+		}
+		close(fd);
+		unlink(temp_path);
+		return false;
+	}
+	adopt_rebased(journal, fd, rebased_length, changes_before, id);
+	if(!state_sync_folder(folder)){
+		journal->name_unsynced = true;
+		snprintf(error, error_len, "rebased journal %s but could not fsync its folder (retried before the "
+				"next change): %s", journal->path, strerror(errno));
+	}
+	return true;
 }

@@ -43,6 +43,10 @@ struct journal_file {
 	off_t size;                /* bytes of complete lines */
 	bool needs_trim;           /* bytes past size must go before appending */
 	size_t changes;            /* changes it holds that the snapshot does not */
+	/* Its name came from a rename whose folder fsync failed: the folder is
+	 * synced before the next line counts (else a crash could bring back
+	 * the file it replaced, without that line). */
+	bool name_unsynced;
 };
 
 /* The journal of the state file at state_path; false when the path is too
@@ -87,5 +91,23 @@ bool journal_file_has_changes(const struct journal_file *journal);
  * append. */
 void journal_file_drop(struct journal_file *journal, const struct state_folder *folder, const char *state_path,
 		char *error, size_t error_len);
+
+/* After a background fold's snapshot, which holds every change up to the
+ * byte offset from of this journal (and changes_before of its changes),
+ * has been installed and its folder synced: the lines after from become
+ * the journal, their first line carrying id (the new snapshot's), written
+ * as a new file and renamed over this one, so that at every moment the
+ * journal's path names a file the installed snapshot accepts (the old one,
+ * its id the snapshot's previousJournalId, or the new one). No line after
+ * from: the journal is removed (journal_file_drop). On failure the journal
+ * is as before, which the new snapshot accepts too, and error says why. */
+bool journal_file_rebase(struct journal_file *journal, const struct state_folder *folder, off_t from,
+		size_t changes_before, const char *id, const char *state_path, char *error, size_t error_len);
+
+/* The journal lines tail (length bytes, complete lines) with the first
+ * one's "journalId" set to id (removed for ""), the others byte for byte;
+ * NULL when the first line is not a JSON object or out of memory. The
+ * result is malloc'd, its length in *rebased_length. */
+char *journal_rebased_text(const char *tail, size_t length, const char *id, size_t *rebased_length);
 
 #endif

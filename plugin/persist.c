@@ -22,11 +22,13 @@
  * they are written sorted and once per client id.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fold_child.h"
 #include "journal.h"
 #include "journal_file.h"
 #include "persist.h"
@@ -36,6 +38,21 @@
 #include "state_format.h"
 
 #define SNAPSHOT_FLOOR 10000   /* journal changes before a snapshot is considered */
+
+/* A snapshot being written by a forked child (persist_fold_start): what
+ * it covers, fixed when it was forked, and its temporary file, which only
+ * this process ever renames. */
+struct background_fold {
+	struct fold_child child;
+	char temp_path[STATE_PATH_SIZE + 16];
+	char id[JOURNAL_ID_HEX_LEN + 1];          /* the new snapshot's journalId */
+	char previous[JOURNAL_ID_HEX_LEN + 1];    /* the journal it folds in */
+	bool has_previous;
+	struct snapshot_ids ids;                  /* points into the above */
+	const struct store *store;                /* read in the child only */
+	off_t journal_offset;                     /* the journal's bytes the snapshot holds */
+	size_t journal_changes;                   /* and its changes */
+};
 
 struct persist {
 	char path[STATE_PATH_SIZE];
@@ -57,6 +74,7 @@ struct persist {
 	struct session_records *session_sink;
 	const struct session_source *session_source;
 	size_t session_count;      /* bindings the last load or snapshot held, for the snapshot rule */
+	struct background_fold fold;
 };
 
 /* ---- opening and closing ---- */
@@ -97,11 +115,14 @@ struct persist *persist_open(const char *path, char *error, size_t error_len)
 	return persist;
 }
 
+static void fold_abandon(struct persist *persist);
+
 void persist_close(struct persist *persist)
 {
 	if(persist == NULL){
 		return;
 	}
+	fold_abandon(persist);
 	journal_file_close(&persist->journal);
 	if(persist->lock_fd >= 0){
 		close(persist->lock_fd);
@@ -219,7 +240,7 @@ void persist_set_snapshot_after(struct persist *persist, size_t changes)
 bool persist_wants_snapshot(const struct persist *persist, const struct store *store)
 {
 	size_t changes = persist->journal.changes;
-	if(changes < persist->snapshot_retry_at){
+	if(changes < persist->snapshot_retry_at || fold_child_running(&persist->fold.child)){
 		return false;
 	}
 	if(persist->snapshot_after){
@@ -305,6 +326,9 @@ static bool write_snapshot(struct persist *persist, const struct store *store, c
 
 bool persist_save(struct persist *persist, const struct store *store, char *error, size_t error_len)
 {
+	/* Never two folds at once: this one holds every change the
+	 * background's would, and more. */
+	fold_abandon(persist);
 	char id[JOURNAL_ID_HEX_LEN + 1];
 	if(!journal_id_generate(id)){
 		snprintf(error, error_len, "cannot save %s: the random number generator failed", persist->path);
@@ -331,4 +355,137 @@ bool persist_save(struct persist *persist, const struct store *store, char *erro
 	journal_file_drop(&persist->journal, &persist->folder, persist->path, error, error_len);
 	persist->snapshot_retry_at = 0;
 	return true;
+}
+
+/* ---- folding in the background ---- */
+
+/* In the child: the bindings copied and the snapshot written to fd. */
+static void write_fold_snapshot(void *context, int fd, struct fold_report *report)
+{
+	struct persist *persist = context;
+	struct session_records copied;
+	session_records_init(&copied);
+	const struct session_records *sessions = sessions_to_write(persist, &copied);
+	if(sessions == NULL){
+		snprintf(report->error, sizeof(report->error), "cannot save %.3900s: out of memory", persist->path);
+	}else{
+		report->value = session_records_count(sessions);
+		report->ok = snapshot_write_to_fd(&persist->folder, fd, persist->path, persist->fold.store, sessions,
+				&persist->fold.ids, report->error, sizeof(report->error));
+	}
+	session_records_clear(&copied);
+}
+
+/* What the snapshot covers: every change recorded until now. */
+static void fix_fold_view(struct persist *persist, const struct store *store)
+{
+	struct background_fold *fold = &persist->fold;
+	const char *previous = folded_journal_id(persist);
+	fold->has_previous = previous != NULL;
+	snprintf(fold->previous, sizeof(fold->previous), "%s", previous ? previous : "");
+	fold->ids = (struct snapshot_ids){persist->sequence, fold->id, fold->has_previous ? fold->previous : NULL};
+	fold->store = store;
+	fold->journal_offset = persist->journal.size;
+	fold->journal_changes = persist->journal.changes;
+}
+
+bool persist_fold_start(struct persist *persist, const struct store *store, char *error, size_t error_len)
+{
+	struct background_fold *fold = &persist->fold;
+	if(fold_child_running(&fold->child)){
+		snprintf(error, error_len, "a background fold is already running");
+		return false;
+	}
+	if(!journal_id_generate(fold->id)){
+		snprintf(error, error_len, "cannot save %s: the random number generator failed", persist->path);
+		postpone_snapshot(persist);
+		return false;
+	}
+	int fd = snapshot_create_temporary(persist->path, fold->temp_path, sizeof(fold->temp_path));
+	if(fd < 0){
+		snprintf(error, error_len, "cannot save %s: create a temporary file failed: %s", persist->path, strerror(errno));
+		postpone_snapshot(persist);
+		return false;
+	}
+	fix_fold_view(persist, store);
+	bool started = fold_child_start(&fold->child, fd, write_fold_snapshot, persist, error, error_len);
+	close(fd);
+	if(!started){
+		unlink(fold->temp_path);
+		postpone_snapshot(persist);
+	}
+	return started;
+}
+
+bool persist_fold_running(const struct persist *persist)
+{
+	return fold_child_running(&persist->fold.child);
+}
+
+static void fold_abandon(struct persist *persist)
+{
+	if(fold_child_running(&persist->fold.child)){
+		fold_child_kill(&persist->fold.child);
+		unlink(persist->fold.temp_path);
+	}
+}
+
+/* The child's snapshot replaces the state file, then the journal is
+ * rebased onto it: each step leaves files that load with every change
+ * (docs/state-file.md, "Folding in the background"). */
+static enum persist_fold_state install_fold(struct persist *persist, size_t session_count, char *error, size_t error_len)
+{
+	struct background_fold *fold = &persist->fold;
+	/* Held across the rename, so that freeing the old snapshot's blocks
+	 * (about 18 ms for 100 MB) happens off the broker's thread. */
+	int old_snapshot = open(persist->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	bool renamed = persist->folder.io.rename(fold->temp_path, persist->path) == 0;
+	int saved = errno;
+	state_close_in_background(old_snapshot);
+	if(!renamed){
+		snprintf(error, error_len, "cannot save %s: rename failed: %s", persist->path, strerror(saved));
+		unlink(fold->temp_path);
+		postpone_snapshot(persist);
+		return PERSIST_FOLD_FAILED;
+	}
+	persist->session_count = session_count;
+	if(!state_sync_folder(&persist->folder)){
+		/* As for persist_save: the journal stays whole, and keeps its id,
+		 * which both snapshots accept. */
+		snprintf(error, error_len, "saved %s but could not fsync its folder: %s", persist->path, strerror(errno));
+		postpone_snapshot(persist);
+		return PERSIST_FOLD_INSTALLED;
+	}
+	memcpy(persist->snapshot_id, fold->id, sizeof(persist->snapshot_id));
+	persist->snapshot_retry_at = 0;
+	char problem[STATE_PATH_SIZE + 256];
+	if(!journal_file_rebase(&persist->journal, &persist->folder, fold->journal_offset, fold->journal_changes,
+			fold->id, persist->path, problem, sizeof(problem))){
+		/* The old journal stays, its id the new snapshot's previous one:
+		 * it loads, and its lines up to the snapshot are skipped. */
+		snprintf(error, error_len, "saved %s; the journal keeps the changes it folded in: %s", persist->path, problem);
+		return PERSIST_FOLD_INSTALLED;
+	}
+	snprintf(error, error_len, "%s", problem);
+	return PERSIST_FOLD_INSTALLED;
+}
+
+enum persist_fold_state persist_fold_poll(struct persist *persist, char *error, size_t error_len)
+{
+	error[0] = '\0';
+	struct fold_report report;
+	switch(fold_child_poll(&persist->fold.child, &report)){
+	case FOLD_CHILD_NONE:
+		return PERSIST_FOLD_IDLE;
+	case FOLD_CHILD_RUNNING:
+		return PERSIST_FOLD_RUNNING;
+	case FOLD_CHILD_SUCCEEDED:
+		return install_fold(persist, (size_t)report.value, error, error_len);
+	case FOLD_CHILD_FAILED:
+		break;
+	}
+	snprintf(error, error_len, "%s", report.error);
+	unlink(persist->fold.temp_path);
+	postpone_snapshot(persist);
+	return PERSIST_FOLD_FAILED;
 }

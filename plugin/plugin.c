@@ -196,6 +196,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 
+	const char *background_fold = find_option(options, option_count, "background_fold");
+	if(background_fold && strcmp(background_fold, "true") != 0 && strcmp(background_fold, "false") != 0){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: plugin_opt_background_fold must be true or false, not \"%s\"",
+				background_fold);
+		return MOSQ_ERR_INVAL;
+	}
+
 	char error[1024];
 	struct tokens_plugin *plugin = tokens_plugin_new(state_file, mosquitto_log_printf, wall_clock_now,
 			error, sizeof(error));
@@ -210,6 +217,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	plugin->sessions.max_offline_per_token = (size_t)limits.offline_sessions_per_token;
 	plugin->publish = broker_publish;
 	persist_set_snapshot_after(plugin->persist, (size_t)snapshot_after);
+	plugin->background_folds = background_fold == NULL || strcmp(background_fold, "true") == 0;
 	if(!tokens_plugin_start_notices(plugin, warning_days * 86400)){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: out of memory");
 		tokens_plugin_free(plugin);

@@ -117,7 +117,7 @@ static void write_document(struct snapshot_writer *writer, const struct store *s
 	free(sessions);
 }
 
-bool snapshot_write(const struct state_folder *folder, const char *path, const struct store *store,
+bool snapshot_write_to_fd(const struct state_folder *folder, int fd, const char *path, const struct store *store,
 		const struct session_records *sessions, const struct snapshot_ids *ids, char *error, size_t error_len)
 {
 	struct snapshot_writer *writer = malloc(sizeof(*writer));
@@ -125,32 +125,50 @@ bool snapshot_write(const struct state_folder *folder, const char *path, const s
 		snprintf(error, error_len, "cannot save %s: out of memory", path);
 		return false;
 	}
-	char temp_path[STATE_PATH_SIZE + 16];
-	snprintf(temp_path, sizeof(temp_path), "%s.tmp.XXXXXX", path);
-	const char *step = "create a temporary file";
-	bool renamed = false;
-	/* O_EXCL with a new name: never a link or anything already there. */
-	int fd = mkostemp(temp_path, O_CLOEXEC);   /* mode 0600 */
-	if(fd >= 0){
-		*writer = (struct snapshot_writer){.folder = folder, .fd = fd};
-		write_document(writer, store, sessions, ids);
-		step = "write";
-		if(!writer->failed){
-			step = "fsync";
-			if(folder->io.fsync(fd) == 0){
-				step = "rename";
-				renamed = folder->io.rename(temp_path, path) == 0;
-			}
-		}
+	*writer = (struct snapshot_writer){.folder = folder, .fd = fd};
+	write_document(writer, store, sessions, ids);
+	const char *step = "write";
+	bool written = !writer->failed;
+	if(written){
+		step = "fsync";
+		written = folder->io.fsync(fd) == 0;
 	}
 	int saved = errno;
 	free(writer);
-	if(fd >= 0){
-		close(fd);
-		if(!renamed) unlink(temp_path);
-	}
-	if(!renamed){
+	if(!written){
 		snprintf(error, error_len, "cannot save %s: %s failed: %s", path, step, strerror(saved));
 	}
+	errno = saved;
+	return written;
+}
+
+bool snapshot_write(const struct state_folder *folder, const char *path, const struct store *store,
+		const struct session_records *sessions, const struct snapshot_ids *ids, char *error, size_t error_len)
+{
+	char temp_path[STATE_PATH_SIZE + 16];
+	/* O_EXCL with a new name: never a link or anything already there. */
+	int fd = snapshot_create_temporary(path, temp_path, sizeof(temp_path));
+	if(fd < 0){
+		snprintf(error, error_len, "cannot save %s: create a temporary file failed: %s", path, strerror(errno));
+		return false;
+	}
+	bool renamed = snapshot_write_to_fd(folder, fd, path, store, sessions, ids, error, error_len);
+	if(renamed && folder->io.rename(temp_path, path) != 0){
+		snprintf(error, error_len, "cannot save %s: rename failed: %s", path, strerror(errno));
+		renamed = false;
+	}
+	close(fd);
+	if(!renamed){
+		unlink(temp_path);
+	}
 	return renamed;
+}
+
+int snapshot_create_temporary(const char *path, char *temp_path, size_t temp_path_size)
+{
+	if(snprintf(temp_path, temp_path_size, "%s.tmp.XXXXXX", path) >= (int)temp_path_size){
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return mkostemp(temp_path, O_CLOEXEC);   /* mode 0600 */
 }

@@ -35,4 +35,15 @@ struct snapshot_ids {
 bool snapshot_write(const struct state_folder *folder, const char *path, const struct store *store,
 		const struct session_records *sessions, const struct snapshot_ids *ids, char *error, size_t error_len);
 
+/* The same document written to fd (a temporary file of the folder) and
+ * fsync'd, without renaming anything: for the background fold, whose
+ * child writes and whose parent alone decides what replaces the state
+ * file (plugin/persist.c). path only names the file in error. */
+bool snapshot_write_to_fd(const struct state_folder *folder, int fd, const char *path, const struct store *store,
+		const struct session_records *sessions, const struct snapshot_ids *ids, char *error, size_t error_len);
+/* Creates <path>.tmp.XXXXXX with a new name (O_EXCL, mode 0600, never a
+ * link or anything already there), its name in temp_path; the descriptor,
+ * or -1 with errno. */
+int snapshot_create_temporary(const char *path, char *temp_path, size_t temp_path_size);
+
 #endif

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -118,4 +120,28 @@ int state_lock(const char *lock_path, const char *state_path, char *error, size_
 		return -1;
 	}
 	return fd;
+}
+
+static void *close_descriptor(void *fd)
+{
+	close((int)(intptr_t)fd);
+	return NULL;
+}
+
+void state_close_in_background(int fd)
+{
+	if(fd < 0){
+		return;
+	}
+	pthread_t thread;
+	pthread_attr_t attributes;
+	bool started = false;
+	if(pthread_attr_init(&attributes) == 0){
+		started = pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED) == 0
+			&& pthread_create(&thread, &attributes, close_descriptor, (void *)(intptr_t)fd) == 0;
+		pthread_attr_destroy(&attributes);
+	}
+	if(!started){
+		close(fd);
+	}
 }

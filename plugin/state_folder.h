@@ -40,6 +40,11 @@ bool state_write_all(const struct state_folder *folder, int fd, const char *data
 /* Makes the folder's entries (a new name, a rename, a removal) durable. */
 bool state_sync_folder(const struct state_folder *folder);
 
+/* Closes fd (-1: nothing) on a short-lived thread of its own: the last
+ * close of a replaced snapshot frees its blocks, which takes milliseconds
+ * for a large one. Closed at once if no thread can be started. */
+void state_close_in_background(int fd);
+
 /* Takes the lock file lock_path for the state file state_path (named in
  * the sentence when another broker holds it). Returns its descriptor, the
  * lock held until it is closed, or -1 with a sentence in error. */

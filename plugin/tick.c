@@ -94,9 +94,10 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 		tokens_plugin_save_sessions(plugin);
 		/* Logins alone may grow the journal: fold it as a command would. */
 		if(persist_wants_snapshot(plugin->persist, &plugin->store)){
-			tokens_plugin_snapshot(plugin);
+			tokens_plugin_fold(plugin);
 		}
 	}
+	tokens_plugin_poll_fold(plugin);
 	/* Last: after the kicks (a requester kicked now gets nothing), and
 	 * nothing between here and the broker's drain of its plugin queue
 	 * reads the network (replies.h). */

@@ -15,6 +15,19 @@
  *                    "partial", a write of more than one byte writes half
  *                    and succeeds, and only a one-byte write fails, as on
  *                    a disk that fills up in the middle of a line
+ *                    "child": only in a process forked from the one the
+ *                    shim was loaded in (the plugin's background fold),
+ *                    so that the broker's own appends go through
+ *                    "parent": only in the process the shim was loaded in
+ *                    "stall": the call does not fail; it waits while the
+ *                    control file still stalls it, then goes on,
+ *                    so that a test holds a fold in the middle
+ *                    (a held call creates <FAIL_IO_CONTROL>.stalled, so
+ *                    that the test knows it is held)
+ *                    "orphan": with "stall", the waiting process first
+ *                    clears its death signal (PR_SET_PDEATHSIG), as a
+ *                    child would that outlives a killed broker (one stuck
+ *                    in the kernel, say)
  *
  * Why a control file: the test, another process, switches faults on and
  * off while the broker runs, and a file it writes and deletes needs no
@@ -31,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONTROL_SIZE 256
@@ -114,11 +129,47 @@ static bool path_in_folder(const char *path)
 	return realpath(path, resolved) != NULL && in_folder(resolved);
 }
 
-/* Sets errno and returns true when this call is to fail. */
+static pid_t loaded_in;   /* the broker's pid; "child" faults spare it */
+
+/* Whether the faults in words apply to this process. */
+static bool applies_here(const char *words)
+{
+	bool child = getpid() != loaded_in;
+	return !(has_word(words, "child") && !child) && !(has_word(words, "parent") && child);
+}
+
+/* "stall": waits until the control file no longer says so; the call then
+ * goes on normally. */
+static bool stalled(const char *words, const char *call)
+{
+	if(!has_word(words, "stall")){
+		return false;
+	}
+	if(has_word(words, "orphan")){
+		prctl(PR_SET_PDEATHSIG, 0);
+	}
+	/* <control>.stalled tells the test that a call is held now. */
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s.stalled", getenv("FAIL_IO_CONTROL"));
+	int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if(fd >= 0) close(fd);
+	char now[CONTROL_SIZE];
+	const struct timespec pause = {0, 10 * 1000 * 1000};
+	while(read_control(now, sizeof(now)) && has_word(now, "stall") && has_word(now, call) && applies_here(now)){
+		nanosleep(&pause, NULL);
+	}
+	return true;
+}
+
+/* Sets errno and returns true when this call is to fail (after a stall,
+ * it goes on instead). */
 static bool fault_on_fd(const char *call, int fd)
 {
 	char words[CONTROL_SIZE];
-	if(!read_control(words, sizeof(words)) || !has_word(words, call) || !fd_in_folder(fd)){
+	if(!read_control(words, sizeof(words)) || !has_word(words, call) || !applies_here(words) || !fd_in_folder(fd)){
+		return false;
+	}
+	if(stalled(words, call)){
 		return false;
 	}
 	errno = chosen_error(words);
@@ -145,6 +196,7 @@ static int (*real_unlink)(const char *);
 /* Resolved before main, while the broker has one thread. */
 __attribute__((constructor)) static void find_real_calls(void)
 {
+	loaded_in = getpid();
 	real_write = (ssize_t (*)(int, const void *, size_t))next_symbol("write");
 	real_fsync = (int (*)(int))next_symbol("fsync");
 	real_fdatasync = (int (*)(int))next_symbol("fdatasync");
@@ -158,7 +210,11 @@ ssize_t write(int fd, const void *buffer, size_t count)
 	/* Keeps errno as the caller left it on the pass-through path. */
 	int saved = errno;
 	char words[CONTROL_SIZE];
-	if(read_control(words, sizeof(words)) && has_word(words, "write") && fd_in_folder(fd)){
+	if(read_control(words, sizeof(words)) && has_word(words, "write") && applies_here(words) && fd_in_folder(fd)){
+		if(stalled(words, "write")){
+			errno = saved;
+			return real_write(fd, buffer, count);
+		}
 		if(has_word(words, "partial") && count > 1){
 			errno = saved;
 			return real_write(fd, buffer, count / 2);
@@ -204,7 +260,10 @@ int ftruncate(int fd, off_t length)
 static bool fault_on_path(const char *call, const char *path)
 {
 	char words[CONTROL_SIZE];
-	if(!read_control(words, sizeof(words)) || !has_word(words, call) || !path_in_folder(path)){
+	if(!read_control(words, sizeof(words)) || !has_word(words, call) || !applies_here(words) || !path_in_folder(path)){
+		return false;
+	}
+	if(stalled(words, call)){
 		return false;
 	}
 	errno = chosen_error(words);
