@@ -120,6 +120,9 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 		return NULL;
 	}
 	tokens_plugin_keep_sessions(plugin);
+	/* The orders were built counting every token valid: the first listing
+	 * would pay for the expired ones. */
+	store_refresh_status(&plugin->store, plugin->now());
 	/* A load that broke one would be a bug here, not in the file: refuse
 	 * rather than serve credentials from a store that contradicts itself. */
 	char problem[512];
