@@ -13,8 +13,10 @@
  *   (with a role filter too: counted once per store change and kept). A
  *   walk resumes where the previous page ended, and a page nearer the end
  *   is walked from the end, so paging through a list costs each page about
- *   count * n / m; a jump into the middle of a long list costs up to
- *   offset * n / m once.
+ *   count * n / m when the matches are spread through the issue order; a
+ *   jump into the middle of a long list costs up to offset * n / m once,
+ *   and matches bunched in one stretch of the order (a batch created at
+ *   once) can make one page walk up to half of it.
  */
 #ifndef TOKEN_LISTING_H
 #define TOKEN_LISTING_H
