@@ -79,10 +79,14 @@ HEAP_TOLERANCE_BYTES = 16 * 1024
 # timing: from 32 KB to 64 KB or 128 KB, in cycle 2 too (end 2 - end 1 was
 # +32,768, +49,152 or +65,536 bytes, then no growth over cycles 3 to 5:
 # so the repeat check compares the last two of three cycles).
-# A leak of one 32-byte block per createToken (64,000 bytes a cycle)
-# exceeds both tolerances.
+# Since issue 18 every token also sits in three ordered indexes, whose
+# leaves are freed only below a quarter full: the churn of creates and
+# random revokes leaves partly filled leaves, so cycle 3 still ended
+# +65,872 and +98,640 bytes above cycle 2 in two CI runs (it was under
+# +80 KB before the indexes). A leak of one 32-byte block per createToken
+# (64,000 bytes a cycle) exceeds the baseline tolerance by the third cycle.
 IN_USE_TOLERANCE_BYTES = 320 * 1024
-IN_USE_REPEAT_TOLERANCE_BYTES = 80 * 1024
+IN_USE_REPEAT_TOLERANCE_BYTES = 160 * 1024
 PROBE_WAIT = 3.0         # seconds for the heap probe to report twice (it reports every 0.1 s)
 
 CONTROL_TOPIC = "$CONTROL/tokens/v1"
