@@ -64,7 +64,8 @@ DEPENDENCIES := mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev valgr
 	libcjson-dev libssl-dev zlib1g-dev uthash-dev libcmocka-dev libunistring-dev pkg-config \
 	libmicrohttpd-dev xxd clang libclang-rt-14-dev llvm-14 \
 	python3-pytest python3-paho-mqtt fail2ban \
-	cmake g++ libedit-dev libargon2-dev libsqlite3-dev
+	cmake g++ libedit-dev libargon2-dev libsqlite3-dev \
+	postgresql libpq-dev
 
 .PHONY: all deps test unit-test sanitize-test integration-test browser-test fuzz fuzz-build fuzz-run fuzz-corpus demo install \
 	uninstall bench load load-test clean vendor-brokers integration-test-releases integration-test-headers-2.1
