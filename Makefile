@@ -12,9 +12,9 @@ SANITIZE ?=
 # MOSQUITTO_INCLUDE: another release's headers (build/mosquitto-2.1.2/_prefix/include):
 # one source tree builds against 2.0's and 2.1's (plugin/broker_api.h).
 MOSQUITTO_INCLUDE ?=
-CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude $(if $(MOSQUITTO_INCLUDE),-I$(MOSQUITTO_INCLUDE)) $(SANITIZE)
+CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC $(WARNINGS) -Iinclude -I/usr/include/postgresql $(if $(MOSQUITTO_INCLUDE),-I$(MOSQUITTO_INCLUDE)) $(SANITIZE)
 LDFLAGS += $(SANITIZE)
-LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lunistring -lm -ldl -pthread
+LDLIBS := -lcjson -lcrypto -lz -lmosquitto -lpq -lunistring -lm -ldl -pthread
 
 # Everything except the broker entry points and glue: the unit tests link it.
 CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
@@ -24,7 +24,8 @@ CORE_SOURCES := plugin/token_format.c plugin/rfc3339.c plugin/store.c \
 	plugin/sessions.c plugin/expiry.c plugin/instance.c plugin/journal.c \
 	plugin/journal_file.c plugin/snapshot_reader.c plugin/snapshot_writer.c plugin/state_folder.c \
 	plugin/session_records.c plugin/events.c plugin/changes.c plugin/login.c plugin/invariants.c \
-	plugin/replies.c plugin/reply_recipients.c plugin/log_text.c plugin/fold_child.c
+	plugin/replies.c plugin/reply_recipients.c plugin/log_text.c plugin/fold_child.c \
+	plugin/fleet.c plugin/fleet_schema.c plugin/fleet_member.c
 BROKER_SOURCES := plugin/plugin.c plugin/control_topic.c plugin/authentication.c \
 	plugin/authorization.c plugin/tick.c plugin/broker_publish.c plugin/broker_features.c
 CORE_OBJECTS := $(CORE_SOURCES:%.c=$(BUILD)/%.o)

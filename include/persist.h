@@ -141,6 +141,13 @@ bool persist_wants_snapshot(const struct persist *persist, const struct store *s
  * the default rule above). */
 void persist_set_snapshot_after(struct persist *persist, size_t changes);
 
+/* A fleet member's cache (docs/postgresql.md): the database store it
+ * copies ("" for none) and the number of the last of its changes the
+ * files hold. A recorded change carrying "fleetSeq" moves the number; a
+ * snapshot writes both in its header ("fleetId", "fleetSequence"). */
+void persist_fleet_position(const struct persist *persist, const char **fleet_id, int64_t *sequence);
+void persist_set_fleet_position(struct persist *persist, const char *fleet_id, int64_t sequence);
+
 /* True while the journal holds changes the snapshot does not. */
 bool persist_has_journal(const struct persist *persist);
 

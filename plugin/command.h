@@ -36,7 +36,12 @@ struct command_context {
 	 * that lists things stops and fails with CODE_LIMIT past it. */
 	int64_t reply_room;
 	bool changed;        /* command_apply committed a change */
+	bool behind;         /* a fleet member's change came first (fleet_member.h) */
 };
+
+/* How often a fleet member runs a command whose change another member's
+ * beat, catching up between tries. */
+#define FLEET_COMMAND_ATTEMPTS 5
 
 typedef void (*command_handler)(struct command_context *context);
 

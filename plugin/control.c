@@ -13,6 +13,7 @@
 #include "command.h"
 #include "control.h"
 #include "fields.h"
+#include "fleet_member.h"
 #include "journal.h"
 
 static const struct {
@@ -84,9 +85,15 @@ bool command_apply(struct command_context *context, struct change *change)
 		cJSON_Delete(line);
 		return command_fail(context, CODE_INTERNAL, "Out of memory");
 	}
-	bool recorded = persist_record(plugin->persist, line, error, sizeof(error));
+	enum record_outcome outcome = tokens_plugin_record(plugin, line, error, sizeof(error));
 	cJSON_Delete(line);
-	if(!recorded){
+	if(outcome == RECORD_BEHIND){
+		change_abort(&plugin->store, change);
+		context->behind = true;
+		return command_fail(context, CODE_STORAGE, "Other brokers of the fleet kept changing the store at the same "
+				"moment; nothing was changed, try again");
+	}
+	if(outcome != RECORDED){
 		change_abort(&plugin->store, change);
 		plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
 		return command_fail(context, CODE_STORAGE, "The change could not be saved, nothing was changed: %s", error);
@@ -142,6 +149,29 @@ static void echo_identity(const cJSON *command, cJSON *response)
 	}
 }
 
+/* A fleet member whose change another member's beat: it applies what it
+ * missed and runs the command again on the store as it is now. */
+static void run_handler(struct command_context *context, command_handler handler)
+{
+	for(int attempt = 1;; attempt++){
+		handler(context);
+		if(!context->behind || attempt == FLEET_COMMAND_ATTEMPTS){
+			return;
+		}
+		char error[1024];
+		if(!fleet_member_catch_up(context->plugin, error, sizeof(error))){
+			return;   /* the reply says storage */
+		}
+		cJSON *child;
+		while((child = context->response->child) != NULL){
+			cJSON_Delete(cJSON_DetachItemViaPointer(context->response, child));
+		}
+		echo_identity(context->command, context->response);
+		context->failed = false;
+		context->behind = false;
+	}
+}
+
 /* Returns whether the command changed the store. */
 static bool run_command(struct tokens_plugin *plugin, const char *requester, int64_t now,
 		const cJSON *command, cJSON *response, int64_t reply_room)
@@ -163,7 +193,7 @@ static bool run_command(struct tokens_plugin *plugin, const char *requester, int
 		command_fail(&context, CODE_INVALID, "Unknown command '%s'", name);
 		return false;
 	}
-	handler(&context);
+	run_handler(&context, handler);
 	/* Here, once the handler is done with the change it applied. */
 	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
 		tokens_plugin_fold(plugin);

@@ -7,6 +7,7 @@
 #include <mosquitto.h>
 
 #include "events.h"
+#include "fleet_member.h"
 #include "journal.h"
 #include "rfc3339.h"
 #include "metadata_json.h"
@@ -53,29 +54,48 @@ void events_publish(struct tokens_plugin *plugin, const char *event, const struc
 }
 
 /* The marks are applied even if they cannot be recorded: sent once in
- * this run, and perhaps again after a restart, is the lesser harm. */
-static void mark_noticed(struct tokens_plugin *plugin, struct token *token, bool expired)
+ * this run, and perhaps again after a restart, is the lesser harm. A
+ * fleet member sends a notice only once its mark is in the database: the
+ * member whose mark is committed first is the one that sends it, and the
+ * others learn the mark from the database. Returns whether to send. */
+static bool mark_noticed(struct tokens_plugin *plugin, struct token *token, bool expired)
 {
 	char error[512];
 	struct change change = change_noticed(token, true, expired);
 	cJSON *line = journal_encode(&change);
-	if(line == NULL || !persist_record(plugin->persist, line, error, sizeof(error))){
+	enum record_outcome outcome = line ? tokens_plugin_record(plugin, line, error, sizeof(error)) : RECORD_FAILED;
+	cJSON_Delete(line);
+	if(plugin->fleet && outcome != RECORDED){
+		change_release(&change);
+		if(outcome == RECORD_FAILED){
+			plugin->log(MOSQ_LOG_WARNING, "tokens: could not record the expiry notice of %s in the database "
+					"(it is sent once it is): %s", token->name, line ? error : "out of memory");
+		}
+		tokens_plugin_schedule_notices(plugin, token);
+		return false;
+	}
+	if(outcome != RECORDED){
 		plugin->log(MOSQ_LOG_WARNING, "tokens: could not record the expiry notice of %s "
 				"(it may be sent again after a restart): %s", token->name, line ? error : "out of memory");
 	}
-	cJSON_Delete(line);
 	tokens_plugin_apply(plugin, &change);   /* marks only: nothing to allocate */
 	change_release(&change);
+	return true;
 }
 
 void events_send_due_notices(struct tokens_plugin *plugin, int64_t now)
 {
 	struct token *token;
 	size_t sent = 0;
+	if(!fleet_member_can_record(plugin)){
+		return;   /* they wait for the database, which says who sends them */
+	}
 	while(sent++ < NOTICES_PER_TICK && (token = expiry_pop_due(&plugin->notices, now)) != NULL){
 		/* A token that expired while the broker was down gets no warning. */
 		bool expired = now >= token->valid_until;
-		mark_noticed(plugin, token, expired);
+		if(!mark_noticed(plugin, token, expired)){
+			break;   /* behind the database, or without it: the next tick */
+		}
 		events_publish(plugin, expired ? "tokenExpired" : "tokenExpiring", token, NULL, NULL);
 	}
 }

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <mosquitto.h>
 
+#include "fleet.h"
+#include "fleet_member.h"
 #include "invariants.h"
 #include "journal.h"
 #include "login.h"
@@ -76,6 +78,12 @@ void tokens_plugin_keep_sessions(struct tokens_plugin *plugin)
 struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn log, tokens_clock_fn now,
 		char *error, size_t error_len)
 {
+	return tokens_plugin_new_member(state_file, NULL, 0, log, now, error, error_len);
+}
+
+struct tokens_plugin *tokens_plugin_new_member(const char *state_file, const char *postgres_conninfo,
+		int64_t postgres_timeout_ms, tokens_log_fn log, tokens_clock_fn now, char *error, size_t error_len)
+{
 	struct tokens_plugin *plugin = calloc(1, sizeof(*plugin));
 	if(plugin == NULL){
 		snprintf(error, error_len, "out of memory");
@@ -95,6 +103,12 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 	plugin->now = now;
 	plugin->last_used_save_interval = DEFAULT_LAST_USED_SAVE_INTERVAL;
 	plugin->last_used_saved_at = now();
+	plugin->state_file = strdup(state_file);
+	if(plugin->state_file == NULL){
+		snprintf(error, error_len, "out of memory");
+		tokens_plugin_free(plugin);
+		return NULL;
+	}
 	if(!token_hasher_init(&plugin->hasher)){
 		snprintf(error, error_len, "OpenSSL has no SHA-256");
 		tokens_plugin_free(plugin);
@@ -112,6 +126,11 @@ struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn lo
 		return NULL;
 	}
 	persist_set_session_sink(plugin->persist, NULL);
+	if(postgres_conninfo && !fleet_member_join(plugin, postgres_conninfo, postgres_timeout_ms, error, error_len)){
+		session_records_clear(&bindings);
+		tokens_plugin_free(plugin);
+		return NULL;
+	}
 	bool restored = restore_sessions(plugin, &bindings);
 	session_records_clear(&bindings);
 	if(!restored){
@@ -149,6 +168,8 @@ void tokens_plugin_free(struct tokens_plugin *plugin)
 	expiry_clear(&plugin->notices);
 	store_clear(&plugin->store);
 	persist_close(plugin->persist);
+	fleet_free(plugin->fleet);
+	free(plugin->state_file);
 	token_hasher_free(&plugin->hasher);
 	free(plugin->last_used_queue);
 	free(plugin);
@@ -326,6 +347,9 @@ void tokens_plugin_save_last_used(struct tokens_plugin *plugin)
 	cJSON *change = last_used_change(plugin, &taken, &added);
 	bool saved = change && (added == 0 || persist_record(plugin->persist, change, error, sizeof(error)));
 	cJSON_Delete(change);
+	if(saved){
+		fleet_member_queue_last_used(plugin, plugin->last_used_queue, taken);
+	}
 	if(!saved){
 		plugin->log(MOSQ_LOG_WARNING, "tokens: could not save lastUsed times (will retry): %s",
 				change ? error : "out of memory");

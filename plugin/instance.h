@@ -124,6 +124,15 @@ struct tokens_plugin {
 	 * tests fold at once); the broker's init turns it on. */
 	bool background_folds;
 	bool fold_failing;               /* the last fold failed: log the next success */
+
+	/* A fleet member (fleet_member.h): NULL with the state file alone. */
+	struct fleet *fleet;
+	char *state_file;                /* for the log: the store, or a member's cache */
+	int64_t fleet_applied;           /* the last change of the database's log in the store */
+	int64_t fleet_refused_at;        /* a change that did not apply, logged once */
+	bool fleet_link_down;            /* logged as down, not yet as up again */
+	bool fleet_cache_stale;          /* a cache write failed: written whole at the next try */
+	int64_t fleet_cache_tried_at;
 };
 
 /* Queues a token's pending expiry notices (after load, create, rotate). */
@@ -139,6 +148,11 @@ bool tokens_plugin_apply(struct tokens_plugin *plugin, struct change *change);
  * error when the file cannot be used. */
 struct tokens_plugin *tokens_plugin_new(const char *state_file, tokens_log_fn log, tokens_clock_fn now,
 		char *error, size_t error_len);
+/* The same for a fleet member (fleet_member.h): state_file is then the
+ * local cache, and postgres_conninfo (NULL: none) the shared store;
+ * postgres_timeout_ms bounds each wait for the database. */
+struct tokens_plugin *tokens_plugin_new_member(const char *state_file, const char *postgres_conninfo,
+		int64_t postgres_timeout_ms, tokens_log_fn log, tokens_clock_fn now, char *error, size_t error_len);
 void tokens_plugin_free(struct tokens_plugin *plugin);
 /* Lets the instance's snapshots write the bindings of its persistent
  * sessions (tokens_plugin_new does it). */

@@ -140,8 +140,23 @@ static bool check_journal_id(struct journal_file *journal, const struct journal_
  * convert. */
 static bool is_sequence_number(const cJSON *item)
 {
-	return cJSON_IsNumber(item) && item->valuedouble >= 1 && item->valuedouble <= (double)JOURNAL_SEQUENCE_MAX
-			&& item->valuedouble == (double)(int64_t)item->valuedouble;
+	return state_is_sequence_number(item, false);
+}
+
+/* A fleet member's cache: the database's number of the change, if the
+ * line is one of its changes. */
+static bool read_fleet_sequence(struct journal_load *load, const cJSON *change, char *problem, size_t problem_len)
+{
+	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(change, "fleetSeq");
+	if(sequence == NULL){
+		return true;
+	}
+	if(!is_sequence_number(sequence) || (int64_t)sequence->valuedouble <= load->fleet_sequence){
+		snprintf(problem, problem_len, "'fleetSeq' is not a whole number after the last one");
+		return false;
+	}
+	load->fleet_sequence = (int64_t)sequence->valuedouble;
+	return true;
 }
 
 static bool replay_line(struct journal_file *journal, struct journal_load *load, char *line, size_t length,
@@ -169,7 +184,8 @@ static bool replay_line(struct journal_file *journal, struct journal_load *load,
 		/* Changes the snapshot already holds (a crash between writing it
 		 * and removing the journal) are skipped. */
 		applied = *previous <= load->sequence
-			|| journal_replay(load->store, load->sessions, change, problem, problem_len);
+			|| (read_fleet_sequence(load, change, problem, problem_len)
+				&& journal_replay(load->store, load->sessions, change, problem, problem_len));
 		if(applied && *previous > load->sequence){
 			journal->changes += journal_change_count(change);
 		}

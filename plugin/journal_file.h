@@ -64,6 +64,7 @@ struct journal_load {
 	struct store *store;
 	struct session_records *sessions;        /* "sessions" lines go here */
 	int64_t sequence;                        /* in: the snapshot's last change; out: the journal's */
+	int64_t fleet_sequence;                  /* in: the snapshot's fleetSequence; out: the last "fleetSeq" */
 	const char *notice;                      /* out: a torn last line dropped, or NULL */
 };
 

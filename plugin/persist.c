@@ -75,6 +75,10 @@ struct persist {
 	const struct session_source *session_source;
 	size_t session_count;      /* bindings the last load or snapshot held, for the snapshot rule */
 	struct background_fold fold;
+	/* A fleet member's cache: which database store, and its last change
+	 * the files hold ("fleetSeq" of the journal's lines). */
+	char fleet_id[JOURNAL_ID_HEX_LEN + 1];
+	int64_t fleet_sequence;
 };
 
 /* ---- opening and closing ---- */
@@ -198,10 +202,12 @@ bool persist_load(struct persist *persist, struct store *store, char *error, siz
 	}
 	struct journal_load load = {
 		.state_path = persist->path, .snapshot = &header, .store = store, .sessions = sessions,
-		.sequence = header.journal_sequence,
+		.sequence = header.journal_sequence, .fleet_sequence = header.ids.fleet_sequence,
 	};
 	bool loaded = journal_file_replay(&persist->journal, &load, error, error_len);
 	persist->sequence = load.sequence;
+	memcpy(persist->fleet_id, header.ids.fleet_id, sizeof(persist->fleet_id));
+	persist->fleet_sequence = load.fleet_sequence;
 	persist->notice = load.notice;
 	if(!loaded || !choose_snapshot_id(persist, &header, error, error_len)){
 		store_clear(store);
@@ -222,7 +228,29 @@ bool persist_record(struct persist *persist, cJSON *change, char *error, size_t 
 		return false;
 	}
 	persist->sequence = sequence;
+	const cJSON *fleet_sequence = cJSON_GetObjectItemCaseSensitive(change, "fleetSeq");
+	if(cJSON_IsNumber(fleet_sequence)){
+		persist->fleet_sequence = (int64_t)fleet_sequence->valuedouble;
+	}
 	return true;
+}
+
+void persist_fleet_position(const struct persist *persist, const char **fleet_id, int64_t *sequence)
+{
+	*fleet_id = persist->fleet_id;
+	*sequence = persist->fleet_sequence;
+}
+
+void persist_set_fleet_position(struct persist *persist, const char *fleet_id, int64_t sequence)
+{
+	snprintf(persist->fleet_id, sizeof(persist->fleet_id), "%s", fleet_id);
+	persist->fleet_sequence = sequence;
+}
+
+static struct snapshot_ids ids_of(const struct persist *persist, const char *id, const char *previous)
+{
+	return (struct snapshot_ids){persist->sequence, id, previous,
+		persist->fleet_id[0] ? persist->fleet_id : NULL, persist->fleet_sequence};
 }
 
 bool persist_has_journal(const struct persist *persist)
@@ -312,7 +340,7 @@ static bool write_snapshot(struct persist *persist, const struct store *store, c
 	struct session_records copied;
 	session_records_init(&copied);
 	const struct session_records *sessions = sessions_to_write(persist, &copied);
-	const struct snapshot_ids ids = {persist->sequence, id, folded_journal_id(persist)};
+	const struct snapshot_ids ids = ids_of(persist, id, folded_journal_id(persist));
 	bool written = false;
 	if(sessions == NULL){
 		snprintf(error, error_len, "cannot save %s: out of memory", persist->path);
@@ -383,7 +411,7 @@ static void fix_fold_view(struct persist *persist, const struct store *store)
 	const char *previous = folded_journal_id(persist);
 	fold->has_previous = previous != NULL;
 	snprintf(fold->previous, sizeof(fold->previous), "%s", previous ? previous : "");
-	fold->ids = (struct snapshot_ids){persist->sequence, fold->id, fold->has_previous ? fold->previous : NULL};
+	fold->ids = ids_of(persist, fold->id, fold->has_previous ? fold->previous : NULL);
 	fold->store = store;
 	fold->journal_offset = persist->journal.size;
 	fold->journal_changes = persist->journal.changes;

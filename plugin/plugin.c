@@ -13,6 +13,7 @@
 #include "broker_features.h"
 
 #include "broker_callbacks.h"
+#include "fleet_member.h"
 #include "instance.h"
 
 static int64_t wall_clock_now(void)
@@ -203,9 +204,20 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_INVAL;
 	}
 
+	const char *postgres_conninfo = find_option(options, option_count, "postgres_conninfo");
+	int64_t postgres_timeout_ms = FLEET_DEFAULT_TIMEOUT_MS;
+	if(postgres_conninfo && postgres_conninfo[0] == '\0'){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: plugin_opt_postgres_conninfo is empty (give a libpq connection "
+				"string or URI, or leave the option out to use the state file alone)");
+		return MOSQ_ERR_INVAL;
+	}
+	if(!whole_number_option(options, option_count, "postgres_timeout_ms", 100, 60000, &postgres_timeout_ms)){
+		return MOSQ_ERR_INVAL;
+	}
+
 	char error[1024];
-	struct tokens_plugin *plugin = tokens_plugin_new(state_file, mosquitto_log_printf, wall_clock_now,
-			error, sizeof(error));
+	struct tokens_plugin *plugin = tokens_plugin_new_member(state_file, postgres_conninfo, postgres_timeout_ms,
+			mosquitto_log_printf, wall_clock_now, error, sizeof(error));
 	if(plugin == NULL){
 		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: %s", error);
 		return MOSQ_ERR_UNKNOWN;
@@ -235,8 +247,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		return MOSQ_ERR_UNKNOWN;
 	}
 	live_instances++;
-	mosquitto_log_printf(MOSQ_LOG_INFO, "tokens: loaded %zu tokens and %zu roles from %s",
-			store_token_count(&plugin->store), store_role_count(&plugin->store), state_file);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "tokens: loaded %zu tokens and %zu roles from %s%s",
+			store_token_count(&plugin->store), store_role_count(&plugin->store),
+			postgres_conninfo ? "PostgreSQL, with the local cache " : "", state_file);
 	*userdata = plugin;
 	return MOSQ_ERR_SUCCESS;
 }

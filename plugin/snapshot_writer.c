@@ -63,11 +63,16 @@ static void writer_put_item(struct snapshot_writer *writer, cJSON *json, bool la
 
 static void write_header(struct snapshot_writer *writer, const struct snapshot_ids *ids)
 {
-	char header[256];
+	char header[384];
 	int length = snprintf(header, sizeof(header), "{\n\"version\": %d,\n\"journalSequence\": %lld,\n"
 			"\"journalId\": \"%s\",\n", STATE_FORMAT_VERSION, (long long)ids->sequence, ids->id);
 	if(ids->previous && length > 0 && (size_t)length < sizeof(header)){
-		snprintf(header + length, sizeof(header) - (size_t)length, "\"previousJournalId\": \"%s\",\n", ids->previous);
+		length += snprintf(header + length, sizeof(header) - (size_t)length, "\"previousJournalId\": \"%s\",\n",
+				ids->previous);
+	}
+	if(ids->fleet_id && length > 0 && (size_t)length < sizeof(header)){
+		snprintf(header + length, sizeof(header) - (size_t)length, "\"fleetId\": \"%s\",\n\"fleetSequence\": %lld,\n",
+				ids->fleet_id, (long long)ids->fleet_sequence);
 	}
 	writer_put(writer, header);
 	writer_put(writer, "\"roles\": [\n");

@@ -26,6 +26,8 @@ struct snapshot_ids {
 	int64_t sequence;       /* "journalSequence": the last change the snapshot holds */
 	const char *id;         /* "journalId": what the journal after it will carry */
 	const char *previous;   /* "previousJournalId": the journal it folds in ("": one without an id); NULL: none */
+	const char *fleet_id;   /* "fleetId" and "fleetSequence" of a fleet member's cache; NULL: none */
+	int64_t fleet_sequence;
 };
 
 /* Writes store and the bindings in sessions (sorted by client id) as the

@@ -417,12 +417,38 @@ static bool read_journal_id(struct state_loader *loader, const cJSON *document, 
 	return true;
 }
 
+bool state_is_sequence_number(const cJSON *item, bool zero_allowed)
+{
+	return cJSON_IsNumber(item) && item->valuedouble >= (zero_allowed ? 0 : 1)
+		&& item->valuedouble <= (double)JOURNAL_SEQUENCE_MAX
+		&& item->valuedouble == (double)(int64_t)item->valuedouble;
+}
+
+static bool read_fleet_position(struct state_loader *loader, const cJSON *document, struct journal_ids *ids)
+{
+	bool present;
+	const cJSON *sequence = cJSON_GetObjectItemCaseSensitive(document, "fleetSequence");
+	ids->fleet_sequence = 0;
+	if(!read_journal_id(loader, document, "fleetId", false, ids->fleet_id, &present)){
+		return false;
+	}
+	if(sequence == NULL){
+		return true;
+	}
+	if(!state_is_sequence_number(sequence, true)){
+		return fail(loader, "'fleetSequence' is not a whole number");
+	}
+	ids->fleet_sequence = (int64_t)sequence->valuedouble;
+	return true;
+}
+
 bool state_read_journal_ids(struct state_loader *loader, const cJSON *document, struct journal_ids *ids)
 {
 	bool present;
 	set_item(loader, NULL, 0, NULL);
 	return read_journal_id(loader, document, "journalId", false, ids->id, &present)
-		&& read_journal_id(loader, document, "previousJournalId", true, ids->previous, &ids->has_previous);
+		&& read_journal_id(loader, document, "previousJournalId", true, ids->previous, &ids->has_previous)
+		&& read_fleet_position(loader, document, ids);
 }
 
 static bool load_document(struct state_loader *loader, const cJSON *document)

@@ -58,11 +58,20 @@ struct journal_ids {
 	char id[JOURNAL_ID_HEX_LEN + 1];        /* "journalId": what its journal carries */
 	bool has_previous;
 	char previous[JOURNAL_ID_HEX_LEN + 1];  /* "previousJournalId": the journal it folded in ("" had none) */
+	/* A fleet member's cache (docs/postgresql.md): "fleetId", the
+	 * database's store ("" when absent), and "fleetSequence", the last of
+	 * its changes the snapshot holds. */
+	char fleet_id[JOURNAL_ID_HEX_LEN + 1];
+	int64_t fleet_sequence;
 };
 /* Reads "journalId" (32 lowercase hex digits) and "previousJournalId" (the
- * same, or "") from the document's top level. */
+ * same, or ""), and the optional "fleetId" (the same) and "fleetSequence"
+ * (a whole number), from the document's top level. */
 bool state_read_journal_ids(struct state_loader *loader, const cJSON *document, struct journal_ids *ids);
 bool journal_id_is_valid(const char *text);
+/* A sequence number as the files write it: a whole number from 1 to
+ * JOURNAL_SEQUENCE_MAX (0 too with zero_allowed). */
+bool state_is_sequence_number(const cJSON *item, bool zero_allowed);
 bool state_load_role(struct state_loader *loader, const cJSON *item, int index);
 bool state_load_token(struct state_loader *loader, const cJSON *item, int index);
 /* state_load_token in steps, so that parsing can run on several threads

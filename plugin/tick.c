@@ -12,6 +12,7 @@
 
 #include "broker_callbacks.h"
 #include "events.h"
+#include "fleet_member.h"
 #include "instance.h"
 
 static void close_expired_tokens(struct tokens_plugin *plugin, int64_t now)
@@ -79,6 +80,9 @@ int tick_on_tick(int event, void *event_data, void *userdata)
 	struct tokens_plugin *plugin = userdata;
 	int64_t now = plugin->now();
 
+	/* First: what another fleet member changed (a revoke) is in force
+	 * before anything else this tick does. */
+	fleet_member_tick(plugin);
 	settle_sessions(plugin);
 	close_expired_tokens(plugin, now);
 	tokens_plugin_end_grace_periods(plugin, now);

@@ -1,0 +1,283 @@
+/*
+ * The plugin as a fleet member (fleet_member.h): joining at start-up,
+ * recording a change in the database then the cache, applying the other
+ * members' changes, and what the link's ups and downs mean for the
+ * operator (the log says each once).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <mosquitto.h>
+
+#include "fleet.h"
+#include "fleet_member.h"
+#include "instance.h"
+#include "journal.h"
+#include "rfc3339.h"
+
+/* ---- the cache ---- */
+
+/* The cache holds every change it has in the database's order; after a
+ * failed write it takes none until a snapshot has written it whole
+ * again, so that it never holds a later change without an earlier one. */
+static void record_in_cache(struct tokens_plugin *plugin, cJSON *change, int64_t sequence)
+{
+	char error[1024];
+	persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence - 1);
+	if(plugin->fleet_cache_stale){
+		persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
+		return;
+	}
+	bool recorded = cJSON_AddNumberToObject(change, "fleetSeq", (double)sequence) != NULL
+		&& persist_record(plugin->persist, change, error, sizeof(error));
+	cJSON_DeleteItemFromObjectCaseSensitive(change, "fleetSeq");
+	persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
+	if(!recorded){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: could not write change %" PRId64 " to the local cache (the database "
+				"has it; the cache is written whole again at the next snapshot): %s", sequence, error);
+		plugin->fleet_cache_stale = true;
+	}
+}
+
+static void refresh_stale_cache(struct tokens_plugin *plugin)
+{
+	if(!plugin->fleet_cache_stale){
+		return;
+	}
+	int64_t now = plugin->now();
+	if(now - plugin->fleet_cache_tried_at < plugin->last_used_save_interval){
+		return;
+	}
+	plugin->fleet_cache_tried_at = now;
+	char error[1024];
+	if(persist_save(plugin->persist, &plugin->store, error, sizeof(error))){
+		plugin->fleet_cache_stale = false;
+		plugin->log(MOSQ_LOG_NOTICE, "tokens: the local cache is written whole again");
+	}
+}
+
+/* ---- applying the database's changes ---- */
+
+static bool apply_change(void *context, int64_t sequence, const cJSON *line)
+{
+	struct tokens_plugin *plugin = context;
+	if(sequence <= plugin->fleet_applied){
+		return true;   /* applied already: its own, or fetched twice */
+	}
+	char problem[512];
+	if(sequence != plugin->fleet_applied + 1){
+		snprintf(problem, sizeof(problem), "changes %" PRId64 " to %" PRId64 " are missing from the database's log",
+				plugin->fleet_applied + 1, sequence - 1);
+	}else{
+		struct change change;
+		bool applied = journal_decode(&plugin->store, line, &change, problem, sizeof(problem))
+			&& (tokens_plugin_apply(plugin, &change) || (snprintf(problem, sizeof(problem), "out of memory"), false));
+		if(applied){
+			change_release(&change);
+			cJSON *copy = cJSON_Duplicate(line, true);
+			if(copy){
+				record_in_cache(plugin, copy, sequence);
+			}else{
+				plugin->fleet_cache_stale = true;
+			}
+			cJSON_Delete(copy);
+			plugin->fleet_applied = sequence;
+			plugin->fleet_refused_at = 0;
+			return true;
+		}
+	}
+	if(plugin->fleet_refused_at != sequence){
+		plugin->fleet_refused_at = sequence;
+		plugin->log(MOSQ_LOG_ERR, "tokens: change %" PRId64 " from the database cannot be applied to this broker's "
+				"store (%s): this broker stays at change %" PRId64 "; restart it without its cache (%s) to load "
+				"the database's store whole", sequence, problem, plugin->fleet_applied, plugin->state_file);
+	}
+	return false;
+}
+
+bool fleet_member_catch_up(struct tokens_plugin *plugin, char *error, size_t error_len)
+{
+	return fleet_fetch_now(plugin->fleet, plugin->fleet_applied, apply_change, plugin, error, error_len);
+}
+
+/* ---- joining ---- */
+
+static bool load_whole(struct tokens_plugin *plugin, char *error, size_t error_len)
+{
+	int64_t sequence = 0;
+	store_clear(&plugin->store);
+	if(!fleet_load_store(plugin->fleet, &plugin->store, &sequence, error, error_len)){
+		return false;
+	}
+	plugin->fleet_applied = sequence;
+	persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
+	char problem[1024];
+	if(!persist_save(plugin->persist, &plugin->store, problem, sizeof(problem))){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: could not write the local cache %s (retried later): %s",
+				plugin->state_file, problem);
+		plugin->fleet_cache_stale = true;
+	}
+	plugin->log(MOSQ_LOG_INFO, "tokens: loaded %zu tokens and %zu roles from the database (change %" PRId64 ")",
+			store_token_count(&plugin->store), store_role_count(&plugin->store), sequence);
+	return true;
+}
+
+/* The cache is of this database and the log still holds every change
+ * after it: catching up is enough. */
+static bool cache_follows_log(struct tokens_plugin *plugin, const char *cache_id, int64_t cache_sequence)
+{
+	char error[512];
+	int64_t first = 0, last = 0;
+	if(strcmp(cache_id, fleet_id(plugin->fleet)) != 0
+			|| !fleet_log_bounds(plugin->fleet, &first, &last, error, sizeof(error))){
+		return false;
+	}
+	return cache_sequence <= last && (cache_sequence == last || cache_sequence + 1 >= first);
+}
+
+static bool sync_with_database(struct tokens_plugin *plugin, char *error, size_t error_len)
+{
+	const char *cache_id;
+	int64_t cache_sequence;
+	persist_fleet_position(plugin->persist, &cache_id, &cache_sequence);
+	if(!cache_follows_log(plugin, cache_id, cache_sequence)){
+		return load_whole(plugin, error, error_len);
+	}
+	plugin->fleet_applied = cache_sequence;
+	int64_t before = cache_sequence;
+	if(!fleet_member_catch_up(plugin, error, error_len)){
+		return false;
+	}
+	plugin->log(MOSQ_LOG_INFO, "tokens: the local cache %s was at change %" PRId64 "; caught up to change %" PRId64,
+			plugin->state_file, before, plugin->fleet_applied);
+	return true;
+}
+
+static void name_member(char *member, size_t size)
+{
+	char host[256] = "";
+	if(gethostname(host, sizeof(host) - 1) != 0){
+		snprintf(host, sizeof(host), "unknown");
+	}
+	snprintf(member, size, "%s:%ld", host, (long)getpid());
+}
+
+bool fleet_member_join(struct tokens_plugin *plugin, const char *conninfo, int64_t timeout_ms,
+		char *error, size_t error_len)
+{
+	char member[300];
+	name_member(member, sizeof(member));
+	plugin->fleet = fleet_new(conninfo, member, timeout_ms);
+	if(plugin->fleet == NULL){
+		snprintf(error, error_len, "out of memory");
+		return false;
+	}
+	const char *cache_id;
+	persist_fleet_position(plugin->persist, &cache_id, &plugin->fleet_applied);
+	char reason[1024];
+	if(!fleet_connect_now(plugin->fleet, reason, sizeof(reason))){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: PostgreSQL is not reachable (%s): serving the %zu tokens of the "
+				"local cache %s (change %" PRId64 "); changes fail until it is reachable", reason,
+				store_token_count(&plugin->store), plugin->state_file, plugin->fleet_applied);
+		plugin->fleet_link_down = true;
+		return true;
+	}
+	if(!sync_with_database(plugin, reason, sizeof(reason))){
+		snprintf(error, error_len, "the database's store could not be loaded: %s", reason);
+		return false;
+	}
+	return true;
+}
+
+/* ---- recording ---- */
+
+bool fleet_member_can_record(const struct tokens_plugin *plugin)
+{
+	return plugin->fleet == NULL || fleet_is_up(plugin->fleet);
+}
+
+enum record_outcome tokens_plugin_record(struct tokens_plugin *plugin, cJSON *change, char *error, size_t error_len)
+{
+	if(plugin->fleet == NULL){
+		return persist_record(plugin->persist, change, error, error_len) ? RECORDED : RECORD_FAILED;
+	}
+	int64_t sequence = plugin->fleet_applied + 1;
+	switch(fleet_commit(plugin->fleet, sequence, change, error, error_len)){
+	case FLEET_COMMITTED:
+		record_in_cache(plugin, change, sequence);
+		plugin->fleet_applied = sequence;
+		return RECORDED;
+	case FLEET_BEHIND:
+		return RECORD_BEHIND;
+	case FLEET_FAILED:
+		break;
+	}
+	return RECORD_FAILED;
+}
+
+void fleet_member_queue_last_used(struct tokens_plugin *plugin, const unsigned char (*hashes)[TOKEN_HASH_LEN],
+		size_t count)
+{
+	if(plugin->fleet == NULL){
+		return;
+	}
+	for(size_t i = 0; i < count; i++){
+		const struct token *token = store_find_token_by_hash(&plugin->store, hashes[i]);
+		if(token == NULL || token->last_used == TIME_NEVER){
+			continue;
+		}
+		char hash[TOKEN_HASH_HEX_LEN + 1], at[RFC3339_LEN + 1];
+		token_format_hash_to_hex(token->hash, hash);
+		rfc3339_format(token->last_used, at);
+		const char *hash_text = hash, *at_text = at;
+		if(!fleet_save_last_used(plugin->fleet, &hash_text, &at_text, 1)){
+			plugin->log(MOSQ_LOG_WARNING, "tokens: out of memory queueing lastUsed times for the database");
+			return;
+		}
+	}
+}
+
+/* ---- the tick ---- */
+
+static int64_t applied_sequence(void *context)
+{
+	return ((struct tokens_plugin *)context)->fleet_applied;
+}
+
+static void link_up(void *context)
+{
+	struct tokens_plugin *plugin = context;
+	if(plugin->fleet_link_down){
+		plugin->log(MOSQ_LOG_NOTICE, "tokens: PostgreSQL is reachable again; catching up from change %" PRId64,
+				plugin->fleet_applied);
+	}
+	plugin->fleet_link_down = false;
+}
+
+static void link_down(void *context, const char *reason)
+{
+	struct tokens_plugin *plugin = context;
+	if(!plugin->fleet_link_down){
+		plugin->log(MOSQ_LOG_WARNING, "tokens: lost the connection to PostgreSQL (%s): logins go on from memory, "
+				"changes fail until it is back", reason);
+	}
+	plugin->fleet_link_down = true;
+}
+
+void fleet_member_tick(struct tokens_plugin *plugin)
+{
+	if(plugin->fleet == NULL){
+		return;
+	}
+	const struct fleet_events events = {
+		.context = plugin, .change = apply_change, .link_up = link_up, .link_down = link_down,
+		.applied = applied_sequence,
+	};
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	fleet_poll(plugin->fleet, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &events);
+	refresh_stale_cache(plugin);
+}
