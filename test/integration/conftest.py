@@ -7,9 +7,12 @@ control clients. See tokens_helpers.py for the classes.
     make_client     make_client(broker=None, **ControlClient kwargs), closed after the test
     client          an MQTT 5 control client to `broker`
     any_client      parametrized: an MQTT 5 and an MQTT 3.1.1 control client
+    postgres_server one PostgreSQL server for the session (postgres_helpers.py)
+    postgres        a fresh database of it for one test, dropped after it
 
 Brokers are stopped after each test; a broker that died on its own during a
-test (a crash) makes the test fail with its log.
+test (a crash) makes the test fail with its log. The PostgreSQL server is
+started at its first use and stopped at the end of the session.
 """
 import os
 import sys
@@ -155,3 +158,42 @@ def role(admin):
     from access_helpers import acl, make_role
     make_role(admin, "dev", [acl("publishClientSend", "d/#"), acl("subscribePattern", "d/#")])
     return "dev"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the whole session: initdb and a start cost
+    about a second, a database per test much less. Started at the first
+    test that needs it; stopped (and its folder removed) at the end of the
+    session whatever the tests did, and at exit should the session end
+    without its teardown. Skips where the programs are missing."""
+    import atexit
+    from postgres_helpers import PostgresServer, missing_programs
+    missing = missing_programs()
+    if missing:
+        pytest.skip(f"no PostgreSQL server for these tests: missing {'; '.join(missing)} "
+                    "(`make deps` installs postgresql)")
+    server = PostgresServer()
+    atexit.register(server.cleanup)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+        atexit.unregister(server.cleanup)
+
+
+@pytest.fixture
+def postgres(postgres_server):
+    """A fresh database on the session's server (a PostgresDatabase: .server,
+    .dbname, .conninfo, .uri, .psql(sql)), dropped after the test. A server
+    that an earlier test, or this one, left stopped or killed is started
+    again (same port and data): the next test finds it running."""
+    from postgres_helpers import PostgresDatabase
+    if not postgres_server.is_running():
+        postgres_server.start()
+    database = PostgresDatabase(postgres_server, postgres_server.create_database())
+    yield database
+    if not postgres_server.is_running():
+        postgres_server.start()
+    postgres_server.drop_database(database.dbname)
