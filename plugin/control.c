@@ -395,6 +395,10 @@ cJSON *control_handle_request(struct tokens_plugin *plugin, const char *requeste
 			cJSON_Delete(reply);
 			reply = NULL;
 		}else{
+			/* A fleet member answers from the store as the database has
+			 * it now: a role created on another member a moment ago is
+			 * there (without the database, from memory). */
+			fleet_member_refresh(plugin);
 			run_commands(plugin, requester, commands_item, responses);
 		}
 	}

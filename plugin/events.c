@@ -93,6 +93,12 @@ void events_send_due_notices(struct tokens_plugin *plugin, int64_t now)
 	while(sent++ < NOTICES_PER_TICK && (token = expiry_pop_due(&plugin->notices, now)) != NULL){
 		/* A token that expired while the broker was down gets no warning. */
 		bool expired = now >= token->valid_until;
+		if(expired ? token->expired_noticed : token->expiring_noticed){
+			/* Sent already: a fleet member's mark came from the database
+			 * while the token waited in the queue under its old time. */
+			tokens_plugin_schedule_notices(plugin, token);
+			continue;
+		}
 		if(!mark_noticed(plugin, token, expired)){
 			break;   /* behind the database, or without it: the next tick */
 		}

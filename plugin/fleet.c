@@ -139,8 +139,12 @@ static void requeue_sent_uses(struct fleet *fleet)
 	drop_sent_uses(fleet);
 }
 
+/* reason may be the connection's own message: copied before it is freed. */
 static void link_lost(struct fleet *fleet, const char *reason)
 {
+	if(reason != fleet->down_reason){
+		snprintf(fleet->down_reason, sizeof(fleet->down_reason), "%s", reason);
+	}
 	if(fleet->conn){
 		PQfinish(fleet->conn);
 		fleet->conn = NULL;
@@ -150,7 +154,11 @@ static void link_lost(struct fleet *fleet, const char *reason)
 	fleet->announced_up = false;
 	fleet->retry_at_ms = monotonic_ms() + fleet->backoff_ms;
 	fleet->backoff_ms = fleet->backoff_ms * 2 > FLEET_BACKOFF_MAX_MS ? FLEET_BACKOFF_MAX_MS : fleet->backoff_ms * 2;
-	snprintf(fleet->down_reason, sizeof(fleet->down_reason), "%s", reason);
+	for(char *at = fleet->down_reason; *at; at++){
+		if(*at == '\n' || *at == '\r'){
+			*at = at[1] ? ' ' : '\0';
+		}
+	}
 }
 
 /* Waits until the socket is ready for what libpq asked, at most until

@@ -103,6 +103,14 @@ bool fleet_member_catch_up(struct tokens_plugin *plugin, char *error, size_t err
 	return fleet_fetch_now(plugin->fleet, plugin->fleet_applied, apply_change, plugin, error, error_len);
 }
 
+void fleet_member_refresh(struct tokens_plugin *plugin)
+{
+	char error[1024];
+	if(plugin->fleet && fleet_is_up(plugin->fleet)){
+		fleet_member_catch_up(plugin, error, sizeof(error));   /* a failure shows in the link's state */
+	}
+}
+
 /* ---- joining ---- */
 
 static bool load_whole(struct tokens_plugin *plugin, char *error, size_t error_len)

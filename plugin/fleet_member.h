@@ -45,6 +45,9 @@ enum record_outcome tokens_plugin_record(struct tokens_plugin *plugin, cJSON *ch
 /* Applies the database's changes this broker has not, now, waiting for
  * them (a command that was behind). */
 bool fleet_member_catch_up(struct tokens_plugin *plugin, char *error, size_t error_len);
+/* Before a control request: the changes the database has and this member
+ * not yet, applied now (waiting for them); without the database, nothing. */
+void fleet_member_refresh(struct tokens_plugin *plugin);
 /* Whether changes can be recorded now (always true without a fleet). */
 bool fleet_member_can_record(const struct tokens_plugin *plugin);
 /* Queues lastUsed times for the database (no-op without a fleet). */

@@ -1,0 +1,163 @@
+"""
+A fleet member without its database (SPEC section 9): logins and ACL
+checks go on from memory, changes fail with `storage` and change nothing,
+the member reconnects by itself and catches up; a member started while
+the database is down serves from its cache; a member killed during a
+burst of commands loses none that were acknowledged; expiry notices are
+sent once per fleet.
+"""
+import threading
+import time
+
+import pytest
+
+from access_helpers import Device, issue, issue_short_lived
+from events_metrics_helpers import EventWatcher
+from fleet_helpers import PROPAGATION, changes, command, dev_role, logs_in, member, token_rows, wait_for
+from tokens_helpers import FUTURE
+
+RECONNECT = 10.0   # seconds in which a member finds a database that is back (its backoff is at most 30 s, from 0.25 s)
+
+
+@pytest.fixture
+def fleet(broker_factory, postgres):
+    a = member(broker_factory, postgres, "a")
+    b = member(broker_factory, postgres, "b")
+    admin_a, admin_b = a.client(), b.client()
+    dev_role(admin_a)
+    yield a, b, admin_a, admin_b
+    admin_a.close()
+    admin_b.close()
+
+
+def creates(admin, name):
+    return "data" in command(admin, "createToken", name=name, role="dev", validUntil=FUTURE)
+
+
+def test_without_the_database_logins_go_on_and_changes_fail_with_storage(fleet, postgres):
+    a, b, admin_a, admin_b = fleet
+    secret, _ = issue(admin_a, "kept", "dev")
+    assert wait_for(lambda: logs_in(b, secret), PROPAGATION)
+    held = logs_in(a, secret)
+    postgres.server.stop()
+    for broker in (a, b):
+        dev = logs_in(broker, secret)
+        assert dev is not None, f"{broker.name} refused a valid token without its database"
+        assert dev.publish_code("d/x", "still here") == 0
+        dev.close()
+    refused = command(admin_a, "createToken", name="lost", role="dev", validUntil=FUTURE)
+    assert refused["code"] == "storage", refused
+    assert command(admin_b, "revokeToken", name="kept")["code"] == "storage"
+    assert held.is_connected
+    assert "kept" in {t["name"] for t in admin_b.call("listTokens")["tokens"]}
+    assert "lost connection to PostgreSQL" in a.log or "PostgreSQL" in a.log
+
+    postgres.server.start()
+    assert wait_for(lambda: creates(admin_a, "after"), RECONNECT), "a did not reconnect"
+    assert wait_for(lambda: creates(admin_b, "after-b"), RECONNECT), "b did not reconnect"
+    assert set(token_rows(postgres)) == {"kept", "after", "after-b"}
+    assert wait_for(lambda: logs_in(b, admin_a.call("getToken", name="after") and secret), PROPAGATION)
+    held.close()
+
+
+def test_every_acknowledged_change_survives_a_database_restart_under_load(fleet, postgres):
+    a, b, admin_a, admin_b = fleet
+    secret, _ = issue(admin_a, "busy", "dev")
+    wait_for(lambda: logs_in(b, secret), PROPAGATION).close()
+    acknowledged, refused_logins, stop = [], [], threading.Event()
+
+    def create_in_a_loop():
+        for index in range(100000):
+            if stop.is_set():
+                return
+            if creates(admin_a, f"burst-{index}"):
+                acknowledged.append(f"burst-{index}")
+
+    def log_in_in_a_loop():
+        while not stop.is_set():
+            try:
+                Device(b.port, username="dev", password=secret, client_id=f"busy-{time.monotonic_ns()}").close()
+            except AssertionError as error:
+                refused_logins.append((time.time(), str(error)))
+
+    workers = [threading.Thread(target=create_in_a_loop), threading.Thread(target=log_in_in_a_loop)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.0)
+    postgres.server.stop()
+    time.sleep(1.0)
+    postgres.server.start()
+    wait_for(lambda: len(acknowledged) > 0 and creates(admin_b, "probe"), RECONNECT)
+    time.sleep(0.5)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert refused_logins == [], [line for line in b.log.splitlines() if "tokens:" in line]
+    assert len(acknowledged) > 10
+    rows = token_rows(postgres)
+    assert set(acknowledged) <= set(rows)
+    listed = {t["name"] for t in admin_b.call("listTokens", count=100000)["tokens"]}
+    assert set(acknowledged) <= listed
+
+
+def test_a_member_started_while_the_database_is_down_serves_from_its_cache(fleet, postgres):
+    a, b, admin_a, admin_b = fleet
+    secret, _ = issue(admin_a, "cached", "dev")
+    assert wait_for(lambda: logs_in(b, secret), PROPAGATION)
+    admin_b.close()
+    b.stop()
+    postgres.server.stop()
+    b.start()
+    assert "serving the 1 tokens of the local cache" in b.current_log
+    dev = logs_in(b, secret)
+    assert dev is not None
+    dev.close()
+    postgres.server.start()
+    assert wait_for(lambda: creates(admin_a, "later"), RECONNECT)
+    later = admin_a.call("rotateToken", name="cached")["token"]
+    assert wait_for(lambda: logs_in(b, later), RECONNECT), "b did not catch up after the database came back"
+    assert logs_in(b, secret) is None
+
+
+def test_a_member_killed_during_a_burst_loses_no_acknowledged_change(fleet, postgres, broker_factory):
+    a, b, admin_a, admin_b = fleet
+    acknowledged = []
+
+    def burst():
+        for index in range(100000):
+            try:
+                if creates(admin_a, f"k-{index}"):
+                    acknowledged.append(f"k-{index}")
+            except (AssertionError, Exception):
+                return
+
+    worker = threading.Thread(target=burst)
+    worker.start()
+    time.sleep(1.0)
+    a.kill()
+    worker.join()
+    assert acknowledged
+    names = set(token_rows(postgres))
+    assert set(acknowledged) <= names
+    seqs = [seq for seq, _, _ in changes(postgres)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert wait_for(lambda: {t["name"] for t in admin_b.call("listTokens", count=100000)["tokens"]} >= names, PROPAGATION)
+    a.start()
+    admin = a.client()
+    assert {t["name"] for t in admin.call("listTokens", count=100000)["tokens"]} == names
+    assert creates(admin, "after-restart")
+    admin.close()
+
+
+def test_expiry_notices_are_sent_once_per_fleet(fleet):
+    a, b, admin_a, admin_b = fleet
+    watchers = [EventWatcher(a.port), EventWatcher(b.port)]
+    _, _, until = issue_short_lived(admin_a, "brief", "dev", 2)
+    time.sleep(max(0.0, until - time.time()) + 3.0)
+    for watcher in watchers:
+        watcher.pump(0.5)
+    expiring = sum(watcher.count("tokenExpiring", name="brief") for watcher in watchers)
+    expired = sum(watcher.count("tokenExpired", name="brief") for watcher in watchers)
+    assert (expiring, expired) == (1, 1)
+    for watcher in watchers:
+        watcher.close()

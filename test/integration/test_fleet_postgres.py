@@ -1,0 +1,139 @@
+"""
+A fleet of brokers on one PostgreSQL store (SPEC section 9): what one
+member changes, every member applies within a second, through the
+database; a database that goes away stops changes, never logins.
+"""
+import threading
+import time
+
+import pytest
+
+from access_helpers import issue
+from fleet_helpers import (PROPAGATION, changes, command, dev_role, logs_in, member, token_rows, wait_for)
+from tokens_helpers import FUTURE
+
+
+@pytest.fixture
+def fleet(broker_factory, postgres):
+    """Two members, a and b, each with a control client, and the role dev."""
+    a = member(broker_factory, postgres, "a")
+    b = member(broker_factory, postgres, "b")
+    admin_a, admin_b = a.client(), b.client()
+    dev_role(admin_a)
+    yield a, b, admin_a, admin_b
+    admin_a.close()
+    admin_b.close()
+
+
+def listed(admin):
+    return {token["name"] for token in admin.call("listTokens")["tokens"]}
+
+
+def test_a_token_created_on_one_member_logs_in_on_the_other(fleet, postgres):
+    a, b, admin_a, admin_b = fleet
+    secret, hash_hex = issue(admin_a, "sensor-1", "dev")
+    assert wait_for(lambda: "sensor-1" in listed(admin_b), PROPAGATION)
+    dev = logs_in(b, secret)
+    assert dev is not None
+    dev.close()
+    # The database holds the hash, never the secret.
+    row = token_rows(postgres)["sensor-1"]
+    assert row["hash"] == hash_hex
+    assert secret not in postgres.psql("SELECT change::text FROM mosquitto_tokens_changes")
+    assert [op for _, op, _ in changes(postgres)] == ["createRole", "createToken"]
+
+
+def test_a_revoke_on_one_member_closes_the_session_on_the_other_within_a_second(fleet):
+    a, b, admin_a, admin_b = fleet
+    secret, _ = issue(admin_b, "sensor-2", "dev")
+    assert wait_for(lambda: "sensor-2" in listed(admin_a), PROPAGATION)
+    dev = logs_in(a, secret)
+    assert dev is not None
+    revoked_at = time.time()
+    admin_b.call("revokeToken", name="sensor-2")
+    assert dev.wait_disconnected(PROPAGATION + 0.5), "the session on a outlived the revoke on b"
+    assert dev.disconnected_at - revoked_at <= PROPAGATION
+    assert logs_in(a, secret) is None
+    dev.close()
+
+
+def test_three_members_each_see_every_change(broker_factory, postgres):
+    brokers = [member(broker_factory, postgres, name) for name in ("a", "b", "c")]
+    admins = [broker.client() for broker in brokers]
+    dev_role(admins[0])
+    secrets = {}
+    for index, admin in enumerate(admins):
+        secrets[f"t{index}"], _ = issue(admin, f"t{index}", "dev")
+    for admin in admins:
+        assert wait_for(lambda: listed(admin) == {"t0", "t1", "t2"}, PROPAGATION)
+    for broker in brokers:
+        for secret in secrets.values():
+            dev = logs_in(broker, secret)
+            assert dev is not None
+            dev.close()
+    assert [seq for seq, _, _ in changes(postgres)] == [1, 2, 3, 4]
+    for admin in admins:
+        admin.close()
+
+
+def test_a_rotation_with_grace_works_on_every_member(fleet):
+    a, b, admin_a, admin_b = fleet
+    old_secret, _ = issue(admin_a, "rotated", "dev")
+    assert wait_for(lambda: "rotated" in listed(admin_b), PROPAGATION)
+    held = logs_in(b, old_secret)
+    assert held is not None
+    data = admin_a.call("rotateToken", name="rotated", graceSeconds=60)
+    new_secret = data["token"]
+    assert wait_for(lambda: logs_in_and_leaves(b, new_secret), PROPAGATION)
+    # In its grace period the old secret logs in, and its session stays.
+    assert logs_in_and_leaves(b, old_secret)
+    assert held.is_connected
+    held.close()
+
+
+def logs_in_and_leaves(broker, secret):
+    dev = logs_in(broker, secret)
+    if dev is None:
+        return False
+    dev.close()
+    return True
+
+
+def test_one_name_created_on_two_members_at_once_is_created_once(fleet, postgres):
+    a, b, admin_a, admin_b = fleet
+    for attempt in range(5):
+        name = f"race-{attempt}"
+        results = {}
+        start = threading.Barrier(2)
+
+        def create(admin, key):
+            start.wait()
+            results[key] = command(admin, "createToken", name=name, role="dev", validUntil=FUTURE)
+
+        threads = [threading.Thread(target=create, args=(admin, key)) for key, admin in (("a", admin_a), ("b", admin_b))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        outcomes = sorted("data" if "data" in response else response["code"] for response in results.values())
+        assert outcomes == ["data", "exists"], results
+        winner = next(response for response in results.values() if "data" in response)
+        assert token_rows(postgres)[name]["hash"] == winner["data"]["hash"]
+        for broker in (a, b):
+            assert logs_in_and_leaves(broker, winner["data"]["token"])
+
+
+def test_a_member_catches_up_on_what_it_missed_while_stopped(fleet, postgres):
+    a, b, admin_a, admin_b = fleet
+    admin_b.close()
+    b.stop()
+    secret, _ = issue(admin_a, "while-b-was-down", "dev")
+    admin_a.call("createRole", rolename="later", acls=[])
+    b.start()
+    assert "caught up to change 3" in b.current_log
+    dev = logs_in(b, secret)
+    assert dev is not None
+    dev.close()
+    admin = b.client()
+    assert {role["rolename"] for role in admin.call("listRoles")["roles"]} >= {"dev", "later"}
+    admin.close()
