@@ -64,6 +64,9 @@ static void refresh_stale_cache(struct tokens_plugin *plugin)
 static bool apply_change(void *context, int64_t sequence, const cJSON *line)
 {
 	struct tokens_plugin *plugin = context;
+	if(plugin->fleet_foreign){
+		return false;
+	}
 	if(sequence <= plugin->fleet_applied){
 		return true;   /* applied already: its own, or fetched twice */
 	}
@@ -204,13 +207,17 @@ bool fleet_member_join(struct tokens_plugin *plugin, const char *conninfo, int64
 
 bool fleet_member_can_record(const struct tokens_plugin *plugin)
 {
-	return plugin->fleet == NULL || fleet_is_up(plugin->fleet);
+	return plugin->fleet == NULL || (fleet_is_up(plugin->fleet) && !plugin->fleet_foreign);
 }
 
 enum record_outcome tokens_plugin_record(struct tokens_plugin *plugin, cJSON *change, char *error, size_t error_len)
 {
 	if(plugin->fleet == NULL){
 		return persist_record(plugin->persist, change, error, error_len) ? RECORDED : RECORD_FAILED;
+	}
+	if(plugin->fleet_foreign){
+		snprintf(error, error_len, "the database holds another store than this broker's (restart the broker)");
+		return RECORD_FAILED;
 	}
 	int64_t sequence = plugin->fleet_applied + 1;
 	switch(fleet_commit(plugin->fleet, sequence, change, error, error_len)){
@@ -255,9 +262,27 @@ static int64_t applied_sequence(void *context)
 	return ((struct tokens_plugin *)context)->fleet_applied;
 }
 
+/* The store this member holds is another database's (the cache of
+ * another store, or a database recreated meanwhile): none of its changes
+ * fit. Only a restart, which loads the database's store whole, mends it. */
+static bool database_replaced(struct tokens_plugin *plugin)
+{
+	const char *cache_id;
+	int64_t cache_sequence;
+	persist_fleet_position(plugin->persist, &cache_id, &cache_sequence);
+	return cache_id[0] != '\0' && strcmp(cache_id, fleet_id(plugin->fleet)) != 0;
+}
+
 static void link_up(void *context)
 {
 	struct tokens_plugin *plugin = context;
+	if(!plugin->fleet_foreign && database_replaced(plugin)){
+		plugin->fleet_foreign = true;
+		plugin->log(MOSQ_LOG_ERR, "tokens: the database holds another store (id %s) than this broker's (the local "
+				"cache %s is of another database, or the database was created again): this broker applies and "
+				"makes no change until it is restarted, which loads the database's store whole",
+				fleet_id(plugin->fleet), plugin->state_file);
+	}
 	if(plugin->fleet_link_down){
 		plugin->log(MOSQ_LOG_NOTICE, "tokens: PostgreSQL is reachable again; catching up from change %" PRId64,
 				plugin->fleet_applied);

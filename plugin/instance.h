@@ -131,6 +131,7 @@ struct tokens_plugin {
 	int64_t fleet_applied;           /* the last change of the database's log in the store */
 	int64_t fleet_refused_at;        /* a change that did not apply, logged once */
 	bool fleet_link_down;            /* logged as down, not yet as up again */
+	bool fleet_foreign;              /* the database holds another store: changes stop */
 	bool fleet_cache_stale;          /* a cache write failed: written whole at the next try */
 	int64_t fleet_cache_tried_at;
 };

@@ -137,3 +137,24 @@ def test_a_member_catches_up_on_what_it_missed_while_stopped(fleet, postgres):
     admin = b.client()
     assert {role["rolename"] for role in admin.call("listRoles")["roles"]} >= {"dev", "later"}
     admin.close()
+
+
+def test_last_used_reaches_the_database_in_batches_and_only_moves_later(broker_factory, postgres):
+    saving = ["plugin_opt_last_used_save_interval 1"]
+    a = member(broker_factory, postgres, "a", extra_config=saving)
+    b = member(broker_factory, postgres, "b", extra_config=saving)
+    admin = a.client()
+    dev_role(admin)
+    secret, _ = issue(admin, "used", "dev")
+    assert token_rows(postgres)["used"]["lastUsed"] is None
+    assert wait_for(lambda: logs_in_and_leaves(b, secret), PROPAGATION)
+    first = wait_for(lambda: token_rows(postgres)["used"]["lastUsed"], 5.0)
+    assert first, "b's login never reached the database"
+    time.sleep(1.1)
+    assert logs_in_and_leaves(a, secret)
+    second = wait_for(lambda: (token_rows(postgres)["used"]["lastUsed"] or "") > first and
+                      token_rows(postgres)["used"]["lastUsed"], 5.0)
+    assert second, "a's later login never reached the database"
+    # lastUsed is not a change of the log: no member applies it twice.
+    assert [op for _, op, _ in changes(postgres)] == ["createRole", "createToken"]
+    admin.close()
