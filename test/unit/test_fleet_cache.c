@@ -1,0 +1,130 @@
+/*
+ * A fleet member's cache (docs/postgresql.md, "The cache"): the state file
+ * records which database store it copies and how far, through a snapshot
+ * and the journal's "fleetSeq", so that a restarted member fetches
+ * exactly the changes it misses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal.h"
+#include "persist.h"
+#include "state_format.h"
+#include "test_support.h"
+
+#define FLEET_A "0123456789abcdef0123456789abcdef"
+
+static cJSON *create_role_line(const char *name, int64_t fleet_sequence)
+{
+	cJSON *line = cJSON_Parse(test_format("{\"op\": \"createRole\", \"role\": {\"rolename\": \"%s\", \"acls\": []}}", name));
+	assert_non_null(line);
+	if(fleet_sequence){
+		cJSON_AddNumberToObject(line, "fleetSeq", (double)fleet_sequence);
+	}
+	return line;
+}
+
+static void position_of(const struct persist_fixture *fixture, const char **id, int64_t *sequence)
+{
+	persist_fleet_position(fixture->persist, id, sequence);
+}
+
+static void a_snapshot_keeps_the_position(void **state)
+{
+	struct persist_fixture *fixture = *state;
+	test_add_role(&fixture->store, "dev");
+	persist_set_fleet_position(fixture->persist, FLEET_A, 41);
+	test_persist_save(fixture, &fixture->store);
+	struct store loaded;
+	test_persist_restart_and_load(fixture, &loaded);
+	const char *id;
+	int64_t sequence;
+	position_of(fixture, &id, &sequence);
+	assert_string_equal(id, FLEET_A);
+	assert_int_equal(sequence, 41);
+	store_clear(&loaded);
+	cJSON *document = test_read_json(fixture->path);
+	assert_string_equal(cJSON_GetObjectItem(document, "fleetId")->valuestring, FLEET_A);
+	cJSON_Delete(document);
+}
+
+static void journal_lines_move_the_position_and_local_lines_do_not(void **state)
+{
+	struct persist_fixture *fixture = *state;
+	persist_set_fleet_position(fixture->persist, FLEET_A, 7);
+	test_persist_save(fixture, &fixture->store);
+	test_persist_record(fixture, create_role_line("eight", 8));
+	test_persist_record(fixture, create_role_line("nine", 9));
+	test_persist_record(fixture, create_role_line("local", 0));   /* a line of this broker only */
+	struct store loaded;
+	test_persist_restart_and_load(fixture, &loaded);
+	const char *id;
+	int64_t sequence;
+	position_of(fixture, &id, &sequence);
+	assert_string_equal(id, FLEET_A);
+	assert_int_equal(sequence, 9);
+	assert_int_equal(store_role_count(&loaded), 3);
+	store_clear(&loaded);
+}
+
+static void a_file_without_a_position_is_no_cache(void **state)
+{
+	struct persist_fixture *fixture = *state;
+	test_persist_save(fixture, &fixture->store);
+	struct store loaded;
+	test_persist_restart_and_load(fixture, &loaded);
+	const char *id;
+	int64_t sequence;
+	position_of(fixture, &id, &sequence);
+	assert_string_equal(id, "");
+	assert_int_equal(sequence, 0);
+	store_clear(&loaded);
+	cJSON *document = test_read_json(fixture->path);
+	assert_null(cJSON_GetObjectItem(document, "fleetId"));
+	cJSON_Delete(document);
+}
+
+/* A fleetSeq that does not move forward means lines out of the database's
+ * order: applying them would apply a change twice, or skip one. */
+static void a_journal_whose_fleet_sequence_goes_back_is_refused(void **state)
+{
+	struct persist_fixture *fixture = *state;
+	persist_set_fleet_position(fixture->persist, FLEET_A, 7);
+	test_persist_save(fixture, &fixture->store);
+	test_persist_record(fixture, create_role_line("eight", 8));
+	test_persist_record(fixture, create_role_line("again", 8));
+	test_persist_restart_and_refuse(fixture);
+	test_assert_contains(fixture->error, "'fleetSeq' is not a whole number after the last one");
+}
+
+static void a_snapshot_with_a_bad_position_is_refused(void **state)
+{
+	struct persist_fixture *fixture = *state;
+	static const char *const headers[] = {
+		"\"fleetId\": \"XYZ\", \"fleetSequence\": 1",
+		"\"fleetId\": \"" FLEET_A "\", \"fleetSequence\": -1",
+		"\"fleetId\": \"" FLEET_A "\", \"fleetSequence\": 1.5",
+	};
+	static const char *const problems[] = {"'fleetId'", "'fleetSequence'", "'fleetSequence'"};
+	for(size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++){
+		const char *text = test_format("{\"version\": 1, %s, \"roles\": [], \"tokens\": []}", headers[i]);
+		test_write_file(fixture->path, text, strlen(text));
+		test_persist_restart_and_refuse(fixture);
+		test_assert_contains(fixture->error, problems[i]);
+	}
+}
+
+#define PERSIST_TEST(f) cmocka_unit_test_setup_teardown(f, test_persist_setup, test_persist_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		PERSIST_TEST(a_snapshot_keeps_the_position),
+		PERSIST_TEST(journal_lines_move_the_position_and_local_lines_do_not),
+		PERSIST_TEST(a_file_without_a_position_is_no_cache),
+		PERSIST_TEST(a_journal_whose_fleet_sequence_goes_back_is_refused),
+		PERSIST_TEST(a_snapshot_with_a_bad_position_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
