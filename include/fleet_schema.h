@@ -31,6 +31,11 @@
  * failure writes a sentence into error. conn must be idle, in blocking
  * mode. */
 bool fleet_schema_migrate(PGconn *conn, char fleet_id[FLEET_ID_HEX_LEN + 1], char *error, size_t error_len);
+/* The same with each statement run by exec (NULL: no answer; the error is
+ * then conn's): a broker bounds its waits, a tool may wait. */
+typedef PGresult *(*fleet_exec_fn)(void *context, const char *sql);
+bool fleet_schema_migrate_with(fleet_exec_fn exec, void *context, PGconn *conn,
+		char fleet_id[FLEET_ID_HEX_LEN + 1], char *error, size_t error_len);
 
 /* The text of the error of a failed result or connection, on one line. */
 void fleet_error_text(PGconn *conn, const PGresult *result, char *error, size_t error_len);

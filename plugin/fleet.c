@@ -39,6 +39,7 @@ struct fleet {
 	bool down_reported;           /* link_down was reported since the last up */
 	char down_reason[512];
 	int64_t retry_at_ms;
+	int64_t connect_deadline_ms;  /* a connection on its way is given up then */
 	int64_t backoff_ms;
 	int64_t fetched_at_ms;
 	bool fetch_wanted;
@@ -248,7 +249,11 @@ static PGresult *query_now(struct fleet *fleet, const char *sql, int count, cons
 		snprintf(error, error_len, "the database is not reachable (%s)", fleet->down_reason);
 		return NULL;
 	}
-	if(!PQsendQueryParams(fleet->conn, sql, count, NULL, values, NULL, NULL, 0)){
+	/* Without parameters, the simple protocol: a migration is several
+	 * statements in one text. */
+	int sent = count == 0 ? PQsendQuery(fleet->conn, sql)
+		: PQsendQueryParams(fleet->conn, sql, count, NULL, values, NULL, NULL, 0);
+	if(!sent){
 		link_lost(fleet, PQerrorMessage(fleet->conn));
 		snprintf(error, error_len, "the database is not reachable (%s)", fleet->down_reason);
 		return NULL;
@@ -288,20 +293,30 @@ static void ignore_notice(void *context, const char *message)
 	(void)message;
 }
 
-/* A new connection is ready: the schema is brought up to date (blocking,
- * a few milliseconds) and the channel listened to. */
+static PGresult *exec_bounded(void *context, const char *sql)
+{
+	char ignored[512];
+	return query_now(context, sql, 0, NULL, ignored, sizeof(ignored));
+}
+
+/* A new connection is ready: the schema is brought up to date and the
+ * channel listened to, each statement waited for at most the timeout (a
+ * database that accepts and then hangs must not hold the broker). */
 static bool start_using(struct fleet *fleet, char *error, size_t error_len)
 {
 	PQsetNoticeProcessor(fleet->conn, ignore_notice, NULL);
-	if(PQsetnonblocking(fleet->conn, 0) != 0
-			|| !fleet_schema_migrate(fleet->conn, fleet->id, error, error_len)
-			|| PQsetnonblocking(fleet->conn, 1) != 0){
-		if(error[0] == '\0'){
-			fleet_error_text(fleet->conn, NULL, error, error_len);
-		}
+	if(PQsetnonblocking(fleet->conn, 1) != 0){
+		fleet_error_text(fleet->conn, NULL, error, error_len);
 		return false;
 	}
 	fleet->state = LINK_IDLE;
+	PGconn *conn = fleet->conn;
+	if(!fleet_schema_migrate_with(exec_bounded, fleet, conn, fleet->id, error, error_len)){
+		if(fleet->state == LINK_DOWN){
+			snprintf(error, error_len, "%s", fleet->down_reason);
+		}
+		return false;
+	}
 	if(!run_now(fleet, "LISTEN " FLEET_CHANNEL, error, error_len)){
 		return false;
 	}
@@ -353,6 +368,13 @@ static void connect_step(struct fleet *fleet, int64_t now_ms)
 			return;
 		}
 		fleet->state = LINK_CONNECTING;
+		fleet->connect_deadline_ms = now_ms + fleet->timeout_ms;
+	}
+	if(now_ms >= fleet->connect_deadline_ms){
+		char reason[96];
+		snprintf(reason, sizeof(reason), "no connection within %" PRId64 " ms", fleet->timeout_ms);
+		link_lost(fleet, reason);
+		return;
 	}
 	struct pollfd entry = {.fd = PQsocket(fleet->conn), .events = POLLIN | POLLOUT};
 	if(entry.fd >= 0 && poll(&entry, 1, 0) == 0){

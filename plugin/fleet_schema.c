@@ -122,54 +122,75 @@ void fleet_error_text(PGconn *conn, const PGresult *result, char *error, size_t 
 	}
 }
 
-static bool run(PGconn *conn, const char *sql, char *error, size_t error_len)
+/* The statements run through the caller's executor. */
+struct executor {
+	fleet_exec_fn exec;
+	void *context;
+	PGconn *conn;
+};
+
+static bool run(const struct executor *executor, const char *sql, char *error, size_t error_len)
 {
-	PGresult *result = PQexec(conn, sql);
+	PGresult *result = executor->exec(executor->context, sql);
 	ExecStatusType status = PQresultStatus(result);
-	bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+	bool ok = result && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK);
 	if(!ok){
-		fleet_error_text(conn, result, error, error_len);
+		fleet_error_text(executor->conn, result, error, error_len);
 	}
 	PQclear(result);
 	return ok;
+}
+
+/* One row of one column, as text; NULL on error (written into error). */
+static char *single_value(const struct executor *executor, const char *sql, char *error, size_t error_len)
+{
+	PGresult *result = executor->exec(executor->context, sql);
+	char *value = NULL;
+	if(result && PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1 && PQnfields(result) == 1){
+		value = strdup(PQgetvalue(result, 0, 0));
+		if(value == NULL){
+			snprintf(error, error_len, "out of memory");
+		}
+	}else if(result && PQresultStatus(result) == PGRES_TUPLES_OK){
+		snprintf(error, error_len, "%s: not exactly one value", sql);
+	}else{
+		fleet_error_text(executor->conn, result, error, error_len);
+	}
+	PQclear(result);
+	return value;
 }
 
 /* The version the database is at; 0 for a new database, -1 on error. */
-static int schema_version(PGconn *conn, char *error, size_t error_len)
+static int schema_version(const struct executor *executor, char *error, size_t error_len)
 {
-	if(!run(conn, "CREATE TABLE IF NOT EXISTS mosquitto_tokens_schema (version integer NOT NULL)", error, error_len)){
+	if(!run(executor, "CREATE TABLE IF NOT EXISTS mosquitto_tokens_schema (version integer NOT NULL)", error, error_len)){
 		return -1;
 	}
-	PGresult *result = PQexec(conn, "SELECT coalesce(max(version), 0) FROM mosquitto_tokens_schema");
-	int version = -1;
-	if(PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1){
-		version = atoi(PQgetvalue(result, 0, 0));
-	}else{
-		fleet_error_text(conn, result, error, error_len);
-	}
-	PQclear(result);
+	char *value = single_value(executor, "SELECT coalesce(max(version), 0) FROM mosquitto_tokens_schema",
+			error, error_len);
+	int version = value ? atoi(value) : -1;
+	free(value);
 	return version;
 }
 
-static bool read_fleet_id(PGconn *conn, char fleet_id[FLEET_ID_HEX_LEN + 1], char *error, size_t error_len)
+static bool read_fleet_id(const struct executor *executor, char fleet_id[FLEET_ID_HEX_LEN + 1],
+		char *error, size_t error_len)
 {
-	PGresult *result = PQexec(conn, "SELECT id FROM mosquitto_tokens_fleet");
-	bool ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1
-		&& strlen(PQgetvalue(result, 0, 0)) == FLEET_ID_HEX_LEN;
+	char *value = single_value(executor, "SELECT id FROM mosquitto_tokens_fleet", error, error_len);
+	bool ok = value && strlen(value) == FLEET_ID_HEX_LEN;
 	if(ok){
-		memcpy(fleet_id, PQgetvalue(result, 0, 0), FLEET_ID_HEX_LEN + 1);
-	}else if(PQresultStatus(result) == PGRES_TUPLES_OK){
-		snprintf(error, error_len, "the table mosquitto_tokens_fleet does not hold exactly one id");
-	}else{
-		fleet_error_text(conn, result, error, error_len);
+		memcpy(fleet_id, value, FLEET_ID_HEX_LEN + 1);
+	}else if(value){
+		snprintf(error, error_len, "the table mosquitto_tokens_fleet holds no valid id");
 	}
-	PQclear(result);
+	free(value);
 	return ok;
 }
 
-static bool migrate_locked(PGconn *conn, char fleet_id[FLEET_ID_HEX_LEN + 1], char *error, size_t error_len)
+static bool migrate_locked(const struct executor *executor, char fleet_id[FLEET_ID_HEX_LEN + 1],
+		char *error, size_t error_len)
 {
-	int version = schema_version(conn, error, error_len);
+	int version = schema_version(executor, error, error_len);
 	if(version < 0){
 		return false;
 	}
@@ -182,25 +203,38 @@ static bool migrate_locked(PGconn *conn, char fleet_id[FLEET_ID_HEX_LEN + 1], ch
 		char record[96];
 		snprintf(record, sizeof(record), "INSERT INTO mosquitto_tokens_schema (version) VALUES (%d)", next);
 		char problem[512];
-		if(!run(conn, migrations[next - 1], problem, sizeof(problem)) || !run(conn, record, problem, sizeof(problem))){
+		if(!run(executor, migrations[next - 1], problem, sizeof(problem))
+				|| !run(executor, record, problem, sizeof(problem))){
 			snprintf(error, error_len, "migrating the schema to version %d: %s", next, problem);
 			return false;
 		}
 	}
-	return read_fleet_id(conn, fleet_id, error, error_len);
+	return read_fleet_id(executor, fleet_id, error, error_len);
+}
+
+bool fleet_schema_migrate_with(fleet_exec_fn exec, void *context, PGconn *conn,
+		char fleet_id[FLEET_ID_HEX_LEN + 1], char *error, size_t error_len)
+{
+	const struct executor executor = {exec, context, conn};
+	if(!run(&executor, "BEGIN", error, error_len)){
+		return false;
+	}
+	bool ok = run(&executor, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", error, error_len)
+		&& migrate_locked(&executor, fleet_id, error, error_len)
+		&& run(&executor, "COMMIT", error, error_len);
+	if(!ok){
+		char ignored[64];
+		run(&executor, "ROLLBACK", ignored, sizeof(ignored));
+	}
+	return ok;
+}
+
+static PGresult *exec_waiting(void *context, const char *sql)
+{
+	return PQexec(context, sql);
 }
 
 bool fleet_schema_migrate(PGconn *conn, char fleet_id[FLEET_ID_HEX_LEN + 1], char *error, size_t error_len)
 {
-	if(!run(conn, "BEGIN", error, error_len)){
-		return false;
-	}
-	bool ok = run(conn, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", error, error_len)
-		&& migrate_locked(conn, fleet_id, error, error_len)
-		&& run(conn, "COMMIT", error, error_len);
-	if(!ok){
-		char ignored[64];
-		run(conn, "ROLLBACK", ignored, sizeof(ignored));
-	}
-	return ok;
+	return fleet_schema_migrate_with(exec_waiting, conn, conn, fleet_id, error, error_len);
 }

@@ -6,6 +6,9 @@ the database is down serves from its cache; a member killed during a
 burst of commands loses none that were acknowledged; expiry notices are
 sent once per fleet.
 """
+import os
+import signal
+import subprocess
 import threading
 import time
 
@@ -161,3 +164,39 @@ def test_expiry_notices_are_sent_once_per_fleet(fleet):
     assert (expiring, expired) == (1, 1)
     for watcher in watchers:
         watcher.close()
+
+
+def server_processes(server):
+    """The postmaster and its children (the backends serving the brokers)."""
+    pid = server.pid()
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid] + [int(child) for child in children]
+
+
+def test_a_database_that_hangs_holds_a_command_at_most_the_timeout(broker_factory, postgres):
+    timeout = ["plugin_opt_postgres_timeout_ms 500"]
+    a = member(broker_factory, postgres, "a", extra_config=timeout)
+    admin = a.client()
+    dev_role(admin)
+    secret, _ = issue(admin, "steady", "dev")
+    frozen = server_processes(postgres.server)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        refused = command(admin, "createToken", name="stuck", role="dev", validUntil=FUTURE)
+        waited = time.monotonic() - started
+        assert refused["code"] == "storage", refused
+        assert waited < 2.0, f"the command waited {waited:.1f}s for a database that does not answer"
+        # The link is dropped: the next command fails at once, logins go on.
+        started = time.monotonic()
+        assert command(admin, "revokeToken", name="steady")["code"] == "storage"
+        assert time.monotonic() - started < 0.5
+        dev = logs_in(a, secret)
+        assert dev is not None
+        dev.close()
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    assert wait_for(lambda: creates(admin, "thawed"), RECONNECT)
+    admin.close()
