@@ -190,8 +190,13 @@ static size_t previous_secrets(const struct store *store)
 static void print_imported(const char *path, const char *conninfo, const struct store *store, long long changes,
 		const char *fleet_id, size_t bindings)
 {
-	printf("Imported %zu roles and %zu tokens from %s into the database (changes 1 to %lld of store %s).\n",
-			store_role_count(store), store_token_count(store), path, changes, fleet_id);
+	printf("Imported %zu roles and %zu tokens from %s into the database ", store_role_count(store),
+			store_token_count(store), path);
+	if(changes > 0){
+		printf("(changes 1 to %lld of store %s).\n", changes, fleet_id);
+	}else{
+		printf("(store %s stays empty: the file holds nothing).\n", fleet_id);
+	}
 	size_t previous = previous_secrets(store);
 	if(previous > 0 || bindings > 0){
 		printf("Not carried over: %zu rotated tokens' previous secrets (their grace periods end now), "

@@ -226,7 +226,7 @@ static void print_usage(FILE *out)
 	fprintf(out, "====================================================\n");
 	fprintf(out, "\nOffline, before the broker starts (no connection options):\n");
 	for(size_t i = 0; i < OFFLINE_COUNT; i++){
-		fprintf(out, "    mosquitto_ctrl tokens %-6s %s\n", offline_commands[i].name, offline_commands[i].usage);
+		fprintf(out, "    mosquitto_ctrl tokens %s %s\n", offline_commands[i].name, offline_commands[i].usage);
 	}
 	fprintf(out, "<postgres>: a libpq URI (postgresql://user@host:5432/dbname), or --postgres '<conninfo>'\n");
 	fprintf(out, "(any libpq connection string, host=... dbname=...) before the other arguments. init and\n");

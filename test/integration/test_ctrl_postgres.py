@@ -189,6 +189,30 @@ def test_import_replays_the_journal(postgres, admin_factory):
         {"acltype": "subscribeLiteral", "topic": "late/topic", "priority": 0, "allow": True}]
 
 
+def test_import_drops_a_previous_secret_and_says_so(postgres, tmp_path):
+    """A createToken change has no previous secret: a rotated token's old
+    secret, still in its grace period, stops working at the import."""
+    path, _ = state_with_tokens(tmp_path)
+    document = read_json(path)
+    rotated = dict(state_token("rotated", "sensors", "2026-11-04T10:00:00Z", "2027-11-04T10:00:00Z",
+                               requested_by="admin"),
+                   previousHash=sha256_hex("the old secret"), previousValidUntil="2099-01-01T00:00:00Z")
+    write_state(path, roles=document["roles"], tokens=document["tokens"] + [rotated])
+    result = expect_ok(run_ctrl("import", path, postgres.uri))
+    assert "Not carried over: 1 rotated tokens' previous secrets" in result.stdout, str(result)
+    stored = json.loads(postgres.psql("SELECT token::text FROM mosquitto_tokens_tokens WHERE name = 'rotated'"))
+    assert "previousHash" not in stored and "previousValidUntil" not in stored
+    assert {k: v for k, v in rotated.items() if not k.startswith("previous")} == stored
+
+
+def test_import_of_an_empty_file_store(postgres, tmp_path):
+    path = tmp_path / "empty.json"
+    write_state(path)
+    result = expect_ok(run_ctrl("import", path, postgres.uri))
+    assert "Imported 0 roles and 0 tokens" in result.stdout and "stays empty" in result.stdout, str(result)
+    assert store_counts(postgres) == (0, 0, 0)
+
+
 def test_import_into_a_database_that_is_not_empty_refuses(postgres, tmp_path):
     init_database(postgres)
     path, _ = state_with_tokens(tmp_path)
@@ -241,8 +265,8 @@ def test_usage_of_import_and_export(tmp_path):
     expect_usage_error(run_ctrl("export", tmp_path / "a.json"), "Usage: mosquitto_ctrl tokens export")
     help_text = expect_ok(run_ctrl("help")).stdout
     for line in ("tokens import <state-file> <postgres>", "tokens export <postgres> <state-file>",
-                 "tokens init   <postgres> <admin-token-name> [validity]"):
-        assert " ".join(line.split()) in " ".join(help_text.split()), help_text
+                 "tokens init <postgres> <admin-token-name> [validity]", "tokens init <state-file> <admin-token-name> [validity]"):
+        assert line in help_text, help_text
 
 
 # ================================================================ a broker on the database
