@@ -8,10 +8,11 @@
  * is the exception: it needs many requests, which mosquitto_ctrl cannot
  * make, so it connects by itself and returns "done" (ctrl_list.c).
  *
- * Everything but init and help reads or fills in mosquitto_ctrl's
- * structure, whose layout depends on its release (ctrl_layout.h): on a
- * release the module does not know, they stop with a message before
- * touching it.
+ * Everything but the offline commands (init, import, export: no broker,
+ * a state file or the fleet's database) and help reads or fills in
+ * mosquitto_ctrl's structure, whose layout depends on its release
+ * (ctrl_layout.h): on a release the module does not know, they stop with
+ * a message before touching it.
  *
  * mosquitto_ctrl exits 0 whatever happens after it connects, so the module
  * decides the exit status itself: the reply callback exits 1 on an error
