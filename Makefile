@@ -50,9 +50,12 @@ HEAP_PROBE := $(BUILD)/heap_probe.so
 PAGE_FILES := $(addprefix console/page/,index.html style.css app.js api.js messages.js dom.js time.js route.js \
 	tokens-view.js token-dialog.js roles-view.js)
 # What the module shares with the plugin: the token format and the state file
-# (whose loader checks ACL topics with acl.c's rule).
+# (whose loader checks ACL topics with acl.c's rule), and the PostgreSQL link
+# and schema for init, import and export against the database (fleet_transfer.c,
+# which the plugin itself does not use).
 CTRL_CORE_OBJECTS := $(addprefix $(BUILD)/plugin/,token_format.o rfc3339.o store.o order_index.o token_orders.o state_format.o metadata_json.o persist.o journal.o \
-	changes.o snapshot_reader.o snapshot_writer.o journal_file.o state_folder.o session_records.o log_text.o acl.o fold_child.o)
+	changes.o snapshot_reader.o snapshot_writer.o journal_file.o state_folder.o session_records.o log_text.o acl.o fold_child.o \
+	fleet.o fleet_schema.o fleet_transfer.o)
 
 # Where `make install` puts things. Debian keeps Mosquitto's plugins (and
 # the dynamic loader finds mosquitto_ctrl modules) in /usr/lib/<multiarch>.

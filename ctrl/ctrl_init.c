@@ -3,6 +3,10 @@
  * the first admin token, made offline, before the broker runs. It uses the
  * plugin's own store and persistence code, so the file is exactly what the
  * plugin writes (mode 0600, fsync'd, renamed into place).
+ *
+ * The admin store it makes, the file claiming and writing, and the
+ * one-time display of the secret are shared with `init <postgres>`,
+ * `import` and `export` (ctrl_fleet.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +23,6 @@
 #include "store.h"
 #include "token_format.h"
 
-#define ADMIN_ROLE "admin"
 #define DEFAULT_ADMIN_VALIDITY "365d"
 
 static const struct {
@@ -33,11 +36,14 @@ static const struct {
 
 static bool add_admin_role(struct store *store)
 {
-	struct role *role = role_new(ADMIN_ROLE);
+	struct role *role = role_new(CTRL_ADMIN_ROLE);
 	if(role == NULL){
 		return false;
 	}
-	store_link_role(store, role);
+	if(!store_link_role(store, role)){
+		role_free(role);
+		return false;
+	}
 	for(size_t i = 0; i < sizeof(admin_acls) / sizeof(admin_acls[0]); i++){
 		struct role_acl *acl = role_acl_new(admin_acls[i].type, admin_acls[i].topic, 0, true);
 		if(acl == NULL){
@@ -52,17 +58,20 @@ static bool add_admin_role(struct store *store)
  * a race with another init. O_EXCL also refuses a link (even a dangling
  * one, which would create a file elsewhere) and a FIFO; the lock file and
  * the snapshot are opened as carefully by persist. */
-static bool claim_new_file(const char *path)
+bool ctrl_claim_new_file(const char *path, const char *command)
 {
 	struct stat info;
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 	if(fd < 0){
 		if(errno == EEXIST && lstat(path, &info) == 0 && !S_ISREG(info.st_mode)){
-			fprintf(stderr, "Error: %s already exists and is not a regular file (%s); init never "
-					"follows or replaces it.\n", path, S_ISLNK(info.st_mode) ? "a symbolic link" : "a FIFO, socket, device or folder");
+			fprintf(stderr, "Error: %s already exists and is not a regular file (%s); %s never "
+					"follows or replaces it.\n", path, S_ISLNK(info.st_mode) ? "a symbolic link" : "a FIFO, socket, device or folder",
+					command);
 		}else if(errno == EEXIST){
-			fprintf(stderr, "Error: %s already exists; init never overwrites a state file.\n"
-					"Use the running broker to add tokens (mosquitto_ctrl tokens create).\n", path);
+			fprintf(stderr, "Error: %s already exists; %s never overwrites a state file.\n", path, command);
+			if(strcmp(command, "init") == 0){
+				fprintf(stderr, "Use the running broker to add tokens (mosquitto_ctrl tokens create).\n");
+			}
 		}else{
 			fprintf(stderr, "Error: cannot create %s: %s\n", path, strerror(errno));
 		}
@@ -72,20 +81,29 @@ static bool claim_new_file(const char *path)
 	return true;
 }
 
-static void print_result(const char *path, const char *name, const char *secret,
-		const unsigned char hash[TOKEN_HASH_LEN], const char *valid_until)
+void ctrl_print_admin_secret(const struct admin_init *made)
 {
 	char hash_hex[TOKEN_HASH_HEX_LEN + 1];
-	token_format_hash_to_hex(hash, hash_hex);
-	printf("Created %s with role \"%s\" and admin token \"%s\".\n\n", path, ADMIN_ROLE, name);
-	printf("Hash:        %s\nValid until: %s\n\n", hash_hex, valid_until);
-	printf("Admin token (shown only this once; copy it now, it cannot be shown again):\n\n    %s\n\n", secret);
-	printf("Load the plugin with:\n    plugin /path/to/mosquitto_tokens.so\n    plugin_opt_state_file %s\n", path);
-	printf("(the broker's user, \"mosquitto\" by default, must own the file and be able to write its folder)\n\n");
+	token_format_hash_to_hex(made->hash, hash_hex);
+	printf("Hash:        %s\nValid until: %s\n\n", hash_hex, made->valid_until);
+	printf("Admin token (shown only this once; copy it now, it cannot be shown again):\n\n    %s\n\n", made->secret);
+}
+
+void ctrl_print_manage_hint(const char *name)
+{
 	printf("Then manage tokens with:\n    mosquitto_ctrl -u %s -P '<admin token>' tokens list\n", name);
 }
 
-static int write_state(const char *path, const struct store *store)
+static void print_result(const char *path, const struct admin_init *made)
+{
+	printf("Created %s with role \"%s\" and admin token \"%s\".\n\n", path, CTRL_ADMIN_ROLE, made->name);
+	ctrl_print_admin_secret(made);
+	printf("Load the plugin with:\n    plugin /path/to/mosquitto_tokens.so\n    plugin_opt_state_file %s\n", path);
+	printf("(the broker's user, \"mosquitto\" by default, must own the file and be able to write its folder)\n\n");
+	ctrl_print_manage_hint(made->name);
+}
+
+int ctrl_write_state(const char *path, const struct store *store)
 {
 	char error[1024];
 	struct persist *persist = persist_open(path, error, sizeof(error));
@@ -99,51 +117,83 @@ static int write_state(const char *path, const struct store *store)
 	return 0;
 }
 
-int ctrl_init(int argc, char *argv[])
+/* The arguments after the target: 0, or the exit status with the
+ * problem printed. */
+static int check_arguments(struct admin_init *made, const char *name, const char *validity, int64_t now)
 {
-	if(argc < 2 || argc > 3){
-		fprintf(stderr, "Usage: mosquitto_ctrl tokens init <state-file> <admin-token-name> [validity]\n");
-		return EXIT_USAGE;
-	}
-	const char *path = argv[0], *name = argv[1];
-	const char *validity = argc == 3 ? argv[2] : DEFAULT_ADMIN_VALIDITY;
 	const char *problem = new_name_problem(name, NAME_MAX_CHARS);
-	int64_t now = (int64_t)time(NULL), valid_until;
-	char valid_until_text[RFC3339_LEN + 1];
 	if(problem){
 		fprintf(stderr, "Error: the token name %s (1 to %d characters, no control characters)\n", problem, NAME_MAX_CHARS);
 		return EXIT_USAGE;
 	}
-	if(!ctrl_parse_valid_until(validity, now, valid_until_text)
-			|| !rfc3339_parse(valid_until_text, &valid_until) || valid_until <= now){
-		fprintf(stderr, "Error: validity \"%s\" is not a future time or a duration such as 365d\n", validity);
+	if(!ctrl_parse_valid_until(validity ? validity : DEFAULT_ADMIN_VALIDITY, now, made->valid_until)
+			|| !rfc3339_parse(made->valid_until, &made->valid_until_time) || made->valid_until_time <= now){
+		fprintf(stderr, "Error: validity \"%s\" is not a future time or a duration such as 365d\n",
+				validity ? validity : DEFAULT_ADMIN_VALIDITY);
 		return EXIT_USAGE;
 	}
+	made->name = name;
+	return 0;
+}
 
-	char secret[TOKEN_LEN + 1];
-	unsigned char hash[TOKEN_HASH_LEN];
-	if(!token_format_generate(secret)){
+int ctrl_admin_init_make(struct admin_init *made, const char *name, const char *validity)
+{
+	memset(made, 0, sizeof(*made));
+	store_init(&made->store);
+	int64_t now = (int64_t)time(NULL);
+	int status = check_arguments(made, name, validity, now);
+	if(status != 0){
+		return status;
+	}
+	if(!token_format_generate(made->secret)){
 		fprintf(stderr, "Error: the random number generator failed\n");
 		return 1;
 	}
-	token_format_hash(secret, hash);
-
-	struct store store;
-	store_init(&store);
-	struct token *token = token_new(name, "init", hash, now, valid_until, TIME_NEVER);
-	int status = 1;
-	if(token == NULL || !add_admin_role(&store)){
+	token_format_hash(made->secret, made->hash);
+	struct token *token = token_new(name, "init", made->hash, now, made->valid_until_time, TIME_NEVER);
+	if(token == NULL || !add_admin_role(&made->store)
+			|| !store_link_token(&made->store, token, store_find_role(&made->store, CTRL_ADMIN_ROLE))){
+		token_free(token);
 		fprintf(stderr, "Error: out of memory\n");
-	}else if(claim_new_file(path)){
-		store_link_token(&store, token, store_find_role(&store, ADMIN_ROLE));
-		token = NULL;
-		status = write_state(path, &store);
-		if(status == 0){
-			print_result(path, name, secret, hash, valid_until_text);
+		return 1;
+	}
+	return 0;
+}
+
+void ctrl_admin_init_clear(struct admin_init *made)
+{
+	store_clear(&made->store);
+	OPENSSL_cleanse(made->secret, sizeof(made->secret));
+}
+
+static void print_usage(void)
+{
+	fprintf(stderr, "Usage: mosquitto_ctrl tokens init <state-file> <admin-token-name> [validity]\n"
+			"       mosquitto_ctrl tokens init <postgres> <admin-token-name> [validity]\n"
+			"(<postgres>: a postgresql:// URI, or --postgres '<conninfo>')\n");
+}
+
+int ctrl_init(int argc, char *argv[])
+{
+	if(ctrl_targets_postgres(argc, argv)){
+		return ctrl_init_postgres(argc, argv);
+	}
+	if(argc < 2 || argc > 3){
+		print_usage();
+		return EXIT_USAGE;
+	}
+	const char *path = argv[0];
+	struct admin_init made;
+	int status = ctrl_admin_init_make(&made, argv[1], argc == 3 ? argv[2] : NULL);
+	if(status == 0){
+		status = 1;
+		if(ctrl_claim_new_file(path, "init")){
+			status = ctrl_write_state(path, &made.store);
+			if(status == 0){
+				print_result(path, &made);
+			}
 		}
 	}
-	token_free(token);
-	store_clear(&store);
-	OPENSSL_cleanse(secret, sizeof(secret));
+	ctrl_admin_init_clear(&made);
 	return status;
 }

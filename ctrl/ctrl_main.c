@@ -8,10 +8,11 @@
  * is the exception: it needs many requests, which mosquitto_ctrl cannot
  * make, so it connects by itself and returns "done" (ctrl_list.c).
  *
- * Everything but init and help reads or fills in mosquitto_ctrl's
- * structure, whose layout depends on its release (ctrl_layout.h): on a
- * release the module does not know, they stop with a message before
- * touching it.
+ * Everything but the offline commands (init, import, export: no broker,
+ * a state file or the fleet's database) and help reads or fills in
+ * mosquitto_ctrl's structure, whose layout depends on its release
+ * (ctrl_layout.h): on a release the module does not know, they stop with
+ * a message before touching it.
  *
  * mosquitto_ctrl exits 0 whatever happens after it connects, so the module
  * decides the exit status itself: the reply callback exits 1 on an error
@@ -194,12 +195,43 @@ static const struct subcommand subcommands[] = {
 };
 #define SUBCOMMAND_COUNT (sizeof(subcommands) / sizeof(subcommands[0]))
 
+/* The commands that need no broker: each parses its own arguments and
+ * returns the exit status. */
+struct offline_command {
+	const char *name;
+	const char *usage;
+	int (*run)(int argc, char *argv[]);
+};
+
+static const struct offline_command offline_commands[] = {
+	{"init", "<state-file> <admin-token-name> [validity]", ctrl_init},
+	{"init", "<postgres> <admin-token-name> [validity]", ctrl_init},
+	{"import", "<state-file> <postgres>", ctrl_import},
+	{"export", "<postgres> <state-file>", ctrl_export},
+};
+#define OFFLINE_COUNT (sizeof(offline_commands) / sizeof(offline_commands[0]))
+
+static const struct offline_command *find_offline(const char *name)
+{
+	for(size_t i = 0; i < OFFLINE_COUNT; i++){
+		if(strcmp(offline_commands[i].name, name) == 0){
+			return &offline_commands[i];
+		}
+	}
+	return NULL;
+}
+
 static void print_usage(FILE *out)
 {
 	fprintf(out, "\nApplication tokens module (mosquitto_tokens plugin)\n");
 	fprintf(out, "====================================================\n");
-	fprintf(out, "\nOffline, before the broker starts:\n");
-	fprintf(out, "    mosquitto_ctrl tokens init <state-file> <admin-token-name> [validity]\n");
+	fprintf(out, "\nOffline, before the broker starts (no connection options):\n");
+	for(size_t i = 0; i < OFFLINE_COUNT; i++){
+		fprintf(out, "    mosquitto_ctrl tokens %s %s\n", offline_commands[i].name, offline_commands[i].usage);
+	}
+	fprintf(out, "<postgres>: a libpq URI (postgresql://user@host:5432/dbname), or --postgres '<conninfo>'\n");
+	fprintf(out, "(any libpq connection string, host=... dbname=...) before the other arguments. init and\n");
+	fprintf(out, "import fill an empty database store only; export never overwrites a file (docs/postgresql.md).\n");
 	fprintf(out, "\nAgainst a running broker (log in with -u <token-name> -P <admin-token>):\n");
 	for(size_t i = 0; i < SUBCOMMAND_COUNT; i++){
 		fprintf(out, "    mosquitto_ctrl [options] tokens %-13s %s\n", subcommands[i].name, subcommands[i].usage);
@@ -296,8 +328,9 @@ int ctrl_main(int argc, char *argv[], struct mosq_ctrl *ctrl)
 		if(argc == 0) exit(EXIT_USAGE);
 		return -1;
 	}
-	if(strcmp(argv[0], "init") == 0){
-		int status = ctrl_init(argc - 1, argv + 1);
+	const struct offline_command *offline = find_offline(argv[0]);
+	if(offline){
+		int status = offline->run(argc - 1, argv + 1);
 		if(status != 0) exit(status);
 		return -1;
 	}

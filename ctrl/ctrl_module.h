@@ -13,6 +13,8 @@
 
 #include "control_topics.h"
 #include "rfc3339.h"
+#include "store.h"
+#include "token_format.h"
 
 #define EXIT_USAGE 2
 
@@ -46,8 +48,47 @@ bool ctrl_parse_valid_until(const char *text, int64_t now, char out[RFC3339_LEN 
 /* "30s", "10m", "12h", "30d", "2w" in seconds. */
 bool ctrl_parse_duration(const char *text, int64_t *seconds);
 
-/* Offline: creates a state file with an admin role and one admin token. */
+/* ---- offline: no broker, a state file or the fleet's database ---- */
+
+#define CTRL_ADMIN_ROLE "admin"
+
+/* Creates a state file with an admin role and one admin token (or, given
+ * <postgres>, fills the database's store with them: ctrl_init_postgres). */
 int ctrl_init(int argc, char *argv[]);
+/* A state file into an empty database store, and back (ctrl_fleet.c). */
+int ctrl_import(int argc, char *argv[]);
+int ctrl_export(int argc, char *argv[]);
+
+/* What init makes: the admin role and the first admin token in store,
+ * and the token's secret, shown once. */
+struct admin_init {
+	const char *name;
+	char valid_until[RFC3339_LEN + 1];
+	int64_t valid_until_time;
+	char secret[TOKEN_LEN + 1];
+	unsigned char hash[TOKEN_HASH_LEN];
+	struct store store;
+};
+/* Checks the name and the validity (NULL: the default), makes the secret
+ * and the store: 0, or the exit status with the problem printed. Call
+ * ctrl_admin_init_clear in either case. */
+int ctrl_admin_init_make(struct admin_init *made, const char *name, const char *validity);
+/* Frees the store and wipes the secret. */
+void ctrl_admin_init_clear(struct admin_init *made);
+/* The hash, the validity and the secret, as init prints them. */
+void ctrl_print_admin_secret(const struct admin_init *made);
+void ctrl_print_manage_hint(const char *name);
+/* Creates path (0600, never an existing file or link), printing why not;
+ * command names the refusing command. */
+bool ctrl_claim_new_file(const char *path, const char *command);
+/* Writes store as the state file path (claimed), with the plugin's own
+ * persist_save: 0, or 1 with the error printed and path removed. */
+int ctrl_write_state(const char *path, const struct store *store);
+
+/* True when init's arguments name the database: --postgres '<conninfo>'
+ * or a postgresql:// or postgres:// URI first. */
+bool ctrl_targets_postgres(int argc, char *argv[]);
+int ctrl_init_postgres(int argc, char *argv[]);
 
 /* The subcommand of that name, or NULL. */
 const struct subcommand *ctrl_find_subcommand(const char *name);
