@@ -17,7 +17,9 @@
 
 static cJSON *create_role_line(const char *name, int64_t fleet_sequence)
 {
-	cJSON *line = cJSON_Parse(test_format("{\"op\": \"createRole\", \"role\": {\"rolename\": \"%s\", \"acls\": []}}", name));
+	char *text = test_format("{\"op\": \"createRole\", \"role\": {\"rolename\": \"%s\", \"acls\": []}}", name);
+	cJSON *line = cJSON_Parse(text);
+	free(text);
 	assert_non_null(line);
 	if(fleet_sequence){
 		cJSON_AddNumberToObject(line, "fleetSeq", (double)fleet_sequence);
@@ -108,8 +110,9 @@ static void a_snapshot_with_a_bad_position_is_refused(void **state)
 	};
 	static const char *const problems[] = {"'fleetId'", "'fleetSequence'", "'fleetSequence'"};
 	for(size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++){
-		const char *text = test_format("{\"version\": 1, %s, \"roles\": [], \"tokens\": []}", headers[i]);
+		char *text = test_format("{\"version\": 1, %s, \"roles\": [], \"tokens\": []}", headers[i]);
 		test_write_file(fixture->path, text, strlen(text));
+		free(text);
 		test_persist_restart_and_refuse(fixture);
 		test_assert_contains(fixture->error, problems[i]);
 	}
