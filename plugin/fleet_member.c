@@ -26,7 +26,6 @@
 static void record_in_cache(struct tokens_plugin *plugin, cJSON *change, int64_t sequence)
 {
 	char error[1024];
-	persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence - 1);
 	if(plugin->fleet_cache_stale){
 		persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
 		return;

@@ -200,3 +200,29 @@ def test_a_database_that_hangs_holds_a_command_at_most_the_timeout(broker_factor
             os.kill(pid, signal.SIGCONT)
     assert wait_for(lambda: creates(admin, "thawed"), RECONNECT)
     admin.close()
+
+
+def test_a_cache_that_cannot_be_written_is_written_whole_once_it_can(broker_factory, postgres, tmp_path):
+    from test_faults import Faults
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    faults = Faults(folder, tmp_path / "faults")
+    a = member(broker_factory, postgres, "a", state_file=os.path.join(folder, "tokens.json"), env=faults.env,
+               extra_config=["plugin_opt_last_used_save_interval 1"])
+    admin = a.client()
+    dev_role(admin)
+    faults.on("write EIO")
+    secret, _ = issue(admin, "while-the-disk-fails", "dev")   # the database has it: the command succeeds
+    second, _ = issue(admin, "and-after", "dev")
+    assert "could not write change 2 to the local cache" in a.log
+    faults.off()
+    a.wait_for_log("the local cache is written whole again")
+    admin.close()
+    a.kill()
+    postgres.server.stop()
+    a.start()
+    assert "serving the 2 tokens of the local cache" in a.current_log
+    for token in (secret, second):
+        dev = logs_in(a, token)
+        assert dev is not None
+        dev.close()
