@@ -18,6 +18,9 @@
    the broker's thread, and how long the fold takes.
 6. Listing a million tokens (bench/listing.py): pages of 50 per filter, and
    another client's round trips while pages are read.
+7. A fleet of two brokers on PostgreSQL (bench/fleet.py): how soon a revoke
+   on one closes the token's connections on the other, the revoke's round
+   trip, and token logins against the file backend's.
 
 Usage: bench/run.py [--quick] [--only SECTION,...]   (--quick: shorter runs,
 smaller stores; --only: those sections, see ONLY below)
@@ -66,7 +69,7 @@ def tool_env(extra=None):
     return env
 QUICK = "--quick" in sys.argv
 # --only NAME[,NAME]: run only these sections (logins, callbacks, index,
-# startup, create, hostile, fold, listing).
+# startup, create, hostile, fold, listing, fleet).
 ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 
 
@@ -338,6 +341,12 @@ def create_token_latency(folder):
           f"p99 {largest} / p99 10 = {results[largest][1] / results[10][1]:.2f}")
 
 
+def fleet_section(folder):
+    """Imported here, not at the top: bench/fleet.py imports this module."""
+    import fleet
+    fleet.fleet(folder)
+
+
 def main():
     for binary in ("login_storm", "bench_callbacks", "bench_order_index", "make_state", "mosquitto_tokens.so", "mosquitto_ctrl_tokens.so"):
         if not os.path.exists(os.path.join(BUILD, binary)):
@@ -355,6 +364,7 @@ def main():
             ("fold", lambda: fold_stall.fold_stall(folder, Broker, PLUGIN, make_state, QUICK)),
             ("listing", lambda: listing.listing_pages(
                 folder, lambda f, count, name: tokens_broker(f, count, name, mixed=True))),
+            ("fleet", lambda: fleet_section(folder)),
         ]
         for name, run in sections:
             if wanted(name):
