@@ -197,3 +197,18 @@ def postgres(postgres_server):
     if not postgres_server.is_running():
         postgres_server.start()
     postgres_server.drop_database(database.dbname)
+
+
+@pytest.fixture
+def two_members(broker_factory, postgres):
+    """Two brokers of one fleet on the test's database (fleet_helpers.py),
+    a and b, each with a control client, and the role dev: (a, b,
+    admin_a, admin_b)."""
+    from fleet_helpers import dev_role, member
+    a = member(broker_factory, postgres, "a")
+    b = member(broker_factory, postgres, "b")
+    admin_a, admin_b = a.client(), b.client()
+    dev_role(admin_a)
+    yield a, b, admin_a, admin_b
+    admin_a.close()
+    admin_b.close()

@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from access_helpers import Device, issue, issue_short_lived
 from events_metrics_helpers import EventWatcher
@@ -22,23 +21,12 @@ from tokens_helpers import FUTURE
 RECONNECT = 10.0   # seconds in which a member finds a database that is back (its backoff is at most 30 s, from 0.25 s)
 
 
-@pytest.fixture
-def fleet(broker_factory, postgres):
-    a = member(broker_factory, postgres, "a")
-    b = member(broker_factory, postgres, "b")
-    admin_a, admin_b = a.client(), b.client()
-    dev_role(admin_a)
-    yield a, b, admin_a, admin_b
-    admin_a.close()
-    admin_b.close()
-
-
 def creates(admin, name):
     return "data" in command(admin, "createToken", name=name, role="dev", validUntil=FUTURE)
 
 
-def test_without_the_database_logins_go_on_and_changes_fail_with_storage(fleet, postgres):
-    a, b, admin_a, admin_b = fleet
+def test_without_the_database_logins_go_on_and_changes_fail_with_storage(two_members, postgres):
+    a, b, admin_a, admin_b = two_members
     secret, _ = issue(admin_a, "kept", "dev")
     assert wait_for(lambda: logs_in(b, secret), PROPAGATION)
     held = logs_in(a, secret)
@@ -63,8 +51,8 @@ def test_without_the_database_logins_go_on_and_changes_fail_with_storage(fleet, 
     held.close()
 
 
-def test_every_acknowledged_change_survives_a_database_restart_under_load(fleet, postgres):
-    a, b, admin_a, admin_b = fleet
+def test_every_acknowledged_change_survives_a_database_restart_under_load(two_members, postgres):
+    a, b, admin_a, admin_b = two_members
     secret, _ = issue(admin_a, "busy", "dev")
     wait_for(lambda: logs_in(b, secret), PROPAGATION).close()
     acknowledged, refused_logins, stop = [], [], threading.Event()
@@ -103,8 +91,8 @@ def test_every_acknowledged_change_survives_a_database_restart_under_load(fleet,
     assert set(acknowledged) <= listed
 
 
-def test_a_member_started_while_the_database_is_down_serves_from_its_cache(fleet, postgres):
-    a, b, admin_a, admin_b = fleet
+def test_a_member_started_while_the_database_is_down_serves_from_its_cache(two_members, postgres):
+    a, b, admin_a, admin_b = two_members
     secret, _ = issue(admin_a, "cached", "dev")
     assert wait_for(lambda: logs_in(b, secret), PROPAGATION)
     admin_b.close()
@@ -122,8 +110,8 @@ def test_a_member_started_while_the_database_is_down_serves_from_its_cache(fleet
     assert logs_in(b, secret) is None
 
 
-def test_a_member_killed_during_a_burst_loses_no_acknowledged_change(fleet, postgres, broker_factory):
-    a, b, admin_a, admin_b = fleet
+def test_a_member_killed_during_a_burst_loses_no_acknowledged_change(two_members, postgres, broker_factory):
+    a, b, admin_a, admin_b = two_members
     acknowledged = []
 
     def burst():
@@ -152,8 +140,8 @@ def test_a_member_killed_during_a_burst_loses_no_acknowledged_change(fleet, post
     admin.close()
 
 
-def test_expiry_notices_are_sent_once_per_fleet(fleet):
-    a, b, admin_a, admin_b = fleet
+def test_expiry_notices_are_sent_once_per_fleet(two_members):
+    a, b, admin_a, admin_b = two_members
     watchers = [EventWatcher(a.port), EventWatcher(b.port)]
     _, _, until = issue_short_lived(admin_a, "brief", "dev", 2)
     time.sleep(max(0.0, until - time.time()) + 3.0)

@@ -6,31 +6,18 @@ database; a database that goes away stops changes, never logins.
 import threading
 import time
 
-import pytest
 
 from access_helpers import issue
 from fleet_helpers import (PROPAGATION, changes, command, dev_role, logs_in, member, token_rows, wait_for)
 from tokens_helpers import FUTURE
 
 
-@pytest.fixture
-def fleet(broker_factory, postgres):
-    """Two members, a and b, each with a control client, and the role dev."""
-    a = member(broker_factory, postgres, "a")
-    b = member(broker_factory, postgres, "b")
-    admin_a, admin_b = a.client(), b.client()
-    dev_role(admin_a)
-    yield a, b, admin_a, admin_b
-    admin_a.close()
-    admin_b.close()
-
-
 def listed(admin):
     return {token["name"] for token in admin.call("listTokens")["tokens"]}
 
 
-def test_a_token_created_on_one_member_logs_in_on_the_other(fleet, postgres):
-    a, b, admin_a, admin_b = fleet
+def test_a_token_created_on_one_member_logs_in_on_the_other(two_members, postgres):
+    a, b, admin_a, admin_b = two_members
     secret, hash_hex = issue(admin_a, "sensor-1", "dev")
     assert wait_for(lambda: "sensor-1" in listed(admin_b), PROPAGATION)
     dev = logs_in(b, secret)
@@ -43,8 +30,8 @@ def test_a_token_created_on_one_member_logs_in_on_the_other(fleet, postgres):
     assert [op for _, op, _ in changes(postgres)] == ["createRole", "createToken"]
 
 
-def test_a_revoke_on_one_member_closes_the_session_on_the_other_within_a_second(fleet):
-    a, b, admin_a, admin_b = fleet
+def test_a_revoke_on_one_member_closes_the_session_on_the_other_within_a_second(two_members):
+    a, b, admin_a, admin_b = two_members
     secret, _ = issue(admin_b, "sensor-2", "dev")
     assert wait_for(lambda: "sensor-2" in listed(admin_a), PROPAGATION)
     dev = logs_in(a, secret)
@@ -76,8 +63,8 @@ def test_three_members_each_see_every_change(broker_factory, postgres):
         admin.close()
 
 
-def test_a_rotation_with_grace_works_on_every_member(fleet):
-    a, b, admin_a, admin_b = fleet
+def test_a_rotation_with_grace_works_on_every_member(two_members):
+    a, b, admin_a, admin_b = two_members
     old_secret, _ = issue(admin_a, "rotated", "dev")
     assert wait_for(lambda: "rotated" in listed(admin_b), PROPAGATION)
     held = logs_in(b, old_secret)
@@ -99,8 +86,8 @@ def logs_in_and_leaves(broker, secret):
     return True
 
 
-def test_one_name_created_on_two_members_at_once_is_created_once(fleet, postgres):
-    a, b, admin_a, admin_b = fleet
+def test_one_name_created_on_two_members_at_once_is_created_once(two_members, postgres):
+    a, b, admin_a, admin_b = two_members
     for attempt in range(5):
         name = f"race-{attempt}"
         results = {}
@@ -123,8 +110,8 @@ def test_one_name_created_on_two_members_at_once_is_created_once(fleet, postgres
             assert logs_in_and_leaves(broker, winner["data"]["token"])
 
 
-def test_a_member_catches_up_on_what_it_missed_while_stopped(fleet, postgres):
-    a, b, admin_a, admin_b = fleet
+def test_a_member_catches_up_on_what_it_missed_while_stopped(two_members, postgres):
+    a, b, admin_a, admin_b = two_members
     admin_b.close()
     b.stop()
     secret, _ = issue(admin_a, "while-b-was-down", "dev")

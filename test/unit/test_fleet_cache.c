@@ -27,9 +27,20 @@ static cJSON *create_role_line(const char *name, int64_t fleet_sequence)
 	return line;
 }
 
-static void position_of(const struct persist_fixture *fixture, const char **id, int64_t *sequence)
+/* Restarts as a broker would and checks the position the cache says it
+ * has; returns how many roles the loaded store holds. */
+static size_t assert_position_after_restart(struct persist_fixture *fixture, const char *id, int64_t sequence)
 {
-	persist_fleet_position(fixture->persist, id, sequence);
+	struct store loaded;
+	test_persist_restart_and_load(fixture, &loaded);
+	const char *loaded_id;
+	int64_t loaded_sequence;
+	persist_fleet_position(fixture->persist, &loaded_id, &loaded_sequence);
+	assert_string_equal(loaded_id, id);
+	assert_int_equal(loaded_sequence, sequence);
+	size_t roles = store_role_count(&loaded);
+	store_clear(&loaded);
+	return roles;
 }
 
 static void a_snapshot_keeps_the_position(void **state)
@@ -38,14 +49,7 @@ static void a_snapshot_keeps_the_position(void **state)
 	test_add_role(&fixture->store, "dev");
 	persist_set_fleet_position(fixture->persist, FLEET_A, 41);
 	test_persist_save(fixture, &fixture->store);
-	struct store loaded;
-	test_persist_restart_and_load(fixture, &loaded);
-	const char *id;
-	int64_t sequence;
-	position_of(fixture, &id, &sequence);
-	assert_string_equal(id, FLEET_A);
-	assert_int_equal(sequence, 41);
-	store_clear(&loaded);
+	assert_position_after_restart(fixture, FLEET_A, 41);
 	cJSON *document = test_read_json(fixture->path);
 	assert_string_equal(cJSON_GetObjectItem(document, "fleetId")->valuestring, FLEET_A);
 	cJSON_Delete(document);
@@ -59,29 +63,14 @@ static void journal_lines_move_the_position_and_local_lines_do_not(void **state)
 	test_persist_record(fixture, create_role_line("eight", 8));
 	test_persist_record(fixture, create_role_line("nine", 9));
 	test_persist_record(fixture, create_role_line("local", 0));   /* a line of this broker only */
-	struct store loaded;
-	test_persist_restart_and_load(fixture, &loaded);
-	const char *id;
-	int64_t sequence;
-	position_of(fixture, &id, &sequence);
-	assert_string_equal(id, FLEET_A);
-	assert_int_equal(sequence, 9);
-	assert_int_equal(store_role_count(&loaded), 3);
-	store_clear(&loaded);
+	assert_int_equal(assert_position_after_restart(fixture, FLEET_A, 9), 3);
 }
 
 static void a_file_without_a_position_is_no_cache(void **state)
 {
 	struct persist_fixture *fixture = *state;
 	test_persist_save(fixture, &fixture->store);
-	struct store loaded;
-	test_persist_restart_and_load(fixture, &loaded);
-	const char *id;
-	int64_t sequence;
-	position_of(fixture, &id, &sequence);
-	assert_string_equal(id, "");
-	assert_int_equal(sequence, 0);
-	store_clear(&loaded);
+	assert_position_after_restart(fixture, "", 0);
 	cJSON *document = test_read_json(fixture->path);
 	assert_null(cJSON_GetObjectItem(document, "fleetId"));
 	cJSON_Delete(document);
