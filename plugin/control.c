@@ -93,6 +93,13 @@ bool command_apply(struct command_context *context, struct change *change)
 		return command_fail(context, CODE_STORAGE, "Other brokers of the fleet kept changing the store at the same "
 				"moment; nothing was changed, try again");
 	}
+	if(outcome == RECORD_UNKNOWN){
+		change_abort(&plugin->store, change);
+		plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);
+		return command_fail(context, CODE_STORAGE, "The database did not answer in time (%s): the change may "
+				"have been made or not, and if it was this broker applies it from the database's log; look "
+				"before trying again", error);
+	}
 	if(outcome != RECORDED){
 		change_abort(&plugin->store, change);
 		plugin->log(MOSQ_LOG_ERR, "tokens: %s", error);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <mosquitto.h>
 
 #include "events.h"
@@ -67,11 +68,22 @@ static bool mark_noticed(struct tokens_plugin *plugin, struct token *token, bool
 	cJSON_Delete(line);
 	if(plugin->fleet && outcome != RECORDED){
 		change_release(&change);
-		if(outcome == RECORD_FAILED){
+		if(outcome != RECORD_BEHIND){
 			plugin->log(MOSQ_LOG_WARNING, "tokens: could not record the expiry notice of %s in the database "
 					"(it is sent once it is): %s", token->name, line ? error : "out of memory");
+			tokens_plugin_schedule_notices(plugin, token);
+			return false;
 		}
-		tokens_plugin_schedule_notices(plugin, token);
+		/* Another member's change came first, likely its mark of this very
+		 * notice: applied now, the queue then knows. The catch-up may
+		 * revoke the token: it is looked up again. */
+		unsigned char hash[TOKEN_HASH_LEN];
+		memcpy(hash, token->hash, sizeof(hash));
+		fleet_member_catch_up(plugin, error, sizeof(error));
+		token = store_find_token_by_hash(&plugin->store, hash);
+		if(token){
+			tokens_plugin_schedule_notices(plugin, token);
+		}
 		return false;
 	}
 	if(outcome != RECORDED){

@@ -44,6 +44,9 @@ struct fleet {
 	int64_t fetched_at_ms;
 	bool fetch_wanted;
 	int64_t fetch_after;          /* what the fetch on its way asked for */
+	int64_t busy_deadline_ms;     /* the tick's query on its way must be answered by then */
+	struct fleet_events events;
+	bool has_events;
 	char id[FLEET_ID_HEX_LEN + 1];
 	struct pending_use *pending_uses;
 	struct pending_use **sent_uses;   /* on their way, freed when answered */
@@ -55,6 +58,21 @@ static int64_t monotonic_ms(void)
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+bool fleet_conninfo_is_valid(const char *conninfo)
+{
+	char *message = NULL;
+	PQconninfoOption *options = PQconninfoParse(conninfo, &message);
+	PQconninfoFree(options);
+	PQfreemem(message);
+	return options != NULL;
+}
+
+void fleet_set_events(struct fleet *fleet, const struct fleet_events *events)
+{
+	fleet->events = *events;
+	fleet->has_events = true;
 }
 
 struct fleet *fleet_new(const char *conninfo, const char *member, int64_t timeout_ms)
@@ -218,8 +236,13 @@ static PGresult *wait_result(struct fleet *fleet, int64_t deadline_ms)
 	return NULL;
 }
 
-/* The query on its way from the tick, if any, is answered and dropped:
- * what it fetched comes again with the next fetch. */
+static void finish_busy(struct fleet *fleet, PGresult *result);
+
+/* The query on its way from the tick, if any, is answered. What a fetch
+ * brought is dropped, not applied: the caller may hold a prepared change
+ * (changes.h) that another member's change must not cross. It comes
+ * again: a commit that finds itself behind catches up, and so does every
+ * control request first. */
 static bool settle(struct fleet *fleet, int64_t deadline_ms)
 {
 	if(fleet->state != LINK_BUSY){
@@ -229,21 +252,25 @@ static bool settle(struct fleet *fleet, int64_t deadline_ms)
 	if(fleet->state == LINK_DOWN){
 		return false;
 	}
-	if(fleet->busy == BUSY_LAST_USED && PQresultStatus(result) == PGRES_TUPLES_OK){
-		drop_sent_uses(fleet);
-	}else if(fleet->busy == BUSY_LAST_USED){
-		requeue_sent_uses(fleet);
+	fleet->state = LINK_IDLE;
+	if(fleet->busy == BUSY_FETCH){
+		fleet->fetch_wanted = true;
+	}else{
+		finish_busy(fleet, result);
 	}
 	PQclear(result);
-	fleet->fetch_wanted = true;
-	fleet->state = LINK_IDLE;
 	return true;
 }
 
-/* One query and its answer, waiting at most the timeout. */
-static PGresult *query_now(struct fleet *fleet, const char *sql, int count, const char *const *values,
-		char *error, size_t error_len)
+/* One query and its answer, waiting at most the timeout. *sent (may be
+ * NULL) says whether it reached libpq: an answer missing after that
+ * leaves its outcome unknown. */
+static PGresult *query_sending(struct fleet *fleet, const char *sql, int count, const char *const *values,
+		bool *sent_out, char *error, size_t error_len)
 {
+	if(sent_out){
+		*sent_out = false;
+	}
 	int64_t deadline = monotonic_ms() + fleet->timeout_ms;
 	if(!settle(fleet, deadline)){
 		snprintf(error, error_len, "the database is not reachable (%s)", fleet->down_reason);
@@ -258,11 +285,20 @@ static PGresult *query_now(struct fleet *fleet, const char *sql, int count, cons
 		snprintf(error, error_len, "the database is not reachable (%s)", fleet->down_reason);
 		return NULL;
 	}
+	if(sent_out){
+		*sent_out = true;
+	}
 	PGresult *result = wait_result(fleet, deadline);
 	if(result == NULL){
 		snprintf(error, error_len, "the database did not answer (%s)", fleet->down_reason);
 	}
 	return result;
+}
+
+static PGresult *query_now(struct fleet *fleet, const char *sql, int count, const char *const *values,
+		char *error, size_t error_len)
+{
+	return query_sending(fleet, sql, count, values, NULL, error, error_len);
 }
 
 static bool query_ok(struct fleet *fleet, PGresult *result, char *error, size_t error_len)
@@ -484,6 +520,18 @@ bool fleet_log_bounds(struct fleet *fleet, int64_t *first, int64_t *last, char *
 
 /* ---- committing ---- */
 
+/* Another member's change took the number: the function's own refusal,
+ * or two commits of one number at once (the second finds the first's row
+ * once it commits). A clash on a token's name or hash would mean a store
+ * that differs from the database's: a failure, not a race to retry. */
+static bool is_behind(const PGresult *result)
+{
+	const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+	const char *constraint = PQresultErrorField(result, PG_DIAG_CONSTRAINT_NAME);
+	return state && (strcmp(state, FLEET_SQLSTATE_BEHIND) == 0
+		|| (strcmp(state, "23505") == 0 && constraint && strcmp(constraint, "mosquitto_tokens_changes_pkey") == 0));
+}
+
 enum fleet_commit fleet_commit(struct fleet *fleet, int64_t sequence, const cJSON *change,
 		char *error, size_t error_len)
 {
@@ -495,15 +543,18 @@ enum fleet_commit fleet_commit(struct fleet *fleet, int64_t sequence, const cJSO
 		return FLEET_FAILED;
 	}
 	const char *values[] = {number, text, fleet->member};
-	PGresult *result = query_now(fleet, "SELECT mosquitto_tokens_apply($1::bigint, $2::jsonb, $3)", 3, values,
-			error, error_len);
+	bool sent;
+	PGresult *result = query_sending(fleet, "SELECT mosquitto_tokens_apply($1::bigint, $2::jsonb, $3)", 3, values,
+			&sent, error, error_len);
 	free(text);
 	if(query_ok(fleet, result, error, error_len)){
 		PQclear(result);
 		return FLEET_COMMITTED;
 	}
-	const char *state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
-	bool behind = state && (strcmp(state, FLEET_SQLSTATE_BEHIND) == 0 || strcmp(state, "23505") == 0);
+	if(result == NULL){
+		return sent ? FLEET_UNKNOWN : FLEET_FAILED;
+	}
+	bool behind = is_behind(result);
 	PQclear(result);
 	return behind ? FLEET_BEHIND : FLEET_FAILED;
 }
@@ -621,6 +672,14 @@ static char *array_literal(struct pending_use **uses, size_t count, bool times)
 	return text;
 }
 
+static int by_hash(const void *a, const void *b)
+{
+	return strcmp((*(struct pending_use *const *)a)->hash, (*(struct pending_use *const *)b)->hash);
+}
+
+/* Sends up to a batch of the waiting times, in the order of their hashes:
+ * two members' batches then take the rows' locks in one order and never
+ * deadlock. */
 static bool send_last_used(struct fleet *fleet)
 {
 	size_t count = HASH_COUNT(fleet->pending_uses);
@@ -638,6 +697,7 @@ static bool send_last_used(struct fleet *fleet)
 		HASH_DEL(fleet->pending_uses, use);
 		uses[taken++] = use;
 	}
+	qsort(uses, count, sizeof(*uses), by_hash);
 	char *hashes = array_literal(uses, count, false), *times = array_literal(uses, count, true);
 	const char *values[] = {hashes, times};
 	bool sent = hashes && times && PQsendQueryParams(fleet->conn,
@@ -654,6 +714,13 @@ static bool send_last_used(struct fleet *fleet)
 
 /* ---- the tick ---- */
 
+static void become_busy(struct fleet *fleet, enum busy_with busy, int64_t now_ms)
+{
+	fleet->state = LINK_BUSY;
+	fleet->busy = busy;
+	fleet->busy_deadline_ms = now_ms + fleet->timeout_ms;
+}
+
 static void send_fetch(struct fleet *fleet, int64_t after, int64_t now_ms)
 {
 	char number[24];
@@ -663,8 +730,7 @@ static void send_fetch(struct fleet *fleet, int64_t after, int64_t now_ms)
 		link_lost(fleet, PQerrorMessage(fleet->conn));
 		return;
 	}
-	fleet->state = LINK_BUSY;
-	fleet->busy = BUSY_FETCH;
+	become_busy(fleet, BUSY_FETCH, now_ms);
 	fleet->fetch_after = after;
 	fleet->fetched_at_ms = now_ms;
 	fleet->fetch_wanted = false;
@@ -680,9 +746,10 @@ static void drain_notifications(struct fleet *fleet)
 }
 
 /* The query from the tick has its answer: use it. */
-static void finish_busy(struct fleet *fleet, PGresult *result, const struct fleet_events *events)
+static void finish_busy(struct fleet *fleet, PGresult *result)
 {
 	bool ok = PQresultStatus(result) == PGRES_TUPLES_OK;
+	const struct fleet_events *events = &fleet->events;
 	if(fleet->busy == BUSY_LAST_USED){
 		if(ok){
 			drop_sent_uses(fleet);
@@ -691,7 +758,10 @@ static void finish_busy(struct fleet *fleet, PGresult *result, const struct flee
 		}
 		return;
 	}
-	if(!ok || fleet->fetch_after != events->applied(events->context)){
+	if(fleet->busy != BUSY_FETCH){
+		return;
+	}
+	if(!ok || !fleet->has_events || fleet->fetch_after != events->applied(events->context)){
 		fleet->fetch_wanted = true;   /* a command applied changes meanwhile: ask again */
 		return;
 	}
@@ -700,7 +770,7 @@ static void finish_busy(struct fleet *fleet, PGresult *result, const struct flee
 	fleet->fetch_wanted = applied == FLEET_FETCH_BATCH;
 }
 
-static void read_answers(struct fleet *fleet, const struct fleet_events *events)
+static void read_answers(struct fleet *fleet, int64_t now_ms)
 {
 	if(PQflush(fleet->conn) < 0 || !PQconsumeInput(fleet->conn)){
 		link_lost(fleet, PQerrorMessage(fleet->conn));
@@ -713,43 +783,65 @@ static void read_answers(struct fleet *fleet, const struct fleet_events *events)
 			fleet->state = LINK_IDLE;
 			break;
 		}
-		finish_busy(fleet, result, events);
+		finish_busy(fleet, result);
 		PQclear(result);
+	}
+	if(fleet->state == LINK_BUSY && now_ms >= fleet->busy_deadline_ms){
+		char reason[96];
+		snprintf(reason, sizeof(reason), "no answer from the database within %" PRId64 " ms", fleet->timeout_ms);
+		link_lost(fleet, reason);
 	}
 }
 
-void fleet_poll(struct fleet *fleet, int64_t now_ms, const struct fleet_events *events)
+static void report_link(struct fleet *fleet)
 {
-	(void)now_ms;
-	int64_t now = monotonic_ms();
-	if(fleet->state == LINK_DOWN || fleet->state == LINK_CONNECTING){
-		connect_step(fleet, now);
-	}
+	const struct fleet_events *events = &fleet->events;
 	if(fleet->state == LINK_DOWN){
 		if(!fleet->down_reported && events->link_down){
 			events->link_down(events->context, fleet->down_reason);
 		}
 		fleet->down_reported = true;
-		return;
-	}
-	if(fleet->state == LINK_CONNECTING){
-		return;
-	}
-	if(!fleet->announced_up){
+	}else if(fleet->state != LINK_CONNECTING && !fleet->announced_up){
 		fleet->announced_up = true;
 		fleet->down_reported = false;
 		if(events->link_up){
 			events->link_up(events->context);
 		}
 	}
-	read_answers(fleet, events);
+}
+
+void fleet_poll(struct fleet *fleet)
+{
+	int64_t now = monotonic_ms();
+	if(!fleet->has_events){
+		return;
+	}
+	if(fleet->state == LINK_DOWN || fleet->state == LINK_CONNECTING){
+		connect_step(fleet, now);
+	}
+	report_link(fleet);
+	if(!fleet_is_up(fleet)){
+		return;
+	}
+	read_answers(fleet, now);
+	report_link(fleet);
 	if(fleet->state != LINK_IDLE){
 		return;
 	}
 	if(fleet->fetch_wanted || now - fleet->fetched_at_ms >= FLEET_POLL_MS){
-		send_fetch(fleet, events->applied(events->context), now);
+		send_fetch(fleet, fleet->events.applied(fleet->events.context), now);
 	}else if(fleet->pending_uses && send_last_used(fleet)){
-		fleet->state = LINK_BUSY;
-		fleet->busy = BUSY_LAST_USED;
+		become_busy(fleet, BUSY_LAST_USED, now);
+	}
+}
+
+void fleet_flush_last_used(struct fleet *fleet)
+{
+	int64_t deadline = monotonic_ms() + fleet->timeout_ms;
+	while(fleet->pending_uses && settle(fleet, deadline) && send_last_used(fleet)){
+		become_busy(fleet, BUSY_LAST_USED, monotonic_ms());
+		if(!settle(fleet, deadline)){
+			return;
+		}
 	}
 }

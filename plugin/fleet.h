@@ -49,8 +49,15 @@ struct fleet_events {
 	int64_t (*applied)(void *context);
 };
 
+/* Whether libpq can parse conninfo. Its own message is never shown: it
+ * quotes pieces of the string, a password's among them. */
+bool fleet_conninfo_is_valid(const char *conninfo);
+
 /* member names this broker in the change log. NULL when out of memory. */
 struct fleet *fleet_new(const char *conninfo, const char *member, int64_t timeout_ms);
+/* Where fetched changes and the link's news go (copied): set before the
+ * first fleet_poll. */
+void fleet_set_events(struct fleet *fleet, const struct fleet_events *events);
 void fleet_free(struct fleet *fleet);
 
 /* Connects, waiting at most the timeout, and creates or migrates the
@@ -70,7 +77,8 @@ bool fleet_log_bounds(struct fleet *fleet, int64_t *first, int64_t *last, char *
 enum fleet_commit {
 	FLEET_COMMITTED,
 	FLEET_BEHIND,    /* another broker's change came first: catch up and try again */
-	FLEET_FAILED,    /* not committed (or, after a timeout, not known: the log will say) */
+	FLEET_FAILED,    /* not committed */
+	FLEET_UNKNOWN,   /* sent, and no answer in time: committed or not, the log will say */
 };
 /* Commits one change as number sequence (the one after the last applied). */
 enum fleet_commit fleet_commit(struct fleet *fleet, int64_t sequence, const cJSON *change,
@@ -86,7 +94,13 @@ bool fleet_fetch_now(struct fleet *fleet, int64_t after, fleet_change_fn change,
  * link is down (keep them for later). */
 bool fleet_save_last_used(struct fleet *fleet, const char *const *hashes, const char *const *times, size_t count);
 
-/* From the tick: never blocks. */
-void fleet_poll(struct fleet *fleet, int64_t now_ms, const struct fleet_events *events);
+/* At shutdown: sends the lastUsed times still waiting, waiting at most
+ * the timeout. */
+void fleet_flush_last_used(struct fleet *fleet);
+
+/* From the tick: never blocks. A query from the tick that has no answer
+ * within the timeout drops the link (a database that hangs, a connection
+ * a partition left half open). */
+void fleet_poll(struct fleet *fleet);
 
 #endif

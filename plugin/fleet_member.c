@@ -115,13 +115,18 @@ void fleet_member_refresh(struct tokens_plugin *plugin)
 
 /* ---- joining ---- */
 
+/* The database's store, read into a store of its own and put in place
+ * only once whole: a database that fails half way leaves the cache's. */
 static bool load_whole(struct tokens_plugin *plugin, char *error, size_t error_len)
 {
 	int64_t sequence = 0;
-	store_clear(&plugin->store);
-	if(!fleet_load_store(plugin->fleet, &plugin->store, &sequence, error, error_len)){
+	struct store fresh;
+	store_init(&fresh);
+	if(!fleet_load_store(plugin->fleet, &fresh, &sequence, error, error_len)){
 		return false;
 	}
+	store_clear(&plugin->store);
+	plugin->store = fresh;   /* nothing points at a store's own fields: it moves whole */
 	plugin->fleet_applied = sequence;
 	persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
 	char problem[1024];
@@ -148,6 +153,8 @@ static bool cache_follows_log(struct tokens_plugin *plugin, const char *cache_id
 	return cache_sequence <= last && (cache_sequence == last || cache_sequence + 1 >= first);
 }
 
+/* False when the database failed meanwhile: the store is then the cache's,
+ * or the cache's and some of the changes after it, in order. */
 static bool sync_with_database(struct tokens_plugin *plugin, char *error, size_t error_len)
 {
 	const char *cache_id;
@@ -157,13 +164,20 @@ static bool sync_with_database(struct tokens_plugin *plugin, char *error, size_t
 		return load_whole(plugin, error, error_len);
 	}
 	plugin->fleet_applied = cache_sequence;
-	int64_t before = cache_sequence;
-	if(!fleet_member_catch_up(plugin, error, error_len)){
+	if(fleet_member_catch_up(plugin, error, error_len)){
+		plugin->log(MOSQ_LOG_INFO, "tokens: the local cache %s was at change %" PRId64 "; caught up to change %" PRId64,
+				plugin->state_file, cache_sequence, plugin->fleet_applied);
+		return true;
+	}
+	if(!fleet_is_up(plugin->fleet)){
 		return false;
 	}
-	plugin->log(MOSQ_LOG_INFO, "tokens: the local cache %s was at change %" PRId64 "; caught up to change %" PRId64,
-			plugin->state_file, before, plugin->fleet_applied);
-	return true;
+	/* A change did not apply (logged): the cache is not what the database
+	 * says it was. The database's store wins. */
+	plugin->fleet_refused_at = 0;
+	plugin->log(MOSQ_LOG_WARNING, "tokens: the local cache %s does not follow the database's change log: "
+			"loading the database's store whole", plugin->state_file);
+	return load_whole(plugin, error, error_len);
 }
 
 static void name_member(char *member, size_t size)
@@ -175,9 +189,39 @@ static void name_member(char *member, size_t size)
 	snprintf(member, size, "%s:%ld", host, (long)getpid());
 }
 
+static void set_events(struct tokens_plugin *plugin);
+
+/* A state file with a store but no fleetId was never a cache: the
+ * database's store would replace it unasked, or be replayed on top of it. */
+static bool refuse_a_store_as_cache(struct tokens_plugin *plugin, char *error, size_t error_len)
+{
+	const char *cache_id;
+	int64_t cache_sequence;
+	persist_fleet_position(plugin->persist, &cache_id, &cache_sequence);
+	size_t tokens = store_token_count(&plugin->store), roles = store_role_count(&plugin->store);
+	if(cache_id[0] != '\0' || (tokens == 0 && roles == 0)){
+		return false;
+	}
+	snprintf(error, error_len, "%s holds a store of its own (%zu tokens, %zu roles), not a cache of a database: "
+			"copy it into the database with `mosquitto_ctrl tokens import %s <postgres>`, or give this broker "
+			"another plugin_opt_state_file for its cache", plugin->state_file, tokens, roles, plugin->state_file);
+	return true;
+}
+
+static void serve_the_cache(struct tokens_plugin *plugin, const char *reason)
+{
+	plugin->log(MOSQ_LOG_WARNING, "tokens: PostgreSQL is not reachable (%s): serving the %zu tokens of the "
+			"local cache %s (change %" PRId64 "); changes fail until it is reachable", reason,
+			store_token_count(&plugin->store), plugin->state_file, plugin->fleet_applied);
+	plugin->fleet_link_down = true;
+}
+
 bool fleet_member_join(struct tokens_plugin *plugin, const char *conninfo, int64_t timeout_ms,
 		char *error, size_t error_len)
 {
+	if(refuse_a_store_as_cache(plugin, error, error_len)){
+		return false;
+	}
 	char member[300];
 	name_member(member, sizeof(member));
 	plugin->fleet = fleet_new(conninfo, member, timeout_ms);
@@ -185,19 +229,12 @@ bool fleet_member_join(struct tokens_plugin *plugin, const char *conninfo, int64
 		snprintf(error, error_len, "out of memory");
 		return false;
 	}
+	set_events(plugin);
 	const char *cache_id;
 	persist_fleet_position(plugin->persist, &cache_id, &plugin->fleet_applied);
 	char reason[1024];
-	if(!fleet_connect_now(plugin->fleet, reason, sizeof(reason))){
-		plugin->log(MOSQ_LOG_WARNING, "tokens: PostgreSQL is not reachable (%s): serving the %zu tokens of the "
-				"local cache %s (change %" PRId64 "); changes fail until it is reachable", reason,
-				store_token_count(&plugin->store), plugin->state_file, plugin->fleet_applied);
-		plugin->fleet_link_down = true;
-		return true;
-	}
-	if(!sync_with_database(plugin, reason, sizeof(reason))){
-		snprintf(error, error_len, "the database's store could not be loaded: %s", reason);
-		return false;
+	if(!fleet_connect_now(plugin->fleet, reason, sizeof(reason)) || !sync_with_database(plugin, reason, sizeof(reason))){
+		serve_the_cache(plugin, reason);
 	}
 	return true;
 }
@@ -226,6 +263,8 @@ enum record_outcome tokens_plugin_record(struct tokens_plugin *plugin, cJSON *ch
 		return RECORDED;
 	case FLEET_BEHIND:
 		return RECORD_BEHIND;
+	case FLEET_UNKNOWN:
+		return RECORD_UNKNOWN;
 	case FLEET_FAILED:
 		break;
 	}
@@ -299,17 +338,33 @@ static void link_down(void *context, const char *reason)
 	plugin->fleet_link_down = true;
 }
 
+static void set_events(struct tokens_plugin *plugin)
+{
+	const struct fleet_events events = {
+		.context = plugin, .change = apply_change, .link_up = link_up, .link_down = link_down,
+		.applied = applied_sequence,
+	};
+	fleet_set_events(plugin->fleet, &events);
+}
+
 void fleet_member_tick(struct tokens_plugin *plugin)
 {
 	if(plugin->fleet == NULL){
 		return;
 	}
-	const struct fleet_events events = {
-		.context = plugin, .change = apply_change, .link_up = link_up, .link_down = link_down,
-		.applied = applied_sequence,
-	};
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	fleet_poll(plugin->fleet, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &events);
+	fleet_poll(plugin->fleet);
 	refresh_stale_cache(plugin);
+	/* A member that only receives changes folds its cache too. */
+	if(persist_wants_snapshot(plugin->persist, &plugin->store)){
+		tokens_plugin_fold(plugin);
+	}
+}
+
+void fleet_member_leave(struct tokens_plugin *plugin)
+{
+	if(plugin->fleet == NULL){
+		return;
+	}
+	fleet_member_queue_last_used(plugin, plugin->last_used_queue, plugin->last_used_queued);
+	fleet_flush_last_used(plugin->fleet);
 }

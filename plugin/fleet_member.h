@@ -28,9 +28,11 @@ struct tokens_plugin;
 #define FLEET_DEFAULT_TIMEOUT_MS 3000
 
 /* After the cache is loaded: connects (waiting at most timeout_ms) and
- * brings the store up to the database's, or, when the database cannot
- * be reached, keeps the cache's store and connects later. False only
- * when out of memory or when the database's store cannot be loaded. */
+ * brings the store up to the database's (catching up, or loading it whole
+ * when the cache does not follow the database's log), or, when the
+ * database cannot be reached or fails meanwhile, keeps the cache's store
+ * and connects later. False when out of memory, or when the state file
+ * holds a store of its own instead of a cache. */
 bool fleet_member_join(struct tokens_plugin *plugin, const char *conninfo, int64_t timeout_ms,
 		char *error, size_t error_len);
 
@@ -38,6 +40,7 @@ enum record_outcome {
 	RECORDED,
 	RECORD_BEHIND,   /* a fleet member's change came first: catch up, then try again */
 	RECORD_FAILED,
+	RECORD_UNKNOWN,  /* sent to the database, no answer in time: made or not, its log will say */
 };
 /* Records one change durably: in the state file, or as a member in the
  * database (then in the cache). */
@@ -54,5 +57,8 @@ bool fleet_member_can_record(const struct tokens_plugin *plugin);
 void fleet_member_queue_last_used(struct tokens_plugin *plugin, const unsigned char (*hashes)[TOKEN_HASH_LEN], size_t count);
 /* From the tick: never blocks. */
 void fleet_member_tick(struct tokens_plugin *plugin);
+/* At shutdown, before the last snapshot: the lastUsed times still queued
+ * go to the database (waiting at most the timeout). */
+void fleet_member_leave(struct tokens_plugin *plugin);
 
 #endif

@@ -212,10 +212,28 @@ static bool migrate_locked(const struct executor *executor, char fleet_id[FLEET_
 	return read_fleet_id(executor, fleet_id, error, error_len);
 }
 
+/* A schema at this version needs nothing, not even the right to create
+ * a table: a database user with only data rights may run the brokers. */
+static bool is_current(const struct executor *executor, char fleet_id[FLEET_ID_HEX_LEN + 1],
+		char *error, size_t error_len)
+{
+	char *exists = single_value(executor, "SELECT to_regclass('mosquitto_tokens_schema') IS NOT NULL", error, error_len);
+	bool found = exists && strcmp(exists, "t") == 0;
+	free(exists);
+	char *version = found ? single_value(executor, "SELECT coalesce(max(version), 0) FROM mosquitto_tokens_schema",
+			error, error_len) : NULL;
+	bool current = version && atoi(version) == FLEET_SCHEMA_VERSION;
+	free(version);
+	return current && read_fleet_id(executor, fleet_id, error, error_len);
+}
+
 bool fleet_schema_migrate_with(fleet_exec_fn exec, void *context, PGconn *conn,
 		char fleet_id[FLEET_ID_HEX_LEN + 1], char *error, size_t error_len)
 {
 	const struct executor executor = {exec, context, conn};
+	if(is_current(&executor, fleet_id, error, error_len)){
+		return true;
+	}
 	if(!run(&executor, "BEGIN", error, error_len)){
 		return false;
 	}

@@ -13,6 +13,7 @@
 #include "broker_features.h"
 
 #include "broker_callbacks.h"
+#include "fleet.h"
 #include "fleet_member.h"
 #include "instance.h"
 
@@ -211,6 +212,12 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 				"string or URI, or leave the option out to use the state file alone)");
 		return MOSQ_ERR_INVAL;
 	}
+	if(postgres_conninfo && !fleet_conninfo_is_valid(postgres_conninfo)){
+		/* libpq's own message would quote the string, a password with it. */
+		mosquitto_log_printf(MOSQ_LOG_ERR, "tokens: plugin_opt_postgres_conninfo is not a connection string or URI "
+				"libpq can read (see \"Connection Strings\" in PostgreSQL's libpq documentation)");
+		return MOSQ_ERR_INVAL;
+	}
 	if(!whole_number_option(options, option_count, "postgres_timeout_ms", 100, 60000, &postgres_timeout_ms)){
 		return MOSQ_ERR_INVAL;
 	}
@@ -262,6 +269,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	if(plugin){
 		unregister_callbacks(plugin->broker_identifier, plugin, CALLBACK_COUNT);
 		live_instances--;
+		fleet_member_leave(plugin);
 		/* A stopped broker's state is one file: fold the journal in. */
 		if(plugin->last_used_queued > 0 || persist_has_journal(plugin->persist)){
 			tokens_plugin_snapshot(plugin);

@@ -143,8 +143,10 @@ def test_a_member_killed_during_a_burst_loses_no_acknowledged_change(two_members
 def test_expiry_notices_are_sent_once_per_fleet(two_members):
     a, b, admin_a, admin_b = two_members
     watchers = [EventWatcher(a.port), EventWatcher(b.port)]
+    for index in range(4):
+        issue_short_lived(admin_a, f"other-{index}", "dev", 2 + index)
     _, _, until = issue_short_lived(admin_a, "brief", "dev", 2)
-    time.sleep(max(0.0, until - time.time()) + 3.0)
+    time.sleep(max(0.0, until - time.time()) + 4.0)
     for watcher in watchers:
         watcher.pump(0.5)
     expiring = sum(watcher.count("tokenExpiring", name="brief") for watcher in watchers)
@@ -152,6 +154,15 @@ def test_expiry_notices_are_sent_once_per_fleet(two_members):
     assert (expiring, expired) == (1, 1)
     for watcher in watchers:
         watcher.close()
+    # The member that lost the race for a notice still applies the others'
+    # changes from its tick (it once stayed behind, each tick).
+    for here, there, admin_there in ((a, b, admin_b), (b, a, admin_a)):
+        secret, _ = issue(admin_there, f"held-on-{here.name}", "dev")
+        dev = wait_for(lambda: logs_in(here, secret), PROPAGATION)
+        assert dev is not None
+        admin_there.call("revokeToken", name=f"held-on-{here.name}")
+        assert dev.wait_disconnected(PROPAGATION), f"{here.name} did not apply a revoke made on {there.name}"
+        dev.close()
 
 
 def server_processes(server):
@@ -188,6 +199,20 @@ def test_a_database_that_hangs_holds_a_command_at_most_the_timeout(broker_factor
             os.kill(pid, signal.SIGCONT)
     assert wait_for(lambda: creates(admin, "thawed"), RECONNECT)
     admin.close()
+
+
+def test_a_database_that_hangs_under_an_idle_member_is_noticed(broker_factory, postgres):
+    a = member(broker_factory, postgres, "a", extra_config=["plugin_opt_postgres_timeout_ms 500"])
+    frozen = server_processes(postgres.server)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        # The tick's fetch (every 2 s) finds no answer within the timeout.
+        a.wait_for_log("lost the connection to PostgreSQL", timeout=5.0)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    a.wait_for_log("PostgreSQL is reachable again", timeout=RECONNECT)
 
 
 def test_a_cache_that_cannot_be_written_is_written_whole_once_it_can(broker_factory, postgres, tmp_path):

@@ -3,13 +3,14 @@ A fleet of brokers on one PostgreSQL store (SPEC section 9): what one
 member changes, every member applies within a second, through the
 database; a database that goes away stops changes, never logins.
 """
+import json
 import threading
 import time
 
 
 from access_helpers import issue
 from fleet_helpers import (PROPAGATION, changes, command, dev_role, logs_in, member, token_rows, wait_for)
-from tokens_helpers import FUTURE
+from tokens_helpers import FUTURE, state_token, write_state
 
 
 def listed(admin):
@@ -145,3 +146,75 @@ def test_last_used_reaches_the_database_in_batches_and_only_moves_later(broker_f
     # lastUsed is not a change of the log: no member applies it twice.
     assert [op for _, op, _ in changes(postgres)] == ["createRole", "createToken"]
     admin.close()
+
+
+def test_a_state_file_with_a_store_of_its_own_is_refused_as_a_cache(broker_factory, postgres, tmp_path):
+    state = tmp_path / "store.json"
+    write_state(state, roles=[{"rolename": "dev", "acls": []}],
+                tokens=[state_token("precious", "dev", "2026-11-28T10:00:00Z", FUTURE)])
+    before = state.read_bytes()
+    broker = member(broker_factory, postgres, "a", start=False, state_file=str(state))
+    assert broker.start_expecting_failure() != 0
+    assert "holds a store of its own (1 tokens, 1 roles), not a cache of a database" in broker.log
+    assert "tokens import" in broker.log
+    assert state.read_bytes() == before
+
+
+def test_a_connection_string_libpq_cannot_read_is_refused_without_quoting_it(broker_factory, tmp_path):
+    broker = broker_factory(start=False, name="a",
+                            extra_config=["plugin_opt_postgres_conninfo postgresql://tokens:s3cr%zzet@127.0.0.1/db"])
+    assert broker.start_expecting_failure() != 0
+    assert "plugin_opt_postgres_conninfo is not a connection string or URI libpq can read" in broker.log
+    assert "s3cr" not in broker.log
+
+
+def test_a_database_user_with_only_data_rights_runs_a_member(broker_factory, postgres):
+    first = member(broker_factory, postgres, "a")   # creates the schema, as its owner
+    first.stop()
+    postgres.psql("CREATE ROLE limited LOGIN; "
+                  "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO limited; "
+                  "REVOKE CREATE ON SCHEMA public FROM PUBLIC;")
+    try:
+        limited = broker_factory(name="b", extra_config=[
+            f"plugin_opt_postgres_conninfo {postgres.conninfo.replace('user=tokens', 'user=limited')}"])
+        admin = limited.client()
+        dev_role(admin)
+        assert "data" in command(admin, "createToken", name="by-limited", role="dev", validUntil=FUTURE)
+        admin.close()
+        limited.stop()
+    finally:
+        postgres.psql("DROP OWNED BY limited; DROP ROLE limited;")
+
+
+def test_last_used_of_the_last_logins_reaches_the_database_at_a_clean_stop(broker_factory, postgres):
+    a = member(broker_factory, postgres, "a", extra_config=["plugin_opt_last_used_save_interval 3600"])
+    admin = a.client()
+    dev_role(admin)
+    secret, _ = issue(admin, "used-late", "dev")
+    assert logs_in_and_leaves(a, secret)
+    admin.close()
+    assert token_rows(postgres)["used-late"]["lastUsed"] is None
+    a.stop()
+    assert token_rows(postgres)["used-late"]["lastUsed"] is not None
+
+
+def test_a_member_that_only_receives_changes_folds_its_cache(broker_factory, postgres):
+    a = member(broker_factory, postgres, "a")
+    b = member(broker_factory, postgres, "b", extra_config=["plugin_opt_snapshot_after 5"])
+    admin = a.client()
+    dev_role(admin)
+    for index in range(12):
+        issue(admin, f"f-{index}", "dev")
+    admin.close()
+
+    def folded():
+        try:
+            with open(b.journal_file) as f:
+                return len(f.read().splitlines()) < 6
+        except FileNotFoundError:
+            return True
+
+    time.sleep(PROPAGATION)
+    assert wait_for(folded, 5.0), "b's cache journal kept every change"
+    with open(b.state_file) as f:
+        assert json.load(f)["fleetSequence"] >= 6
