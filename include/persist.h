@@ -141,6 +141,13 @@ bool persist_wants_snapshot(const struct persist *persist, const struct store *s
  * the default rule above). */
 void persist_set_snapshot_after(struct persist *persist, size_t changes);
 
+/* persist_record without the fsync, for what the database holds too (a
+ * fleet member's cache of the others' changes): a crash may lose the last
+ * of them, which the member fetches again. persist_sync, or the next
+ * persist_record, makes them durable. */
+bool persist_record_lazily(struct persist *persist, cJSON *change, char *error, size_t error_len);
+bool persist_sync(struct persist *persist, char *error, size_t error_len);
+
 /* A fleet member's cache (docs/postgresql.md): the database store it
  * copies ("" for none) and the number of the last of its changes the
  * files hold. A recorded change carrying "fleetSeq" moves the number; a

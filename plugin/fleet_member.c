@@ -23,21 +23,37 @@
 /* The cache holds every change it has in the database's order; after a
  * failed write it takes none until a snapshot has written it whole
  * again, so that it never holds a later change without an earlier one. */
-static void record_in_cache(struct tokens_plugin *plugin, cJSON *change, int64_t sequence)
+static void cache_failed(struct tokens_plugin *plugin, int64_t sequence, const char *error)
+{
+	plugin->log(MOSQ_LOG_WARNING, "tokens: could not write change %" PRId64 " to the local cache (the database "
+			"has it; the cache is written whole again at the next snapshot): %s", sequence, error);
+	plugin->fleet_cache_stale = true;
+}
+
+/* durable: this member's own change, on disk before its reply as with the
+ * file; the others' are synced once per batch (sync_cache). */
+static void record_in_cache(struct tokens_plugin *plugin, cJSON *change, int64_t sequence, bool durable)
 {
 	char error[1024];
 	if(plugin->fleet_cache_stale){
 		persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
 		return;
 	}
-	bool recorded = cJSON_AddNumberToObject(change, "fleetSeq", (double)sequence) != NULL
-		&& persist_record(plugin->persist, change, error, sizeof(error));
+	bool added = cJSON_AddNumberToObject(change, "fleetSeq", (double)sequence) != NULL;
+	bool recorded = added && (durable ? persist_record(plugin->persist, change, error, sizeof(error))
+		: persist_record_lazily(plugin->persist, change, error, sizeof(error)));
 	cJSON_DeleteItemFromObjectCaseSensitive(change, "fleetSeq");
 	persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
 	if(!recorded){
-		plugin->log(MOSQ_LOG_WARNING, "tokens: could not write change %" PRId64 " to the local cache (the database "
-				"has it; the cache is written whole again at the next snapshot): %s", sequence, error);
-		plugin->fleet_cache_stale = true;
+		cache_failed(plugin, sequence, added ? error : "out of memory");
+	}
+}
+
+static void sync_cache(struct tokens_plugin *plugin)
+{
+	char error[1024];
+	if(!plugin->fleet_cache_stale && !persist_sync(plugin->persist, error, sizeof(error))){
+		cache_failed(plugin, plugin->fleet_applied, error);
 	}
 }
 
@@ -81,9 +97,10 @@ static bool apply_change(void *context, int64_t sequence, const cJSON *line)
 			change_release(&change);
 			cJSON *copy = cJSON_Duplicate(line, true);
 			if(copy){
-				record_in_cache(plugin, copy, sequence);
+				record_in_cache(plugin, copy, sequence, false);
 			}else{
 				plugin->fleet_cache_stale = true;
+				persist_set_fleet_position(plugin->persist, fleet_id(plugin->fleet), sequence);
 			}
 			cJSON_Delete(copy);
 			plugin->fleet_applied = sequence;
@@ -102,7 +119,9 @@ static bool apply_change(void *context, int64_t sequence, const cJSON *line)
 
 bool fleet_member_catch_up(struct tokens_plugin *plugin, char *error, size_t error_len)
 {
-	return fleet_fetch_now(plugin->fleet, plugin->fleet_applied, apply_change, plugin, error, error_len);
+	bool caught_up = fleet_fetch_now(plugin->fleet, plugin->fleet_applied, apply_change, plugin, error, error_len);
+	sync_cache(plugin);
+	return caught_up;
 }
 
 void fleet_member_refresh(struct tokens_plugin *plugin)
@@ -258,7 +277,7 @@ enum record_outcome tokens_plugin_record(struct tokens_plugin *plugin, cJSON *ch
 	int64_t sequence = plugin->fleet_applied + 1;
 	switch(fleet_commit(plugin->fleet, sequence, change, error, error_len)){
 	case FLEET_COMMITTED:
-		record_in_cache(plugin, change, sequence);
+		record_in_cache(plugin, change, sequence, true);
 		plugin->fleet_applied = sequence;
 		return RECORDED;
 	case FLEET_BEHIND:
@@ -353,6 +372,7 @@ void fleet_member_tick(struct tokens_plugin *plugin)
 		return;
 	}
 	fleet_poll(plugin->fleet);
+	sync_cache(plugin);
 	refresh_stale_cache(plugin);
 	/* A member that only receives changes folds its cache too. */
 	if(persist_wants_snapshot(plugin->persist, &plugin->store)){

@@ -333,8 +333,8 @@ static char *line_of(const struct journal_file *journal, cJSON *change, int64_t 
 	return line;
 }
 
-bool journal_file_append(struct journal_file *journal, const struct state_folder *folder, cJSON *change,
-		int64_t sequence, const char *snapshot_id, char *error, size_t error_len)
+static bool append_line(struct journal_file *journal, const struct state_folder *folder, cJSON *change,
+		int64_t sequence, const char *snapshot_id, bool durable, char *error, size_t error_len)
 {
 	if(!ready_to_append(journal, folder, error, error_len)){
 		return false;
@@ -348,7 +348,7 @@ bool journal_file_append(struct journal_file *journal, const struct state_folder
 	line[length] = '\n';   /* replaces the NUL; the length is known */
 	const char *step = "write";
 	bool written = state_write_all(folder, journal->fd, line, length + 1);
-	if(written){
+	if(written && durable){
 		step = "fsync";
 		written = folder->io.fsync(journal->fd) == 0;
 	}
@@ -370,6 +370,32 @@ bool journal_file_append(struct journal_file *journal, const struct state_folder
 	journal->size += (off_t)(length + 1);
 	journal->has_lines = true;
 	journal->changes += journal_change_count(change);
+	journal->lines_unsynced = !durable;
+	return true;
+}
+
+bool journal_file_append(struct journal_file *journal, const struct state_folder *folder, cJSON *change,
+		int64_t sequence, const char *snapshot_id, char *error, size_t error_len)
+{
+	return append_line(journal, folder, change, sequence, snapshot_id, true, error, error_len);
+}
+
+bool journal_file_append_lazily(struct journal_file *journal, const struct state_folder *folder, cJSON *change,
+		int64_t sequence, const char *snapshot_id, char *error, size_t error_len)
+{
+	return append_line(journal, folder, change, sequence, snapshot_id, false, error, error_len);
+}
+
+bool journal_file_sync(struct journal_file *journal, const struct state_folder *folder, char *error, size_t error_len)
+{
+	if(!journal->lines_unsynced || journal->fd < 0){
+		return true;
+	}
+	if(folder->io.fsync(journal->fd) != 0){
+		snprintf(error, error_len, "cannot make %s durable: fsync failed: %s", journal->path, strerror(errno));
+		return false;
+	}
+	journal->lines_unsynced = false;
 	return true;
 }
 

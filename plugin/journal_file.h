@@ -47,6 +47,7 @@ struct journal_file {
 	 * synced before the next line counts (else a crash could bring back
 	 * the file it replaced, without that line). */
 	bool name_unsynced;
+	bool lines_unsynced;       /* lines appended without their fsync (journal_file_append_lazily) */
 };
 
 /* The journal of the state file at state_path; false when the path is too
@@ -81,6 +82,14 @@ bool journal_file_replay(struct journal_file *journal, struct journal_load *load
  * off, now or before the next append). */
 bool journal_file_append(struct journal_file *journal, const struct state_folder *folder, cJSON *change,
 		int64_t sequence, const char *snapshot_id, char *error, size_t error_len);
+
+/* The same without the fsync, for a fleet member's cache, whose every
+ * line the database also holds: a crash may lose the last of them, never
+ * a middle one, and the member fetches them again. journal_file_sync
+ * makes them durable (the next journal_file_append does too). */
+bool journal_file_append_lazily(struct journal_file *journal, const struct state_folder *folder, cJSON *change,
+		int64_t sequence, const char *snapshot_id, char *error, size_t error_len);
+bool journal_file_sync(struct journal_file *journal, const struct state_folder *folder, char *error, size_t error_len);
 
 /* True while the journal holds changes (or bytes still to be cut). */
 bool journal_file_has_changes(const struct journal_file *journal);

@@ -220,11 +220,15 @@ bool persist_load(struct persist *persist, struct store *store, char *error, siz
 
 /* ---- recording ---- */
 
-bool persist_record(struct persist *persist, cJSON *change, char *error, size_t error_len)
+static bool record_line(struct persist *persist, cJSON *change, bool durable, char *error, size_t error_len)
 {
 	int64_t sequence = persist->sequence + 1;
-	if(!journal_file_append(&persist->journal, &persist->folder, change, sequence, persist->snapshot_id,
-			error, error_len)){
+	bool appended = durable
+		? journal_file_append(&persist->journal, &persist->folder, change, sequence, persist->snapshot_id,
+			error, error_len)
+		: journal_file_append_lazily(&persist->journal, &persist->folder, change, sequence, persist->snapshot_id,
+			error, error_len);
+	if(!appended){
 		return false;
 	}
 	persist->sequence = sequence;
@@ -233,6 +237,21 @@ bool persist_record(struct persist *persist, cJSON *change, char *error, size_t 
 		persist->fleet_sequence = (int64_t)fleet_sequence->valuedouble;
 	}
 	return true;
+}
+
+bool persist_record(struct persist *persist, cJSON *change, char *error, size_t error_len)
+{
+	return record_line(persist, change, true, error, error_len);
+}
+
+bool persist_record_lazily(struct persist *persist, cJSON *change, char *error, size_t error_len)
+{
+	return record_line(persist, change, false, error, error_len);
+}
+
+bool persist_sync(struct persist *persist, char *error, size_t error_len)
+{
+	return journal_file_sync(&persist->journal, &persist->folder, error, error_len);
 }
 
 void persist_fleet_position(const struct persist *persist, const char **fleet_id, int64_t *sequence)
