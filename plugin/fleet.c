@@ -582,10 +582,10 @@ static int apply_rows(PGresult *result, fleet_change_fn change, void *context)
 	return rows;
 }
 
-bool fleet_fetch_now(struct fleet *fleet, int64_t after, fleet_change_fn change, void *context,
+bool fleet_fetch_now(struct fleet *fleet, int64_t after, size_t batches, fleet_change_fn change, void *context,
 		char *error, size_t error_len)
 {
-	for(;;){
+	for(size_t batch = 1;; batch++){
 		char number[24];
 		snprintf(number, sizeof(number), "%" PRId64, after);
 		const char *values[] = {number};
@@ -604,7 +604,10 @@ bool fleet_fetch_now(struct fleet *fleet, int64_t after, fleet_change_fn change,
 			snprintf(error, error_len, "a change from the database could not be applied");
 			return false;
 		}
-		if(rows < FLEET_FETCH_BATCH){
+		if(rows < FLEET_FETCH_BATCH || batch == batches){
+			if(rows == FLEET_FETCH_BATCH){
+				fleet->fetch_wanted = true;   /* the tick goes on */
+			}
 			return true;
 		}
 	}

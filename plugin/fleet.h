@@ -84,9 +84,10 @@ enum fleet_commit {
 enum fleet_commit fleet_commit(struct fleet *fleet, int64_t sequence, const cJSON *change,
 		char *error, size_t error_len);
 
-/* Fetches the changes after after, in order, until the log's end or a
- * callback returns false; waits for each batch. */
-bool fleet_fetch_now(struct fleet *fleet, int64_t after, fleet_change_fn change, void *context,
+/* Fetches the changes after after, in order, until the log's end (or,
+ * with batches > 0, that many batches of FLEET_FETCH_BATCH) or a callback
+ * returns false; waits for each batch. */
+bool fleet_fetch_now(struct fleet *fleet, int64_t after, size_t batches, fleet_change_fn change, void *context,
 		char *error, size_t error_len);
 
 /* Saves lastUsed times (only ever moved later) in the background: the

@@ -117,18 +117,27 @@ static bool apply_change(void *context, int64_t sequence, const cJSON *line)
 	return false;
 }
 
-bool fleet_member_catch_up(struct tokens_plugin *plugin, char *error, size_t error_len)
+static bool catch_up(struct tokens_plugin *plugin, size_t batches, char *error, size_t error_len)
 {
-	bool caught_up = fleet_fetch_now(plugin->fleet, plugin->fleet_applied, apply_change, plugin, error, error_len);
+	bool caught_up = fleet_fetch_now(plugin->fleet, plugin->fleet_applied, batches, apply_change, plugin,
+			error, error_len);
 	sync_cache(plugin);
 	return caught_up;
 }
 
+bool fleet_member_catch_up(struct tokens_plugin *plugin, char *error, size_t error_len)
+{
+	return catch_up(plugin, 0, error, error_len);
+}
+
+/* One batch at most: a member far behind (back from a long outage) must
+ * not hold the broker for the whole log at one request; the tick goes on
+ * with the rest, and a command that changes something catches up whole. */
 void fleet_member_refresh(struct tokens_plugin *plugin)
 {
 	char error[1024];
 	if(plugin->fleet && fleet_is_up(plugin->fleet)){
-		fleet_member_catch_up(plugin, error, sizeof(error));   /* a failure shows in the link's state */
+		catch_up(plugin, 1, error, sizeof(error));   /* a failure shows in the link's state */
 	}
 }
 

@@ -26,6 +26,12 @@ static void ignore_notice(void *context, const char *message)
 PGconn *fleet_transfer_connect(const char *conninfo, int timeout_seconds, char store_id[FLEET_ID_HEX_LEN + 1],
 		char *error, size_t error_len)
 {
+	if(!fleet_conninfo_is_valid(conninfo)){
+		/* libpq's own message would quote the string, a password with it. */
+		snprintf(error, error_len, "the connection string is not one libpq can read (see \"Connection Strings\" "
+				"in PostgreSQL's libpq documentation)");
+		return NULL;
+	}
 	char timeout[16];
 	snprintf(timeout, sizeof(timeout), "%d", timeout_seconds);
 	/* Keywords are read in order, the last value winning: the conninfo
